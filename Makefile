@@ -1,0 +1,43 @@
+# cdc development tasks. `make test` sets up everything from nothing.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: help install services services-down lint test test-unit test-chaos bench demo clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed  ## create .venv and install cdc in it (.venv/bin/cdc)
+
+services:  ## install (if missing) and start PostgreSQL 15, MariaDB 10.11, Kafka (KRaft); writes .dev/env
+	bash dev/services.sh up
+
+services-down:  ## stop the local servers
+	bash dev/services.sh down
+
+lint: install  ## ruff and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: install services  ## the whole default suite on the real local servers
+	$(VENV)/bin/pytest -m 'not chaos' tests
+
+test-unit: install  ## tests that need no server
+	$(VENV)/bin/pytest tests/unit
+
+test-chaos: install services  ## long crash and soak runs
+	$(VENV)/bin/pytest -m chaos tests
+
+bench: install services  ## benchmarks against the reference tools; report in bench/results/
+	$(PY) -m bench.run
+
+clean:  ## remove the venv and caches (server data stays in .dev/)
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

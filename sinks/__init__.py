@@ -1,0 +1,1 @@
+"""Sink workers: consume change events from Kafka and apply them to a target database."""

@@ -1,0 +1,1 @@
+"""Row transforms applied between consume and apply."""
