@@ -207,7 +207,8 @@ kafka_start() {
   kafka_init
   if ! kafka_running; then
     log "starting Kafka $KAFKA_VERSION (KRaft) on 127.0.0.1:$KAFKA_PORT"
-    (cd "$DEV/kafka" && nohup java -Xms128m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    (cd "$DEV/kafka" || exit 1
+      nohup java -Xms128m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
       -Djava.awt.headless=true -Dlog4j2.configurationFile="$ROOT/dev/kafka/log4j2.properties" \
       -cp "$DEV/kafka/libs/*" kafka.Kafka "$DEV/kafka/server.properties" >"$DEV/kafka/kafka.log" 2>&1 &
       echo $! >"$DEV/kafka/kafka.pid")

@@ -1,0 +1,52 @@
+"""The change event every source emits and every sink applies."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from cdc.position import Position
+
+
+class Op(StrEnum):
+    """Debezium's operation letters, so existing consumers read our topics."""
+
+    CREATE = "c"
+    UPDATE = "u"
+    DELETE = "d"
+    READ = "r"  # a row read by the initial snapshot
+    TRUNCATE = "t"
+
+
+Row = Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeEvent:
+    """One row change (or a truncate) as it happened at the source.
+
+    Values in `key`, `before` and `after` are Python values (int, Decimal,
+    datetime, bytes, ...); `cdc.values` encodes them for the wire.
+    `unchanged` lists columns whose value the source did not send (PostgreSQL
+    unchanged TOAST): they are absent from `after` and a sink keeps the stored
+    value instead of writing NULL.
+    """
+
+    op: Op
+    schema: str
+    table: str
+    key: Row | None
+    before: Row | None
+    after: Row | None
+    ts_ms: int  # source commit time, milliseconds since the epoch
+    position: Position
+    fingerprint: str  # the table schema this row was written with (see cdc.schemas)
+    txid: int | str | None = None
+    source: Row = field(default_factory=dict)  # connector-specific fields: lsn, file, pos, gtid
+    unchanged: tuple[str, ...] = ()
+
+    @property
+    def snapshot(self) -> bool:
+        return self.op is Op.READ

@@ -1,0 +1,72 @@
+"""The HTTP endpoint for operators: `/metrics`, `/healthz`, `/readyz`.
+
+`/readyz` answers 200 once the pipeline is connected and streaming;
+`/healthz` answers 503 when the main loop has not beaten for `stall_after`
+seconds, so a supervisor restarts a stuck process.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+
+class Health:
+    def __init__(self, stall_after: float = 60.0) -> None:
+        self.stall_after = stall_after
+        self._ready = False
+        self._last_beat = time.monotonic()
+
+    def beat(self) -> None:
+        self._last_beat = time.monotonic()
+
+    def set_ready(self, ready: bool) -> None:
+        self._ready = ready
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    @property
+    def alive(self) -> bool:
+        return time.monotonic() - self._last_beat < self.stall_after
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def serve(listen: str, health: Health) -> ThreadingHTTPServer:
+    """Start the endpoint in a daemon thread; returns the server (its
+    `server_address` tells the port when `listen` asked for port 0)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path == "/metrics":
+                self._send(200, generate_latest(REGISTRY), CONTENT_TYPE_LATEST)
+            elif self.path == "/healthz":
+                ok = health.alive
+                self._send(200 if ok else 503, b"ok\n" if ok else b"stalled\n")
+            elif self.path == "/readyz":
+                ok = health.ready
+                self._send(200 if ok else 503, b"ready\n" if ok else b"not ready\n")
+            else:
+                self._send(404, b"not found\n")
+
+        def _send(self, status: int, body: bytes, content_type: str = "text/plain") -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            """Scrapes are not news: keep them out of the log."""
+
+    server = ThreadingHTTPServer(parse_listen(listen), Handler)
+    threading.Thread(target=server.serve_forever, name="cdc-http", daemon=True).start()
+    return server

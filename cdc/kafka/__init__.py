@@ -1,0 +1,1 @@
+"""Kafka transport: topic administration and the publisher."""

@@ -1,0 +1,109 @@
+"""Fixtures on the real local servers started by `make services`.
+
+Each test gets its own PostgreSQL database, MariaDB database and Kafka topic
+prefix, so tests never see each other's data. A missing server is a failure,
+never a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pymysql
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from tests.conftest import ROOT
+
+SERVICES = ROOT / "dev" / "services.sh"
+
+
+def _dev_env() -> dict[str, str]:
+    env_file = Path(os.environ.get("CDC_DEV_ENV", ROOT / ".dev" / "env"))
+    if not env_file.exists():
+        pytest.fail(f"{env_file} is missing: start the local servers with `make services`")
+    pairs = (line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
+    return {key: value for key, value in pairs}
+
+
+@pytest.fixture(scope="session")
+def dev_env() -> dict[str, str]:
+    return _dev_env()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(dev_env: dict[str, str]) -> str:
+    return dev_env["CDC_KAFKA_BOOTSTRAP"]
+
+
+@pytest.fixture
+def unique_name(request: pytest.FixtureRequest) -> str:
+    """A short name unique to this test run, usable as database, slot and topic prefix."""
+    base = "".join(c if c.isalnum() else "_" for c in request.node.name.lower())[:30]
+    return f"t_{base}_{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def topic_prefix(unique_name: str, kafka_bootstrap: str) -> Iterator[str]:
+    yield unique_name
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    topics = [t for t in admin.list_topics(timeout=10).topics if t.startswith(unique_name + ".")]
+    if topics:
+        for future in admin.delete_topics(topics, operation_timeout=30).values():
+            future.result()
+
+
+def with_database(dsn: str, database: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path="/" + database))
+
+
+@pytest.fixture
+def pg_dsn(dev_env: dict[str, str], unique_name: str) -> Iterator[str]:
+    """DSN of a fresh PostgreSQL database, dropped (with its slots) after the test."""
+    admin_dsn = dev_env["CDC_PG_DSN"]
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{unique_name}"')
+    yield with_database(admin_dsn, unique_name)
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
+            " WHERE database = %s AND NOT active",
+            (unique_name,),
+        )
+        conn.execute(f'DROP DATABASE "{unique_name}" WITH (FORCE)')
+
+
+def mysql_connect(dsn: str, database: str | None = None) -> pymysql.Connection:  # type: ignore[type-arg]
+    parts = urlsplit(dsn)
+    return pymysql.connect(
+        host=parts.hostname,
+        port=parts.port or 3306,
+        user=parts.username,
+        password=parts.password or "",
+        database=database or (parts.path.lstrip("/") or None),
+        autocommit=True,
+        charset="utf8mb4",
+    )
+
+
+@pytest.fixture
+def mysql_dsn(dev_env: dict[str, str], unique_name: str) -> Iterator[str]:
+    """DSN of a fresh MariaDB database, dropped after the test."""
+    admin_dsn = dev_env["CDC_MYSQL_DSN"]
+    with mysql_connect(admin_dsn) as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{unique_name}`")
+    yield with_database(admin_dsn, unique_name)
+    with mysql_connect(admin_dsn) as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{unique_name}`")
+
+
+def services(*args: str) -> None:
+    """Drive dev/services.sh: stop, kill and restart one server (crash tests)."""
+    subprocess.run(["bash", str(SERVICES), *args], check=True, timeout=180)
