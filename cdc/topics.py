@@ -28,3 +28,7 @@ def table_topic(prefix: str, schema: str, table: str) -> str:
 
 def schemas_topic(prefix: str) -> str:
     return f"{prefix}.__schemas"
+
+
+def offsets_topic(prefix: str) -> str:
+    return f"{prefix}.__offsets"

@@ -1,0 +1,96 @@
+"""An offset store on a compacted Kafka topic (`<prefix>.__offsets`).
+
+Every source position and snapshot chunk marker can live here, next to the
+data it describes, so a pipeline needs no other storage. The whole topic is
+read once at start (it is compacted, so it stays small); later reads come
+from memory because this process is the only writer for its keys.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import orjson
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+
+from cdc.kafka.admin import COMPACTED, TopicAdmin
+from cdc.topics import offsets_topic
+
+
+class KafkaOffsetStore:
+    def __init__(self, bootstrap_servers: str, prefix: str, replication_factor: int = 1) -> None:
+        self._topic = offsets_topic(prefix)
+        TopicAdmin(bootstrap_servers).ensure(self._topic, 1, replication_factor, COMPACTED)
+        self._producer = Producer(
+            {
+                "bootstrap.servers": bootstrap_servers,
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 0,
+            }
+        )
+        self._values = self._read_all(bootstrap_servers)
+
+    def _read_all(self, bootstrap_servers: str) -> dict[str, Any]:
+        consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap_servers,
+                "group.id": f"cdc-offsets-reader-{uuid.uuid4().hex}",
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+            }
+        )
+        values: dict[str, Any] = {}
+        try:
+            _, high = consumer.get_watermark_offsets(TopicPartition(self._topic, 0), timeout=30)
+            if high > 0:
+                consumer.assign([TopicPartition(self._topic, 0, OFFSET_BEGINNING)])
+                while True:
+                    msg = consumer.poll(10)
+                    if msg is None:
+                        raise TimeoutError(f"reading {self._topic} timed out")
+                    error = msg.error()
+                    if error is not None:
+                        if error.code() == KafkaError._PARTITION_EOF:
+                            break
+                        raise RuntimeError(f"reading {self._topic}: {error.str()}")
+                    key = msg.key()
+                    assert key is not None
+                    value = msg.value()
+                    if value is None:
+                        values.pop(key.decode(), None)
+                    else:
+                        values[key.decode()] = orjson.loads(value)
+                    if (msg.offset() or 0) >= high - 1:
+                        break
+        finally:
+            consumer.close()
+        return values
+
+    def get(self, key: str) -> Any | None:
+        return self._values.get(key)
+
+    def put(self, key: str, value: Any) -> None:
+        self._write(key, orjson.dumps(value))
+        self._values[key] = value
+
+    def delete(self, key: str) -> None:
+        self._write(key, None)
+        self._values.pop(key, None)
+
+    def keys(self, prefix: str = "") -> list[str]:
+        return [key for key in self._values if key.startswith(prefix)]
+
+    def _write(self, key: str, value: bytes | None) -> None:
+        errors: list[str] = []
+
+        def on_delivery(err: Any, _msg: Any) -> None:
+            if err is not None:
+                errors.append(err.str())
+
+        self._producer.produce(self._topic, value, key.encode(), on_delivery=on_delivery)
+        if self._producer.flush(60) != 0:
+            raise TimeoutError(f"{self._topic}: Kafka did not confirm the write of {key!r}")
+        if errors:
+            raise RuntimeError(f"{self._topic}: Kafka refused the write of {key!r}: {errors[0]}")
