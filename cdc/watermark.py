@@ -3,7 +3,10 @@
 Kafka may confirm deliveries out of order (different partitions, retries).
 A source may acknowledge a position only when every message published at or
 before it was delivered, so items are numbered in publish order and the
-watermark advances over the longest delivered prefix.
+watermark advances over the longest delivered prefix. Positions are the
+checkpoints a source placed between its messages (`mark`); each one passed
+is handed out once by `drain`, so a source sees every checkpoint, not just
+the latest.
 """
 
 from __future__ import annotations
@@ -22,12 +25,13 @@ class Watermark(Generic[P]):
         self._pending: deque[list[object]] = deque()
         self._by_ticket: dict[int, list[object]] = {}
         self._acknowledged: P | None = None
+        self._passed: list[P] = []
 
     def track(self, position: P | None) -> int:
         """Register a message about to be published; returns its ticket.
 
-        `position` None means the message moves no position (a schema record)
-        but still holds back every position published after it.
+        Messages carry no position of their own (None) but hold back every
+        checkpoint published after them.
         """
         ticket = self._next
         self._next += 1
@@ -43,11 +47,17 @@ class Watermark(Generic[P]):
             position = pending.popleft()[1]
             if position is not None:
                 self._acknowledged = position  # type: ignore[assignment]
+                self._passed.append(position)  # type: ignore[arg-type]
 
     def mark(self, position: P) -> None:
         """A position with no message of its own (a commit, a heartbeat): it is
         acknowledged as soon as everything published before it is."""
         self.delivered(self.track(position))
+
+    def drain(self) -> list[P]:
+        """The checkpoints passed since the last call, in publish order."""
+        passed, self._passed = self._passed, []
+        return passed
 
     @property
     def acknowledged(self) -> P | None:

@@ -1,7 +1,7 @@
 """Publishes a source's stream to Kafka and tracks what Kafka has durably accepted.
 
-Delivery rule: `acknowledged` is the highest position such that every message
-published at or before it was acknowledged by the broker (acks=all,
+Delivery rule: a checkpoint is acknowledged when every message published
+before it was acknowledged by the broker (acks=all,
 idempotent producer). A failed delivery is never skipped: the publisher turns
 fatal, the watermark stays where it was, and the process restarts from it.
 """
@@ -93,7 +93,7 @@ class KafkaPublisher:
         fingerprint = schema.fingerprint
         if fingerprint in self._schemas_sent:
             return
-        self._produce(self._schemas_topic, fingerprint.encode(), schema.to_json(), None)
+        self._produce(self._schemas_topic, fingerprint.encode(), schema.to_json())
         self._schemas_sent.add(fingerprint)
 
     def _publish_event(self, event: ChangeEvent) -> None:
@@ -106,13 +106,13 @@ class KafkaPublisher:
             # A truncate has no key: every partition gets it, so it stays in
             # order with each partition's rows.
             for partition in range(self._partitions[topic]):
-                self._produce(topic, None, value, event.position, headers, partition)
+                self._produce(topic, None, value, headers, partition)
         else:
             key = envelope.encode_key(event)
-            self._produce(topic, key, value, event.position, headers)
+            self._produce(topic, key, value, headers)
             if event.op is Op.DELETE:
                 # the tombstone lets compaction drop the key entirely
-                self._produce(topic, key, None, event.position)
+                self._produce(topic, key, None)
         metrics.EVENTS_PUBLISHED.labels(op=event.op.value).inc()
 
     def _table_topic(self, event: ChangeEvent) -> str:
@@ -128,11 +128,10 @@ class KafkaPublisher:
         topic: str,
         key: bytes | None,
         value: bytes | None,
-        position: Position | None,
         headers: list[tuple[str, str | bytes | None]] | None = None,
         partition: int = -1,
     ) -> None:
-        ticket = self._watermark.track(position)
+        ticket = self._watermark.track(None)
 
         def on_delivery(err: KafkaError | None, _msg: Message) -> None:
             if err is None:
@@ -178,9 +177,14 @@ class KafkaPublisher:
         if self._error is not None:
             raise DeliveryError(f"Kafka did not accept a message: {self._error.str()}")
 
+    def drain_acknowledged(self) -> list[Position]:
+        """Checkpoints whose messages, and all before them, Kafka has accepted;
+        each is returned once, in order. The source may acknowledge them."""
+        return self._watermark.drain()
+
     @property
     def acknowledged(self) -> Position | None:
-        """The position a source may acknowledge (see the module docstring)."""
+        """The latest checkpoint passed (see the module docstring)."""
         return self._watermark.acknowledged
 
     @property

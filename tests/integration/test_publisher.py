@@ -146,6 +146,7 @@ def test_broker_outage_loses_nothing_and_acknowledges_nothing_early(
     pub.publish(SCHEMA)
     for n in range(1, 501):
         pub.publish(event(n))
+    pub.publish(Checkpoint(Seq(500)))
     assert pub.flush(30)
     assert pub.acknowledged == Seq(500)
 
@@ -153,17 +154,21 @@ def test_broker_outage_loses_nothing_and_acknowledges_nothing_early(
     try:
         for n in range(501, 1001):
             pub.publish(event(n))
+            if n % 100 == 0:
+                pub.publish(Checkpoint(Seq(n)))
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             pub.poll(0.2)
             # not one of the new events may count as delivered while the broker is down
             assert pub.acknowledged == Seq(500)
         assert pub.in_flight == 500
+        assert pub.drain_acknowledged() == [Seq(500)]
     finally:
         services("start", "kafka")
 
     assert pub.flush(120)
     assert pub.acknowledged == Seq(1000)
+    assert pub.drain_acknowledged() == [Seq(600), Seq(700), Seq(800), Seq(900), Seq(1000)]
     messages = consume_all(kafka_bootstrap, table_topic(topic_prefix, "public", "items"), 1000)
     ids = sorted(orjson.loads(m.key())["id"] for m in messages)
     assert ids == list(range(1, 1001))  # none lost, none duplicated

@@ -9,7 +9,7 @@ from cdc.watermark import Watermark
 
 def test_out_of_order_deliveries_advance_only_over_the_delivered_prefix() -> None:
     mark: Watermark[int] = Watermark()
-    tickets = [mark.track(n) for n in range(1, 6)]
+    tickets = [mark.track(n) for n in range(1, 6)]  # as if each message were a checkpoint
     mark.delivered(tickets[2])
     mark.delivered(tickets[1])
     assert mark.acknowledged is None  # 1 is still out
@@ -20,18 +20,21 @@ def test_out_of_order_deliveries_advance_only_over_the_delivered_prefix() -> Non
     mark.delivered(tickets[3])
     assert mark.acknowledged == 5
     assert mark.in_flight == 0
+    assert mark.drain() == [1, 2, 3, 4, 5]
+    assert mark.drain() == []
 
 
-def test_a_message_without_position_holds_back_later_positions() -> None:
+def test_a_message_holds_back_later_checkpoints() -> None:
     mark: Watermark[int] = Watermark()
-    first = mark.track(1)
-    schema = mark.track(None)
-    third = mark.track(2)
+    first = mark.track(None)
+    mark.mark(1)
+    second = mark.track(None)
+    mark.mark(2)
+    mark.delivered(second)
+    assert mark.acknowledged is None
     mark.delivered(first)
-    mark.delivered(third)
-    assert mark.acknowledged == 1
-    mark.delivered(schema)
     assert mark.acknowledged == 2
+    assert mark.drain() == [1, 2]  # every checkpoint, not only the latest
 
 
 def test_checkpoint_passes_once_everything_before_it_is_delivered() -> None:

@@ -1,0 +1,112 @@
+"""The walsender connection: slot creation and the CopyBoth stream.
+
+psycopg's libpq layer (`psycopg.pq.PGconn`) opened with
+`replication=database` speaks the replication protocol. Reads are
+non-blocking: wait on the socket with a timeout, `consume_input`, then drain
+`get_copy_data`, so an idle stream returns control to the caller instead of
+blocking it.
+"""
+
+from __future__ import annotations
+
+import select
+from dataclasses import dataclass
+
+from psycopg import conninfo, pq
+from psycopg.sql import Identifier
+
+from cdc.postgres.copy_protocol import lsn_to_str, str_to_lsn
+from cdc.postgres.types import SESSION_OPTIONS
+
+
+class ReplicationError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedSlot:
+    name: str
+    consistent_point: int  # LSN from which the slot streams
+    snapshot_name: str | None  # exported snapshot, valid until the next command
+
+
+class ReplicationConnection:
+    def __init__(self, dsn: str) -> None:
+        info = conninfo.make_conninfo(dsn, replication="database", options=SESSION_OPTIONS)
+        self._conn = pq.PGconn.connect(info.encode())
+        if self._conn.status != pq.ConnStatus.OK:
+            message = self._error()
+            self._conn.finish()
+            raise ReplicationError(f"replication connection failed: {message}")
+
+    def _error(self) -> str:
+        return self._conn.get_error_message().strip()
+
+    def _quote(self, name: str) -> str:
+        return Identifier(name).as_string(None)
+
+    def _execute(self, command: str) -> pq.abc.PGresult:
+        result = self._conn.exec_(command.encode())
+        if result.status not in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK):
+            verb = command.split(maxsplit=1)[0]
+            raise ReplicationError(f"{verb} failed: {self._error()}")
+        return result
+
+    def create_slot(self, slot: str, export_snapshot: bool) -> CreatedSlot:
+        """Create a pgoutput slot. With `export_snapshot`, the snapshot stays
+        importable (SET TRANSACTION SNAPSHOT) until this connection runs its
+        next command, so start streaming only after the readers imported it."""
+        mode = "export" if export_snapshot else "nothing"
+        result = self._execute(
+            f"CREATE_REPLICATION_SLOT {self._quote(slot)} LOGICAL pgoutput (SNAPSHOT '{mode}')"
+        )
+
+        def value(column: int) -> str | None:
+            raw = result.get_value(0, column)
+            return None if raw is None else raw.decode()
+
+        point = value(1)
+        assert point is not None
+        return CreatedSlot(slot, str_to_lsn(point), value(2))
+
+    def start(self, slot: str, publication: str, start_lsn: int = 0) -> None:
+        """Start streaming. LSN 0 resumes at the slot's confirmed flush position."""
+        options = (
+            f"proto_version '2', publication_names '{self._quote(publication)}', "
+            "streaming 'on', messages 'true'"
+        )
+        position = lsn_to_str(start_lsn)
+        command = f"START_REPLICATION SLOT {self._quote(slot)} LOGICAL {position} ({options})"
+        self._conn.send_query(command.encode())
+        result = self._conn.get_result()
+        if result is None or result.status != pq.ExecStatus.COPY_BOTH:
+            raise ReplicationError(f"START_REPLICATION failed: {self._error()}")
+        self._conn.nonblocking = 1
+
+    def read(self, timeout: float) -> memoryview | None:
+        """The next CopyData message, or None when nothing arrived in `timeout` seconds."""
+        conn = self._conn
+        size, data = conn.get_copy_data(1)
+        if size > 0:
+            return data
+        if size == 0:
+            readable, _, _ = select.select([conn.socket], [], [], timeout)
+            if not readable:
+                return None
+            conn.consume_input()
+            size, data = conn.get_copy_data(1)
+            if size > 0:
+                return data
+            if size == 0:
+                return None
+        # size -1: the server ended the copy; -2: an error
+        conn.get_result()
+        raise ReplicationError(f"replication stream ended: {self._error()}")
+
+    def send(self, message: bytes) -> None:
+        if self._conn.put_copy_data(message) != 1:
+            raise ReplicationError(f"sending to the server failed: {self._error()}")
+        self._conn.flush()
+
+    def close(self) -> None:
+        self._conn.finish()

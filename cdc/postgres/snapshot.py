@@ -1,0 +1,211 @@
+"""The consistent initial snapshot of the PostgreSQL source.
+
+Every reader connection imports one snapshot (`SET TRANSACTION SNAPSHOT`):
+the slot's exported snapshot on a first run, so that streaming from the
+slot's consistent point continues exactly where the snapshot ends. Tables are
+read in parallel by table and by primary-key range, each range in keyset
+chunks (`WHERE key > last ORDER BY key LIMIT n`) with `COPY ... TO STDOUT`.
+
+After each chunk the source yields a `SnapshotMark`; once Kafka has it, the
+source records it, so a restarted snapshot resumes after the last chunk in
+Kafka. A resumed snapshot reads a newer snapshot than the slot's consistent
+point; the stream then replays every change since that point in order, so
+each row still ends at its latest state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from cdc.postgres.catalog import PgTable
+from cdc.postgres.copy_text import split_row
+
+INTEGER_TYPES = {20, 21, 23}  # int8, int2, int4: ranges can be split arithmetically
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRange:
+    table: PgTable
+    index: int
+    lower: int | None  # inclusive, on a single integer key
+    upper: int | None  # exclusive
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """Raw rows of one chunk: text fields as COPY sent them."""
+
+    range: KeyRange
+    rows: list[list[bytes | None]]
+    after: tuple[str, ...] | None  # key of the last row, as text
+    done: bool
+
+
+def plan_ranges(
+    conn: psycopg.Connection[Any], tables: Sequence[PgTable], parallelism: int, chunk_rows: int
+) -> list[KeyRange]:
+    ranges: list[KeyRange] = []
+    for table in tables:
+        key_types = [c.type_oid for c in table.columns if c.name in table.primary_key]
+        splittable = len(table.primary_key) == 1 and key_types[0] in INTEGER_TYPES
+        estimate = conn.execute(
+            "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = %s", (table.oid,)
+        ).fetchone()
+        rows = estimate[0] if estimate else 0
+        if not splittable or parallelism < 2 or rows < 2 * chunk_rows:
+            ranges.append(KeyRange(table, 0, None, None))
+            continue
+        key = sql.Identifier(table.primary_key[0])
+        bounds = conn.execute(
+            sql.SQL("SELECT min({k}), max({k}) FROM {s}.{t}").format(
+                k=key, s=sql.Identifier(table.schema), t=sql.Identifier(table.name)
+            )
+        ).fetchone()
+        if bounds is None or bounds[0] is None:
+            ranges.append(KeyRange(table, 0, None, None))
+            continue
+        low, high = bounds
+        parts = min(parallelism * 2, max(1, rows // chunk_rows))
+        step = max(1, (high - low + parts) // parts)
+        cuts = [low + step * i for i in range(1, parts) if low + step * i <= high]
+        edges: list[int | None] = [None, *cuts, None]
+        for index in range(len(edges) - 1):
+            ranges.append(KeyRange(table, index, edges[index], edges[index + 1]))
+    return ranges
+
+
+def chunk_query(
+    table: PgTable, key_types: Sequence[str], key_range: KeyRange, resume: bool, limit: int
+) -> sql.Composed:
+    """COPY of the next chunk of a range; with `resume`, it takes the last key
+    read (as text, cast back to the key types) as parameters."""
+    columns = sql.SQL(", ").join(sql.Identifier(c.name) for c in table.columns)
+    source = sql.SQL("{}.{}").format(sql.Identifier(table.schema), sql.Identifier(table.name))
+    if not table.primary_key:
+        # no key to page by: the table is one chunk
+        return sql.SQL("COPY (SELECT {} FROM {}) TO STDOUT").format(columns, source)
+    key = sql.SQL(", ").join(sql.Identifier(k) for k in table.primary_key)
+    conditions: list[sql.Composable] = []
+    if resume:
+        typed = sql.SQL(", ").join(sql.SQL("CAST(%s AS " + name + ")") for name in key_types)
+        conditions.append(sql.SQL("({}) > ({})").format(key, typed))
+    if key_range.lower is not None:
+        conditions.append(sql.SQL("{} >= {}").format(key, sql.Literal(key_range.lower)))
+    if key_range.upper is not None:
+        conditions.append(sql.SQL("{} < {}").format(key, sql.Literal(key_range.upper)))
+    where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("")
+    return sql.SQL("COPY (SELECT {} FROM {}{} ORDER BY {} LIMIT {}) TO STDOUT").format(
+        columns, source, where, key, sql.Literal(limit)
+    )
+
+
+class ParallelReader:
+    """Reads key ranges on `parallelism` connections that share one snapshot.
+
+    Workers only fetch and split rows; the caller converts and publishes, so
+    the bounded queue between them is the back-pressure.
+    """
+
+    def __init__(
+        self,
+        connect: Callable[[], psycopg.Connection[Any]],
+        snapshot_name: str,
+        key_types: dict[int, list[str]],
+        chunk_rows: int,
+        parallelism: int,
+    ) -> None:
+        self._connect = connect
+        self._snapshot = snapshot_name
+        self._key_types = key_types
+        self._chunk_rows = chunk_rows
+        self._parallelism = parallelism
+
+    def read(self, ranges: Sequence[tuple[KeyRange, tuple[str, ...] | None]]) -> Iterator[Chunk]:
+        """Chunks of every range, each range resuming after its given key."""
+        work: queue.SimpleQueue[tuple[KeyRange, tuple[str, ...] | None] | None] = (
+            queue.SimpleQueue()
+        )
+        for pending in ranges:
+            work.put(pending)
+        workers = min(self._parallelism, len(ranges)) or 1
+        for _ in range(workers):
+            work.put(None)
+        out: queue.Queue[Chunk | BaseException | None] = queue.Queue(maxsize=workers * 2)
+        stop = threading.Event()
+        threads = [
+            threading.Thread(target=self._work, args=(work, out, stop), daemon=True)
+            for _ in range(workers)
+        ]
+        for thread in threads:
+            thread.start()
+        finished = 0
+        try:
+            while finished < workers:
+                item = out.get()
+                if item is None:
+                    finished += 1
+                elif isinstance(item, BaseException):
+                    raise item
+                else:
+                    yield item
+        finally:
+            stop.set()
+            for thread in threads:
+                # drain so a worker blocked on a full queue can see `stop`
+                while thread.is_alive():
+                    with contextlib.suppress(queue.Empty):
+                        out.get(timeout=0.1)
+
+    def _work(
+        self,
+        work: queue.SimpleQueue[tuple[KeyRange, tuple[str, ...] | None] | None],
+        out: queue.Queue[Chunk | BaseException | None],
+        stop: threading.Event,
+    ) -> None:
+        try:
+            with self._connect() as conn:
+                conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(self._snapshot))
+                while not stop.is_set():
+                    item = work.get()
+                    if item is None:
+                        break
+                    self._read_range(conn, *item, out, stop)
+                conn.execute("COMMIT")
+            out.put(None)
+        except BaseException as exc:  # the caller re-raises it in its own thread
+            out.put(exc)
+
+    def _read_range(
+        self,
+        conn: psycopg.Connection[Any],
+        key_range: KeyRange,
+        after: tuple[str, ...] | None,
+        out: queue.Queue[Chunk | BaseException | None],
+        stop: threading.Event,
+    ) -> None:
+        table = key_range.table
+        names = [c.name for c in table.columns]
+        key_order = [names.index(k) for k in table.primary_key]
+        types = self._key_types[table.oid]
+        while not stop.is_set():
+            query = chunk_query(table, types, key_range, after is not None, self._chunk_rows)
+            rows: list[list[bytes | None]] = []
+            with conn.cursor() as cur, cur.copy(query, after) as copy:
+                for data in copy:
+                    rows.append(split_row(bytes(data)))
+            done = not table.primary_key or len(rows) < self._chunk_rows
+            if rows and table.primary_key:
+                last = rows[-1]
+                after = tuple((last[i] or b"").decode() for i in key_order)
+            out.put(Chunk(key_range, rows, None if done else after, done))
+            if done:
+                return
