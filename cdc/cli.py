@@ -6,6 +6,7 @@ import click
 
 from cdc import __version__
 from cdc.commands.config import config
+from cdc.commands.run import run
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -15,3 +16,4 @@ def main() -> None:
 
 
 main.add_command(config)
+main.add_command(run)

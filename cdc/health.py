@@ -35,14 +35,9 @@ class Health:
         return time.monotonic() - self._last_beat < self.stall_after
 
 
-def parse_listen(listen: str) -> tuple[str, int]:
-    host, _, port = listen.rpartition(":")
-    return host.strip("[]") or "127.0.0.1", int(port)
-
-
-def serve(listen: str, health: Health) -> ThreadingHTTPServer:
+def serve(address: tuple[str, int], health: Health) -> ThreadingHTTPServer:
     """Start the endpoint in a daemon thread; returns the server (its
-    `server_address` tells the port when `listen` asked for port 0)."""
+    `server_address` tells the port when `address` asked for port 0)."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -67,6 +62,6 @@ def serve(listen: str, health: Health) -> ThreadingHTTPServer:
         def log_message(self, format: str, *args: object) -> None:
             """Scrapes are not news: keep them out of the log."""
 
-    server = ThreadingHTTPServer(parse_listen(listen), Handler)
+    server = ThreadingHTTPServer(address, Handler)
     threading.Thread(target=server.serve_forever, name="cdc-http", daemon=True).start()
     return server

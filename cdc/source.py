@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from enum import Enum
 from typing import Protocol
 
 from cdc.events import ChangeEvent
@@ -20,8 +21,17 @@ class Checkpoint:
     position: Position
 
 
+class Idle(Enum):
+    """Nothing new arrived for a while: the caller gets its turn (serve
+    delivery reports, acknowledge, check for shutdown) on a quiet stream."""
+
+    IDLE = "idle"
+
+
+IDLE = Idle.IDLE
+
 # A table schema comes before the first event written with it.
-StreamItem = ChangeEvent | TableSchema | Checkpoint
+StreamItem = ChangeEvent | TableSchema | Checkpoint | Idle
 
 
 class Source(Protocol):

@@ -33,3 +33,13 @@ class SnapshotMark:
 
     def to_json(self) -> dict[str, Any]:
         return {"table": self.table, "index": self.index, "done": self.done}
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class SnapshotComplete:
+    """Every snapshot row is in Kafka; streaming continues from `lsn`."""
+
+    lsn: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"snapshot_complete": lsn_to_str(self.lsn)}

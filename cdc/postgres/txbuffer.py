@@ -14,7 +14,8 @@ import tempfile
 from collections.abc import Iterator
 from typing import IO
 
-_RECORD = struct.Struct("!II")  # payload length, subtransaction xid
+# payload length, subtransaction xid, WAL position
+_RECORD = struct.Struct("!IIQ")
 # per buffered message: list slot, tuple, bytes header; keeps the budget honest
 _OVERHEAD = 100
 
@@ -23,21 +24,22 @@ class StreamedTransaction:
     def __init__(self, xid: int, memory_budget: int) -> None:
         self.xid = xid
         self._budget = memory_budget
-        self._memory: list[tuple[int, bytes]] = []
+        self._memory: list[tuple[int, int, bytes]] = []
         self._memory_bytes = 0
         self._spill: IO[bytes] | None = None
         self._spilled = 0
         self._aborted: set[int] = set()
 
-    def add(self, subxid: int, payload: bytes | memoryview) -> None:
+    def add(self, subxid: int, lsn: int, payload: bytes | memoryview) -> None:
         data = bytes(payload)
         if self._spill is None and self._memory_bytes + len(data) + _OVERHEAD <= self._budget:
-            self._memory.append((subxid, data))
+            self._memory.append((subxid, lsn, data))
             self._memory_bytes += len(data) + _OVERHEAD
             return
         if self._spill is None:
-            self._spill = tempfile.TemporaryFile(prefix=f"cdc-tx-{self.xid}-")
-        self._spill.write(_RECORD.pack(len(data), subxid))
+            # closed in close(); the file outlives this call by design
+            self._spill = tempfile.TemporaryFile(prefix=f"cdc-tx-{self.xid}-")  # noqa: SIM115
+        self._spill.write(_RECORD.pack(len(data), subxid, lsn))
         self._spill.write(data)
         self._spilled += 1
 
@@ -48,20 +50,20 @@ class StreamedTransaction:
     def spilled(self) -> int:
         return self._spilled
 
-    def replay(self) -> Iterator[bytes]:
-        """The buffered messages in arrival order, without aborted subtransactions."""
+    def replay(self) -> Iterator[tuple[int, bytes]]:
+        """(WAL position, message) in arrival order, without aborted subtransactions."""
         aborted = self._aborted
-        for subxid, data in self._memory:
+        for subxid, lsn, data in self._memory:
             if subxid not in aborted:
-                yield data
+                yield lsn, data
         if self._spill is not None:
             spill = self._spill
             spill.seek(0)
             while header := spill.read(_RECORD.size):
-                length, subxid = _RECORD.unpack(header)
+                length, subxid, lsn = _RECORD.unpack(header)
                 data = spill.read(length)
                 if subxid not in aborted:
-                    yield data
+                    yield lsn, data
 
     def close(self) -> None:
         self._memory.clear()

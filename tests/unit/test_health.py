@@ -9,13 +9,13 @@ from collections.abc import Iterator
 import pytest
 
 from cdc import metrics
-from cdc.health import Health, parse_listen, serve
+from cdc.health import Health, serve
 
 
 @pytest.fixture
 def endpoint() -> Iterator[tuple[str, Health]]:
     health = Health(stall_after=0.5)
-    server = serve("127.0.0.1:0", health)
+    server = serve(("127.0.0.1", 0), health)
     host, port = server.server_address[:2]
     yield f"http://{host!s}:{port}", health
     server.shutdown()
@@ -54,9 +54,3 @@ def test_healthz_fails_when_the_main_loop_stalls(endpoint: tuple[str, Health]) -
 
 def test_unknown_path_is_404(endpoint: tuple[str, Health]) -> None:
     assert get(endpoint[0] + "/nope")[0] == 404
-
-
-def test_listen_parsing() -> None:
-    assert parse_listen("127.0.0.1:9187") == ("127.0.0.1", 9187)
-    assert parse_listen("[::1]:9187") == ("::1", 9187)
-    assert parse_listen(":9187") == ("127.0.0.1", 9187)

@@ -1,0 +1,102 @@
+"""Checks before start, and the publication and slot the source reads from."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from cdc.errors import TerminalError
+from cdc.postgres.catalog import PgTable
+
+
+def check_server(conn: psycopg.Connection[Any]) -> None:
+    row = conn.execute(
+        "SELECT current_setting('wal_level'), current_setting('server_encoding'),"
+        " r.rolreplication OR r.rolsuper"
+        " FROM pg_roles r WHERE r.rolname = current_user"
+    ).fetchone()
+    assert row is not None
+    wal_level, encoding, can_replicate = row
+    if wal_level != "logical":
+        raise TerminalError(
+            f"wal_level is {wal_level!r}; logical decoding needs 'logical'",
+            "ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL",
+        )
+    if encoding != "UTF8":
+        raise TerminalError(
+            f"server_encoding is {encoding!r}; cdc reads UTF8 databases",
+            "migrate from a UTF8 database (CREATE DATABASE ... ENCODING 'UTF8')",
+        )
+    if not can_replicate:
+        raise TerminalError(
+            "the source user has no REPLICATION privilege",
+            "ALTER ROLE <user> REPLICATION (and grant SELECT on the tables)",
+        )
+
+
+def check_tables(tables: Sequence[PgTable]) -> None:
+    if not tables:
+        raise TerminalError(
+            "no table of the source matches source.tables",
+            "list tables as schema.table, or check the include/exclude patterns",
+        )
+    for table in tables:
+        if table.primary_key or table.replica_identity in {"f", "i"}:
+            continue
+        name = sql.Identifier(table.schema, table.name).as_string(None)
+        raise TerminalError(
+            f"table {table.qualified} has no primary key, so its updates and deletes"
+            " cannot be identified",
+            f"ALTER TABLE {name} REPLICA IDENTITY FULL (or add a primary key)",
+        )
+
+
+def ensure_publication(
+    conn: psycopg.Connection[Any], publication: str, tables: Sequence[PgTable]
+) -> None:
+    """Create the publication, or make it publish exactly the configured tables."""
+    names = sql.SQL(", ").join(sql.Identifier(t.schema, t.name) for t in tables)
+    exists = conn.execute(
+        "SELECT 1 FROM pg_publication WHERE pubname = %s", (publication,)
+    ).fetchone()
+    verb = "ALTER PUBLICATION {} SET TABLE {}" if exists else "CREATE PUBLICATION {} FOR TABLE {}"
+    conn.execute(sql.SQL(verb).format(sql.Identifier(publication), names))
+
+
+def slot_state(conn: psycopg.Connection[Any], slot: str) -> tuple[str | None, bool] | None:
+    """(wal_status, active) of the slot, or None when there is no such slot."""
+    row = conn.execute(
+        "SELECT wal_status, active FROM pg_replication_slots WHERE slot_name = %s", (slot,)
+    ).fetchone()
+    return None if row is None else (row[0], row[1])
+
+
+def check_slot(conn: psycopg.Connection[Any], slot: str, created_before: bool) -> bool:
+    """True when the slot exists and can be read; False when it must be created."""
+    state = slot_state(conn, slot)
+    remedy = (
+        "take a new snapshot: delete the pipeline's offsets topic <topic_prefix>.__offsets"
+        " (or use a new pipeline name) and start again"
+    )
+    if state is None:
+        if created_before:
+            raise TerminalError(
+                f"replication slot {slot!r} is gone; the changes since the last"
+                " acknowledged position cannot be read any more",
+                remedy,
+            )
+        return False
+    wal_status, active = state
+    if wal_status == "lost":
+        raise TerminalError(
+            f"replication slot {slot!r} lost WAL it still needed (wal_status 'lost')", remedy
+        )
+    if active:
+        raise TerminalError(
+            f"replication slot {slot!r} is in use by another process",
+            "stop the other cdc source of this pipeline; only one may run",
+        )
+    return True

@@ -1,0 +1,313 @@
+"""The PostgreSQL source: a consistent snapshot, then the logical replication stream.
+
+Resume contract: the slot's `confirmed_flush_lsn` is the resume point. It is
+moved only by `ack` of a commit or heartbeat checkpoint that Kafka has
+accepted, so a restart replays every transaction not yet acknowledged
+(duplicates are possible and carry the same LSN; losses are not).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import structlog
+
+from cdc.events import ChangeEvent, Op
+from cdc.offsets import OffsetStore
+from cdc.position import Position
+from cdc.postgres import catalog, setup
+from cdc.postgres.changes import (
+    RelationState,
+    Transaction,
+    relation_state,
+    row_events,
+    truncate_events,
+)
+from cdc.postgres.copy_protocol import PrimaryKeepalive, parse_copy_data, standby_status_update
+from cdc.postgres.pgoutput import (
+    Begin,
+    Commit,
+    Decoder,
+    Delete,
+    Insert,
+    LogicalMessage,
+    Relation,
+    StreamAbort,
+    StreamCommit,
+    StreamStart,
+    StreamStop,
+    Truncate,
+    Update,
+    decode,
+    pg_time_to_unix_ms,
+)
+from cdc.postgres.position import PgPosition, SnapshotComplete, SnapshotMark
+from cdc.postgres.replication import ReplicationConnection
+from cdc.postgres.snapshot import KeyRange, ParallelReader, plan_ranges
+from cdc.postgres.txbuffer import StreamedTransaction
+from cdc.postgres.types import SESSION_OPTIONS, TypeRegistry
+from cdc.schemas import TableSchema
+from cdc.settings import PostgresSource as PostgresSettings
+from cdc.settings import SnapshotSettings
+from cdc.source import IDLE, Checkpoint, StreamItem
+
+log = structlog.get_logger(__name__)
+
+HEARTBEAT_PREFIX = "cdc_heartbeat"
+STATUS_INTERVAL_S = 1.0
+SLOT_KEY = "postgres/slot"
+PLAN_KEY = "snapshot/plan"
+COMPLETE_KEY = "snapshot/complete"
+STREAM_MEMORY_BUDGET = 64 * 1024 * 1024  # per streamed transaction, then spill to disk
+
+
+def _range_key(table: str, index: int) -> str:
+    return f"snapshot/{table}/{index}"
+
+
+class PostgresSource:
+    def __init__(
+        self, settings: PostgresSettings, snapshot: SnapshotSettings, offsets: OffsetStore
+    ) -> None:
+        self._settings = settings
+        self._snapshot = snapshot
+        self._offsets = offsets
+        self._dsn = settings.dsn.get_secret_value()
+        self._slot = settings.slot_name
+        self._publication = settings.publication
+        self._flush_lsn = 0
+        self._conn: psycopg.Connection[Any] | None = None
+        self._repl: ReplicationConnection | None = None
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        return psycopg.connect(self._dsn, options=SESSION_OPTIONS, autocommit=True)
+
+    # -- the stream -------------------------------------------------------
+    def stream(self, start: Position | None = None) -> Iterator[StreamItem]:
+        conn = self._conn = self._connect()
+        setup.check_server(conn)
+        tables = catalog.select_tables(conn, self._settings.selects)
+        setup.check_tables(tables)
+        setup.ensure_publication(conn, self._publication, tables)
+        registry = TypeRegistry(conn)
+        repl = self._repl = ReplicationConnection(self._dsn)
+        created = None
+        if not setup.check_slot(conn, self._slot, self._offsets.get(SLOT_KEY) is not None):
+            export = self._snapshot.mode == "initial"
+            created = repl.create_slot(self._slot, export_snapshot=export)
+            self._offsets.put(SLOT_KEY, {"slot": self._slot, "lsn": created.consistent_point})
+            log.info("slot_created", slot=self._slot, lsn=created.consistent_point)
+        if self._snapshot.mode == "initial" and self._offsets.get(COMPLETE_KEY) is None:
+            exported = created.snapshot_name if created else None
+            yield from self._take_snapshot(conn, registry, tables, exported)
+        yield from self._replicate(conn, repl, registry)
+
+    def _take_snapshot(
+        self,
+        conn: psycopg.Connection[Any],
+        registry: TypeRegistry,
+        tables: list[catalog.PgTable],
+        exported: str | None,
+    ) -> Iterator[StreamItem]:
+        by_name = {t.qualified: t for t in tables}
+        plan = self._offsets.get(PLAN_KEY)
+        if plan is None:
+            ranges = plan_ranges(
+                conn, tables, self._snapshot.parallelism, self._snapshot.chunk_rows
+            )
+            plan = [[r.table.qualified, r.index, r.lower, r.upper] for r in ranges]
+            self._offsets.put(PLAN_KEY, plan)
+        todo: list[tuple[KeyRange, tuple[str, ...] | None]] = []
+        for name, index, lower, upper in plan:
+            state = self._offsets.get(_range_key(name, index)) or {}
+            if not state.get("done") and name in by_name:
+                after = tuple(state["after"]) if state.get("after") else None
+                todo.append((KeyRange(by_name[name], index, lower, upper), after))
+        schemas: dict[int, TableSchema] = {}
+        converters = {}
+        key_types: dict[int, list[str]] = {}
+        for table in tables:
+            schemas[table.oid] = catalog.table_schema(
+                registry, table.schema, table.name, table.columns, table.key, table.not_null
+            )
+            converters[table.oid] = [registry.converter(c.type_oid) for c in table.columns]
+            types = {c.name: registry.info(c.type_oid, c.typmod).name for c in table.columns}
+            key_types[table.oid] = [types[k] for k in table.primary_key]
+            yield schemas[table.oid]
+        # A resumed snapshot has lost the slot's exported snapshot: export a new
+        # one and keep this transaction open while the readers import it.
+        holder = None
+        if exported is None:
+            holder = self._connect()
+            holder.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            row = holder.execute("SELECT pg_export_snapshot()").fetchone()
+            assert row is not None
+            exported = row[0]
+        log.info("snapshot_started", ranges=len(todo), tables=len(tables))
+        started_ms = time.time_ns() // 1_000_000
+        reader = ParallelReader(
+            self._connect,
+            exported,
+            key_types,
+            self._snapshot.chunk_rows,
+            self._snapshot.parallelism,
+        )
+        source = {"connector": "postgresql", "db": conn.info.dbname}
+        total = 0
+        try:
+            for chunk in reader.read(todo):
+                table = chunk.range.table
+                schema = schemas[table.oid]
+                names = [c.name for c in table.columns]
+                convert = converters[table.oid]
+                fingerprint = schema.fingerprint
+                key_names = table.key
+                position = PgPosition(0)
+                for raw in chunk.rows:
+                    row = {
+                        name: None if value is None else conv(value)
+                        for name, conv, value in zip(names, convert, raw, strict=True)
+                    }
+                    yield ChangeEvent(
+                        op=Op.READ,
+                        schema=table.schema,
+                        table=table.name,
+                        key={k: row[k] for k in key_names},
+                        before=None,
+                        after=row,
+                        ts_ms=started_ms,
+                        position=position,
+                        fingerprint=fingerprint,
+                        source=source,
+                    )
+                total += len(chunk.rows)
+                yield Checkpoint(
+                    SnapshotMark(table.qualified, chunk.range.index, chunk.after, chunk.done)
+                )
+        finally:
+            if holder is not None:
+                holder.close()
+        slot = self._offsets.get(SLOT_KEY) or {}
+        yield Checkpoint(SnapshotComplete(int(slot.get("lsn", 0))))
+        log.info("snapshot_read", rows=total)
+
+    def _replicate(
+        self, conn: psycopg.Connection[Any], repl: ReplicationConnection, registry: TypeRegistry
+    ) -> Iterator[StreamItem]:
+        repl.start(self._slot, self._publication)
+        log.info("streaming_started", slot=self._slot)
+        database = conn.info.dbname
+        relations: dict[int, RelationState] = {}
+        decoder = Decoder()
+        streams: dict[int, StreamedTransaction] = {}
+        stream_xid: int | None = None
+        tx: Transaction | None = None
+        interval = self._settings.heartbeat_interval_s
+        next_heartbeat = time.monotonic() + interval
+        next_status = 0.0
+
+        def catalog_key(oid: int) -> tuple[tuple[str, ...], frozenset[str]] | None:
+            try:
+                table = catalog.load_table(conn, oid)
+            except LookupError:
+                return None
+            return table.primary_key, table.not_null
+
+        def apply(message: Any, lsn: int, txn: Transaction) -> Iterator[StreamItem]:
+            if isinstance(message, Insert | Update | Delete):
+                yield from row_events(relations[message.relation_id], message, txn, lsn)
+            elif isinstance(message, Relation):
+                state = relation_state(message, registry, catalog_key, database)
+                relations[message.relation_id] = state
+                yield state.schema
+            elif isinstance(message, Truncate):
+                states = [relations[oid] for oid in message.relation_ids]
+                yield from truncate_events(states, txn, lsn)
+
+        while True:
+            now = time.monotonic()
+            if now >= next_status:
+                repl.send(standby_status_update(self._flush_lsn, self._flush_lsn, self._flush_lsn))
+                next_status = now + STATUS_INTERVAL_S
+            if now >= next_heartbeat:
+                # a logical message moves the slot even when no published table changes
+                conn.execute("SELECT pg_logical_emit_message(false, %s, '')", (HEARTBEAT_PREFIX,))
+                next_heartbeat = now + interval
+            data = repl.read(timeout=0.5)
+            if data is None:
+                yield IDLE
+                continue
+            frame = parse_copy_data(data)
+            if isinstance(frame, PrimaryKeepalive):
+                if frame.reply_requested:
+                    next_status = 0.0
+                continue
+            lsn = frame.wal_start
+            message = decoder.decode(frame.payload)
+            if stream_xid is not None and not isinstance(message, StreamStop | Relation):
+                xid = getattr(message, "xid", None) or stream_xid
+                streams[stream_xid].add(xid, lsn, frame.payload)
+                continue
+            if isinstance(message, Begin):
+                tx = Transaction(message.xid, pg_time_to_unix_ms(message.commit_time))
+            elif isinstance(message, Commit):
+                tx = None
+                yield Checkpoint(PgPosition(message.end_lsn, commit=True))
+            elif isinstance(message, LogicalMessage):
+                if not message.transactional and message.prefix == HEARTBEAT_PREFIX:
+                    yield Checkpoint(PgPosition(lsn, commit=True))
+            elif isinstance(message, StreamStart):
+                stream_xid = message.xid
+                if message.xid not in streams:
+                    streams[message.xid] = StreamedTransaction(message.xid, STREAM_MEMORY_BUDGET)
+            elif isinstance(message, StreamStop):
+                stream_xid = None
+            elif isinstance(message, StreamAbort):
+                buffered = streams.get(message.xid)
+                if buffered is not None and message.subxid == message.xid:
+                    buffered.close()
+                    del streams[message.xid]
+                elif buffered is not None:
+                    buffered.abort_subtransaction(message.subxid)
+            elif isinstance(message, StreamCommit):
+                buffered = streams.pop(message.xid)
+                txn = Transaction(message.xid, pg_time_to_unix_ms(message.commit_time))
+                log.info(
+                    "streamed_transaction_committed", xid=message.xid, spilled=buffered.spilled
+                )
+                for change_lsn, payload in buffered.replay():
+                    yield from apply(decode(payload, in_stream=True), change_lsn, txn)
+                buffered.close()
+                yield Checkpoint(PgPosition(message.end_lsn, commit=True))
+            elif tx is not None:
+                yield from apply(message, lsn, tx)
+            elif isinstance(message, Relation):
+                yield from apply(message, lsn, Transaction(0, 0))
+
+    # -- acknowledgements -------------------------------------------------
+    def ack(self, position: Position) -> None:
+        if isinstance(position, PgPosition):
+            if position.commit and position.lsn > self._flush_lsn:
+                self._flush_lsn = position.lsn
+        elif isinstance(position, SnapshotMark):
+            after = list(position.after) if position.after is not None else None
+            key = _range_key(position.table, position.index)
+            self._offsets.put(key, {"after": after, "done": position.done})
+        elif isinstance(position, SnapshotComplete):
+            self._offsets.put(COMPLETE_KEY, {"lsn": position.lsn})
+            log.info("snapshot_complete")
+
+    def close(self) -> None:
+        if self._repl is not None:
+            if self._flush_lsn:
+                try:
+                    flush = self._flush_lsn
+                    self._repl.send(standby_status_update(flush, flush, flush))
+                except Exception as exc:
+                    log.warning("final_status_update_failed", error=str(exc))
+            self._repl.close()
+        if self._conn is not None:
+            self._conn.close()
