@@ -37,6 +37,7 @@ test-chaos: install services  ## long crash and soak runs
 	$(VENV)/bin/pytest -m chaos tests
 
 bench: install services  ## benchmarks against the reference tools; report in bench/results/
+	$(VENV)/bin/pip install -q -e '.[dev,bench]'
 	$(PY) -m bench.run
 
 clean:  ## remove the venv and caches (server data stays in .dev/)
