@@ -1,0 +1,1 @@
+"""PostgreSQL source: logical replication stream, pgoutput decoder, slots, snapshot."""

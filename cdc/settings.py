@@ -1,0 +1,486 @@
+"""Typed model of one pipeline's configuration file (commented examples in `config/`).
+
+Load a file with `cdc.settings_load.load_settings`, which adds `${ENV}`
+interpolation and readable errors. Connection strings are the secret types of
+`cdc.secrets` (`PostgresDsn`, `MysqlDsn`): repr, str and every dump show the
+password as `***`, and validating one registers its password for redaction.
+
+`python -m cdc.settings` prints the JSON schema committed as `config/schema.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import zlib
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal, Self
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationInfo,
+    WithJsonSchema,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from cdc.secrets import (
+    MASK,
+    MYSQL_DSN_FORM,
+    PG_DSN_FORM,
+    Dsn,
+    MysqlDsn,
+    PostgresDsn,
+    read_secret_file,
+    redact,
+    register_secret,
+    secret_file_path,
+    setting_error,
+)
+
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
+class _Model(BaseModel):
+    # A misspelt key must fail loudly: a silently ignored `slot_nmae` would create a second slot.
+    model_config = ConfigDict(extra="forbid")
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    """For defaults derived from the pipeline name: the schema shows none rather than ""."""
+    schema.pop("default", None)
+
+
+def _check_name(value: str) -> str:
+    if re.fullmatch(r"[a-z0-9_]{1,63}", value):
+        return value
+    example = re.sub(r"[^a-z0-9_]+", "_", value.lower()).strip("_")[:63] or "orders_migration"
+    raise setting_error(
+        "must be 1 to 63 lowercase letters, digits or underscores"
+        " (what a PostgreSQL replication slot name allows)",
+        f"for example '{example}'",
+    )
+
+
+def _check_table(value: str) -> str:
+    if re.fullmatch(r"[^.\s]+\.[^.\s]+", value):
+        return value
+    raise setting_error(
+        "must be schema.table (for MySQL: database.table)",
+        "for example public.orders; include/exclude patterns may use * and ?, like public.*",
+    )
+
+
+def _check_host_port(value: str, min_port: int = 1) -> str:
+    match = re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[^:\s\[\]/]+):(\d{1,5})", value.strip())
+    if match is None or not min_port <= int(match.group(2)) <= 65535:
+        raise setting_error("must be host:port", "for example 127.0.0.1:9092 or [::1]:9092")
+    return value.strip()
+
+
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+# WithJsonSchema: editors check the form too; the validators give the friendlier message.
+Name = Annotated[
+    str,
+    AfterValidator(_check_name),
+    WithJsonSchema({"type": "string", "pattern": "^[a-z0-9_]{1,63}$"}),
+]
+TableName = Annotated[
+    str,
+    AfterValidator(_check_table),
+    WithJsonSchema({"type": "string", "pattern": r"^[^.\s]+\.[^.\s]+$"}),
+]
+ConflictPolicy = Literal["source-wins", "target-wins", "last-writer-wins", "error"]
+
+
+class TableFilter(_Model):
+    """Tables chosen by glob patterns (`*`, `?`, `[abc]`) on `schema.table`."""
+
+    include: list[TableName] = Field(
+        min_length=1, description="a list of schema.table patterns, like [public.*]"
+    )
+    exclude: list[TableName] = Field(
+        default_factory=list, description="a list of patterns to leave out, like [public.tmp_*]"
+    )
+
+    def matches(self, schema: str, table: str) -> bool:
+        name = f"{schema}.{table}"
+        included = any(fnmatchcase(name, pattern) for pattern in self.include)
+        return included and not any(fnmatchcase(name, pattern) for pattern in self.exclude)
+
+
+def _tables_kind(value: Any) -> str | None:
+    if isinstance(value, list):
+        return "table-list"
+    return "table-filter" if isinstance(value, dict | TableFilter) else None
+
+
+Tables = Annotated[
+    Annotated[list[TableName], Tag("table-list")] | Annotated[TableFilter, Tag("table-filter")],
+    Discriminator(
+        _tables_kind,
+        custom_error_type="cdc_config",
+        custom_error_message="{message}",
+        custom_error_context={
+            "message": "must be a list of schema.table names or a mapping with include/exclude",
+            "hint": "for example [public.orders, public.customers] or {include: [public.*]}",
+        },
+    ),
+    Field(
+        description="tables to replicate: [schema.table, ...] or {include: [...], exclude: [...]}"
+    ),
+]
+DsnFile = Annotated[
+    Path | None,
+    Field(
+        description="file holding the DSN, instead of dsn; relative: to $CREDENTIALS_DIRECTORY"
+        " if set, else to the config file's directory"
+    ),
+]
+
+
+# --- sources and targets ----------------------------------------------------------------------
+
+
+class _Failed:
+    """A dsn_file problem, carried from the model validator to the dsn_file field so that it is
+    reported at `dsn_file` while the section's other keys are still checked."""
+
+    def __init__(self, error: PydanticCustomError) -> None:
+        self.error = error
+
+
+def _dsn_or_file(schema: dict[str, Any]) -> None:
+    required = schema.get("required")
+    if isinstance(required, list) and "dsn" in required:
+        required.remove("dsn")
+    schema["oneOf"] = [{"required": ["dsn"]}, {"required": ["dsn_file"]}]
+
+
+class _Endpoint(_Model):
+    """Where to connect: `dsn`, or `dsn_file` naming a file that holds it."""
+
+    model_config = ConfigDict(json_schema_extra=_dsn_or_file)
+    dsn_type: ClassVar[type[Dsn]]
+    # Subclasses narrow type and dsn; the fields keep this order in dumps.
+    type: str
+    dsn: Dsn
+    dsn_file: DsnFile = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_dsn_file(cls, data: Any, info: ValidationInfo) -> Any:
+        if not isinstance(data, dict) or data.get("dsn_file") is None:
+            return data
+        data = dict(data)
+        if "dsn" in data:
+            data["dsn_file"] = _Failed(setting_error("set dsn or dsn_file, not both", "remove one"))
+            return data
+        if not isinstance(data["dsn_file"], str):
+            data["dsn"] = cls.dsn_type("")  # never used: dsn_file's type error is the one to fix
+            return data
+        config_dir = info.context.get("config_dir") if isinstance(info.context, dict) else None
+        path = data["dsn_file"] = secret_file_path(data["dsn_file"], config_dir)
+        try:
+            data["dsn"] = cls.dsn_type.parse(read_secret_file(path))
+        except PydanticCustomError as error:
+            message, hint = (str((error.context or {}).get(key, "")) for key in ("message", "hint"))
+            if str(path) not in message:
+                message = f"{path}: {message}"
+            data["dsn_file"] = _Failed(setting_error(message, hint))
+            data["dsn"] = cls.dsn_type("")  # never used: validation fails at dsn_file
+        return data
+
+    @field_validator("dsn_file", mode="before", check_fields=False)
+    @classmethod
+    def _report_dsn_file(cls, value: Any) -> Any:
+        if isinstance(value, _Failed):
+            raise value.error
+        return value
+
+
+class _Source(_Endpoint):
+    tables: Tables
+
+    def selects(self, schema: str, table: str) -> bool:
+        """Whether changes of `schema.table` are captured."""
+        if isinstance(self.tables, TableFilter):
+            return self.tables.matches(schema, table)
+        return f"{schema}.{table}" in self.tables
+
+
+class PostgresSource(_Source):
+    """Read changes from PostgreSQL logical replication (pgoutput)."""
+
+    dsn_type = PostgresDsn
+    type: Literal["postgres"]
+    dsn: PostgresDsn = Field(description=f"PostgreSQL connection string: {PG_DSN_FORM}")
+    slot_name: Name = Field(
+        "", json_schema_extra=_no_default, description="the replication slot; default: the name"
+    )
+    publication: Name = Field(
+        "", json_schema_extra=_no_default, description="the publication; default: the name"
+    )
+    heartbeat_interval_s: float = Field(
+        10.0, gt=0, description="seconds between heartbeats, which keep an idle slot advancing"
+    )
+
+
+def default_server_id(name: str) -> int:
+    """4242000000 + crc32(name) % 50000000: stable for a pipeline, and two pipelines reading one
+    server (each must have its own id, or the server drops one) rarely collide."""
+    return 4_242_000_000 + zlib.crc32(name.encode()) % 50_000_000
+
+
+class MysqlSource(_Source):
+    """Read changes from the MySQL/MariaDB binlog (binlog_format=ROW)."""
+
+    dsn_type = MysqlDsn
+    type: Literal["mysql"]
+    dsn: MysqlDsn = Field(description=f"MySQL/MariaDB connection URL: {MYSQL_DSN_FORM}")
+    server_id: int = Field(
+        0,
+        ge=1,
+        le=4_294_967_295,
+        json_schema_extra=_no_default,
+        description="replica id, unique per server; default: 4242000000 + crc32(name) % 50000000",
+    )
+    # An unquoted YAML `null` arrives as None: it names the policy "null".
+    zero_dates: Annotated[
+        Literal["null", "error"], BeforeValidator(lambda v: "null" if v is None else v)
+    ] = Field("null", description="what a 0000-00-00 date becomes: null, or error (stop)")
+
+
+Source = Annotated[PostgresSource | MysqlSource, Field(discriminator="type")]
+_CONFLICT = "when the target row changed too: source-wins, target-wins, last-writer-wins, error"
+
+
+class TableOverride(_Model):
+    """Per-table settings that override the target's."""
+
+    conflict: ConflictPolicy = Field(description=_CONFLICT)
+
+
+class _Target(_Endpoint):
+    conflict: ConflictPolicy = Field("source-wins", description=_CONFLICT)
+    tables: dict[TableName, TableOverride] = Field(
+        default_factory=dict, description="per-table overrides: {schema.table: {conflict: ...}}"
+    )
+    create_tables: bool = Field(False, description="true: create missing target tables")
+
+    def conflict_for(self, schema: str, table: str) -> ConflictPolicy:
+        override = self.tables.get(f"{schema}.{table}")
+        return override.conflict if override else self.conflict
+
+
+class PostgresTarget(_Target):
+    """Apply changes to PostgreSQL."""
+
+    dsn_type = PostgresDsn
+    type: Literal["postgres"]
+    dsn: PostgresDsn = Field(description=f"PostgreSQL connection string: {PG_DSN_FORM}")
+
+
+class MysqlTarget(_Target):
+    """Apply changes to MySQL/MariaDB."""
+
+    dsn_type = MysqlDsn
+    type: Literal["mysql"]
+    dsn: MysqlDsn = Field(description=f"MySQL/MariaDB connection URL: {MYSQL_DSN_FORM}")
+
+
+Target = Annotated[PostgresTarget | MysqlTarget, Field(discriminator="type")]
+
+
+# --- Kafka and the rest -----------------------------------------------------------------------
+
+LibrdkafkaValue = str | bool | int | float
+# cdc sets these itself; a passthrough copy would silently disagree with it.
+_RESERVED_KAFKA_KEYS = {
+    "bootstrap.servers": "set kafka.bootstrap_servers instead",
+    "group.id": "the consumer group is the pipeline name",
+}
+
+
+def is_secret_kafka_key(key: str) -> bool:
+    """librdkafka keys whose values are secrets (sasl.password, ssl.key.pem, ...)."""
+    key = key.lower()
+    return any(word in key for word in ("password", "secret")) or key.endswith((".pem", ".config"))
+
+
+def _scalar(value: Any) -> Any:
+    if isinstance(value, str | bool | int | float):
+        return value
+    raise setting_error("must be a string, number or boolean", "librdkafka settings are scalars")
+
+
+def _check_servers(value: Any) -> Any:
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        value = ",".join(value)
+    if not isinstance(value, str):
+        return value  # the str type check reports it
+    return ",".join(_check_host_port(server) for server in value.split(","))
+
+
+_Librdkafka = dict[str, Annotated[LibrdkafkaValue, BeforeValidator(_scalar)]]
+
+
+class KafkaSettings(_Model):
+    """The Kafka cluster the change events travel through."""
+
+    bootstrap_servers: Annotated[str, BeforeValidator(_check_servers)] = Field(
+        description="the brokers, a comma-separated host:port list"
+    )
+    topic_prefix: str = Field(
+        "",
+        pattern=r"^[A-Za-z0-9._\-]{1,200}$",
+        json_schema_extra=_no_default,
+        description="topics are <topic_prefix>.<schema>.<table>; default: the name",
+    )
+    partitions: int = Field(6, ge=1, description="the partition count of each topic cdc creates")
+    replication_factor: int = Field(1, ge=1, description="the replica count of each topic")
+    # repr=False: they may hold sasl.password and the like.
+    producer: _Librdkafka = Field(
+        default_factory=dict, repr=False, description="librdkafka producer settings"
+    )
+    consumer: _Librdkafka = Field(
+        default_factory=dict, repr=False, description="librdkafka consumer settings"
+    )
+
+    @field_validator("producer", "consumer")
+    @classmethod
+    def _check_passthrough(cls, value: dict[str, LibrdkafkaValue]) -> dict[str, LibrdkafkaValue]:
+        for key, item in value.items():
+            if key in _RESERVED_KAFKA_KEYS:
+                raise setting_error(
+                    f"{key} is set by cdc", f"remove it: {_RESERVED_KAFKA_KEYS[key]}"
+                )
+            if is_secret_kafka_key(key) and isinstance(item, str):
+                register_secret(item)
+        return value
+
+    @field_serializer("producer", "consumer")
+    def _mask_passthrough(self, value: dict[str, LibrdkafkaValue]) -> dict[str, LibrdkafkaValue]:
+        return {key: MASK if is_secret_kafka_key(key) else item for key, item in value.items()}
+
+    def producer_config(self) -> dict[str, LibrdkafkaValue]:
+        """librdkafka settings for a producer, secrets included: never log them."""
+        return {"bootstrap.servers": self.bootstrap_servers, **self.producer}
+
+    def consumer_config(self, group_id: str) -> dict[str, LibrdkafkaValue]:
+        """librdkafka settings for a consumer, secrets included: never log them."""
+        return {"bootstrap.servers": self.bootstrap_servers, "group.id": group_id, **self.consumer}
+
+
+class TransformSettings(BaseModel):
+    """One row transform; its other keys are options, checked by the transforms registry."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str = Field(min_length=1, description="the transform's registered name")
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class SnapshotSettings(_Model):
+    """The initial copy of the selected tables, taken before streaming."""
+
+    mode: Literal["initial", "never"] = Field(
+        "initial", description="initial, or never (stream changes only)"
+    )
+    parallelism: int = Field(4, ge=1, le=256, description="how many tables are copied at once")
+    chunk_rows: int = Field(100_000, ge=1, description="how many rows are read per chunk")
+
+
+class MetricsSettings(_Model):
+    """The Prometheus endpoint, /metrics."""
+
+    listen: Annotated[str, AfterValidator(lambda v: _check_host_port(v, min_port=0))] = Field(
+        "127.0.0.1:9187", description="host:port; 0.0.0.0:9187 listens on every interface"
+    )
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """(host, port) for a server socket, IPv6 brackets removed."""
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
+class LogSettings(_Model):
+    """Log lines, written to stderr."""
+
+    format: Literal["json", "console"] = Field(
+        "json", description="json (one object per line) or console"
+    )
+    level: Annotated[Literal["debug", "info", "warning", "error"], BeforeValidator(_lower)] = Field(
+        "info", description="debug, info, warning or error"
+    )
+
+
+class Settings(_Model):
+    """One cdc pipeline: a source, the Kafka topics its changes go to, optionally a target."""
+
+    model_config = ConfigDict(title="cdc pipeline")
+
+    name: Name = Field(
+        description="a-z, 0-9, _ (max 63): names the slot, publication, topics, group"
+    )
+    source: Source = Field(description="a mapping with type: postgres or type: mysql, dsn, tables")
+    kafka: KafkaSettings = Field(description="a mapping with bootstrap_servers: host:port")
+    target: Target | None = Field(None, description="where changes are applied; none: source only")
+    transforms: list[TransformSettings] = Field(
+        default_factory=list, description="a list of {type: ..., options}"
+    )
+    snapshot: SnapshotSettings = Field(default_factory=SnapshotSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+
+    @model_validator(mode="after")
+    def _derive_defaults(self) -> Self:
+        source = self.source
+        if isinstance(source, PostgresSource):
+            source.slot_name = source.slot_name or self.name
+            source.publication = source.publication or self.name
+        elif not source.server_id:
+            source.server_id = default_server_id(self.name)
+        self.kafka.topic_prefix = self.kafka.topic_prefix or self.name
+        return self
+
+    @property
+    def consumer_group(self) -> str:
+        return self.name
+
+    def masked(self) -> dict[str, Any]:
+        """The resolved configuration, defaults filled in, every secret shown as `***`."""
+        masked: dict[str, Any] = _redact_tree(self.model_dump(mode="json"))
+        return masked
+
+
+def _redact_tree(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _redact_tree(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_redact_tree(item) for item in value]
+    return redact(value) if isinstance(value, str) else value
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON schema of the file, as committed in config/schema.json."""
+    return {"$schema": SCHEMA_DIALECT, **Settings.model_json_schema()}
+
+
+if __name__ == "__main__":
+    print(json.dumps(json_schema(), indent=2))
