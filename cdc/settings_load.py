@@ -261,6 +261,8 @@ def _issue(details: ErrorDetails) -> ConfigIssue:
     if kind == "missing":
         described = _field_description(loc)
         hint = f"add {path[-1]}: {described}" if described else f"add {path[-1]}: ..."
+        if path[-1] == "dsn":
+            hint += "; or dsn_file: a file holding it"
         return ConfigIssue(where, f"required key {path[-1]} is missing", hint)
     if kind in ("union_tag_not_found", "union_tag_invalid"):
         where = format_path((*path, "type"))
@@ -272,10 +274,20 @@ def _issue(details: ErrorDetails) -> ConfigIssue:
         close = get_close_matches(str(details["input"]), allowed, n=1)
         hint = f"did you mean {close[0]}?" if close else _field_description(loc)
         return ConfigIssue(where, f"must be one of: {', '.join(allowed)}", hint)
-    message = re.sub(r"^(Input|Value|String|List|Dictionary) should", "must", details["msg"])
+    message = _PLAIN_MESSAGES.get(kind) or re.sub(
+        r"^(Input|Value|String|List|Dictionary) should", "must", details["msg"]
+    )
     if kind.endswith("_type"):
         message += f", got {_type_name(details['input'])}"
     return ConfigIssue(where, message, _field_description(loc))
+
+
+_PLAIN_MESSAGES = {
+    "model_type": "must be a mapping of keys",
+    "model_attributes_type": "must be a mapping of keys",
+    "dict_type": "must be a mapping",
+    "path_type": "must be a file path",
+}
 
 
 def _unknown_key(loc: Loc, where: str) -> ConfigIssue:

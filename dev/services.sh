@@ -184,7 +184,7 @@ kafka_init() {
   if [ ! -f "$dir/libs/kafka_2.13-$KAFKA_VERSION.jar" ]; then
     log "resolving org.apache.kafka:kafka_2.13:$KAFKA_VERSION from Maven Central"
     rm -rf "$dir/libs"
-    mvn -q -B -f "$ROOT/dev/kafka/pom.xml" -Dmaven.repo.local="$DEV/m2" -Dkafka.version="$KAFKA_VERSION" \
+    mvn -q -B -Dstyle.color=never -f "$ROOT/dev/kafka/pom.xml" -Dmaven.repo.local="$DEV/m2" -Dkafka.version="$KAFKA_VERSION" \
       dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$dir/libs" >/dev/null
   fi
   [ -f "$dir/data/meta.properties" ] && return

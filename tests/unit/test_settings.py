@@ -460,3 +460,22 @@ def test_every_model_forbids_unknown_keys() -> None:
 def test_settings_can_be_built_in_code() -> None:
     settings = Settings.model_validate(minimal())
     assert settings.source.dsn == PostgresDsn.parse(minimal()["source"]["dsn"])
+
+
+def test_yaml_merge_keys_work_and_may_be_overridden(tmp_path: Path) -> None:
+    text = (
+        "name: orders\n"
+        "source: &src {type: postgres, dsn: 'postgresql://u@h/db', tables: [a.b]}\n"
+        "kafka: {bootstrap_servers: 'k:1'}\n"
+        "target:\n  <<: *src\n  tables: {}\n"
+    )
+    settings = load_settings(write(tmp_path, text))
+    assert isinstance(settings.target, PostgresTarget)
+    assert settings.target.tables == {}
+
+
+def test_section_of_the_wrong_kind(tmp_path: Path) -> None:
+    data = minimal()
+    data["snapshot"] = 5
+    issue = only_issue(tmp_path, data)
+    assert (issue.path, issue.message) == ("snapshot", "must be a mapping of keys, got a number")
