@@ -8,12 +8,9 @@ from pathlib import Path
 import click
 import yaml
 
+from cdc.commands.common import config_option, load_or_exit
 from cdc.secrets import redact
 from cdc.settings import json_schema
-from cdc.settings_load import ConfigError, load_settings
-
-# Exit status for a configuration the user must fix (click uses 2 for usage errors too).
-EXIT_CONFIG = 2
 
 
 @click.group()
@@ -22,25 +19,13 @@ def config() -> None:
 
 
 @config.command()
-@click.option(
-    "-c",
-    "--config",
-    "path",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The pipeline's YAML file.",
-)
+@config_option
 def check(path: Path) -> None:
     """Validate FILE; print the resolved configuration (secrets masked) or every problem found.
 
     Exits 0 when the file is valid, 2 otherwise (problems on stderr, one per line).
     """
-    try:
-        settings = load_settings(path)
-    except ConfigError as error:
-        for issue in error.issues:
-            click.echo(redact(str(issue)), err=True)
-        raise SystemExit(EXIT_CONFIG) from None
+    settings = load_or_exit(path)
     text = yaml.safe_dump(settings.masked(), sort_keys=False, allow_unicode=True)
     click.echo(redact(text), nl=False)
 

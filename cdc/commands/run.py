@@ -8,21 +8,13 @@ import click
 import structlog
 
 from cdc import logs
+from cdc.commands.common import config_option, load_or_exit
 from cdc.daemon import Stopper, run_source
 from cdc.errors import TerminalError
-from cdc.secrets import redact
-from cdc.settings_load import ConfigError, load_settings
 
 
 @click.command()
-@click.option(
-    "-c",
-    "--config",
-    "path",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The pipeline's YAML file.",
-)
+@config_option
 @click.option(
     "--role",
     type=click.Choice(["source"]),
@@ -32,12 +24,7 @@ from cdc.settings_load import ConfigError, load_settings
 )
 def run(path: Path, role: str) -> None:
     """Run the pipeline until SIGTERM/SIGINT (a second signal exits at once)."""
-    try:
-        settings = load_settings(path)
-    except ConfigError as error:
-        for issue in error.issues:
-            click.echo(redact(str(issue)), err=True)
-        raise SystemExit(2) from None
+    settings = load_or_exit(path)
     logs.configure(settings.log.format, settings.log.level)
     log = structlog.get_logger("cdc")
     stopper = Stopper()
