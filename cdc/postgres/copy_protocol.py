@@ -12,7 +12,7 @@ import re
 import struct
 import time
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeAlias
 
 from cdc.postgres.pgoutput import PG_EPOCH_UNIX_MS
 
@@ -30,7 +30,7 @@ __all__ = [
 
 _PG_EPOCH_UNIX_NS: Final = PG_EPOCH_UNIX_MS * 1_000_000
 _XLOG_DATA = struct.Struct("!QQq")
-_KEEPALIVE = struct.Struct("!QqB")
+_KEEPALIVE = struct.Struct("!Qq?")
 _STANDBY_STATUS = struct.Struct("!cQQQqB")
 _W, _K = ord("w"), ord("k")
 _MAX_LSN: Final = 2**64 - 1
@@ -44,7 +44,11 @@ class CopyProtocolError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class XLogData:
-    wal_start: int  # LSN where the payload's WAL starts
+    """One pgoutput message. `wal_start` is the LSN of the change it came from,
+    but 0 for messages with no WAL record of their own (a logical walsender
+    sends Relation messages that way): never track progress from a 0."""
+
+    wal_start: int
     wal_end: int  # the server's current end of WAL
     send_time: int  # µs since 2000-01-01
     payload: memoryview  # one pgoutput message, a view into the CopyData buffer
@@ -59,7 +63,7 @@ class PrimaryKeepalive:
     reply_requested: bool
 
 
-ReplicationFrame = XLogData | PrimaryKeepalive
+ReplicationFrame: TypeAlias = XLogData | PrimaryKeepalive
 
 
 def parse_copy_data(data: bytes | memoryview) -> ReplicationFrame:
@@ -75,8 +79,7 @@ def parse_copy_data(data: bytes | memoryview) -> ReplicationFrame:
         if kind == _K:
             if len(view) != 1 + _KEEPALIVE.size:
                 raise CopyProtocolError(f"keepalive of {len(view)} bytes")
-            wal_end, send_time, reply = _KEEPALIVE.unpack_from(view, 1)
-            return PrimaryKeepalive(wal_end, send_time, reply == 1)
+            return PrimaryKeepalive(*_KEEPALIVE.unpack_from(view, 1))
     except struct.error as exc:
         raise CopyProtocolError(f"truncated {chr(kind)!r} message: {exc}") from exc
     raise CopyProtocolError(f"unknown replication message type {kind:#04x}")

@@ -1,20 +1,15 @@
 """Decoder of pgoutput, PostgreSQL's logical replication output plugin.
 
-Covers protocol versions 1 and 2 ("Logical Replication Message Formats" in
-the PostgreSQL 15 manual): Begin, Commit, Origin, Relation, Type, Insert,
-Update, Delete, Truncate, Message and, in version 2 with ``streaming on``,
-Stream Start/Stop/Commit/Abort. Two-phase messages (version 3) are rejected.
+Protocol versions 1 and 2 ("Logical Replication Message Formats", PostgreSQL
+15 manual), including the Stream messages of ``streaming on``; the two-phase
+messages of version 3 are rejected. Inside a stream (Stream Start .. Stream
+Stop) every data message (R, Y, I, U, D, T, M) carries its (sub)transaction's
+xid after the type byte and nothing in the message says so: `Decoder` tracks
+Stream Start/Stop to know; the one-shot `decode()` takes an `in_stream` flag.
 
-Inside a stream (between Stream Start and Stream Stop) every data message
-(R, Y, I, U, D, T, M) carries the xid of its (sub)transaction right after the
-type byte, and nothing in the message itself says so: the reader has to know.
-`Decoder` tracks it from the Stream Start/Stop messages it sees; the stateless
-`decode(data, in_stream=...)` leaves that to the caller.
-
-Column values stay raw bytes (text or binary format, whatever the server
-sent); converting them by type OID happens elsewhere. Strings (names,
-prefixes) are decoded as UTF-8: the server converts them to the session's
-client_encoding, which must therefore be UTF8.
+Column values stay raw bytes, text or binary as sent; conversion by type OID
+happens elsewhere. Names and prefixes are decoded as UTF-8, because the server
+sends them in the session's client_encoding, which must be UTF8.
 """
 
 from __future__ import annotations
@@ -23,7 +18,7 @@ import enum
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, Literal, TypeAlias
+from typing import Final, Literal, NoReturn, TypeAlias
 
 # 2000-01-01T00:00:00Z, the zero of every PostgreSQL timestamp on the wire.
 PG_EPOCH_UNIX_MS: Final = 946_684_800_000
@@ -207,23 +202,10 @@ class StreamAbort:
 
 
 Message: TypeAlias = (
-    Begin
-    | Commit
-    | Origin
-    | Relation
-    | TypeMessage
-    | Insert
-    | Update
-    | Delete
-    | Truncate
-    | LogicalMessage
-    | StreamStart
-    | StreamStop
-    | StreamCommit
-    | StreamAbort
-)
+    Begin | Commit | Origin | Relation | TypeMessage | Insert | Update | Delete | Truncate
+    | LogicalMessage | StreamStart | StreamStop | StreamCommit | StreamAbort
+)  # fmt: skip
 
-_U16 = struct.Struct("!H")
 _U32 = struct.Struct("!I")
 _U32X2 = struct.Struct("!II")
 _U64 = struct.Struct("!Q")
@@ -243,34 +225,32 @@ _FIXED: Final[dict[int, tuple[struct.Struct, Callable[..., Message]]]] = {
     ord("c"): (struct.Struct("!IBQQq"), StreamCommit),
     ord("A"): (struct.Struct("!II"), StreamAbort),
 }
-_I, _U, _D, _N, _K, _O = (ord(c) for c in "IUDNKO")
+_N, _K, _O = ord("N"), ord("K"), ord("O")
 
 
 def _tuple(buf: bytes, pos: int) -> tuple[TupleData, int]:
-    # The hot loop: one pass, a length read and one slice per value; no
-    # per-byte work. Lengths are trusted, so a short buffer yields a short
-    # slice here and is caught by the caller's end-of-message check.
-    (count,) = _U16.unpack_from(buf, pos)
+    # The hot loop: a length read and one slice per value, no per-byte work,
+    # NULL costs nothing but the skip. Lengths are trusted, so a short buffer
+    # yields a short slice here and is caught by the caller's end check.
+    count = buf[pos] << 8 | buf[pos + 1]
     pos += 2
     u32 = _U32.unpack_from
-    values: list[Value] = []
-    append = values.append
-    for _ in range(count):
+    values: list[Value] = [None] * count
+    for i in range(count):
         # Literal byte values: constants beat global lookups in this loop.
         kind = buf[pos]
         if kind == 116:  # 't' text
             start = pos + 5
             pos = start + u32(buf, pos + 1)[0]
-            append(buf[start:pos])
+            values[i] = buf[start:pos]
         elif kind == 110:  # 'n' NULL
-            append(None)
             pos += 1
         elif kind == 98:  # 'b' binary
             start = pos + 5
             pos = start + u32(buf, pos + 1)[0]
-            append(buf[start:pos])
+            values[i] = buf[start:pos]
         elif kind == 117:  # 'u' unchanged TOAST
-            append(UNCHANGED)
+            values[i] = UNCHANGED
             pos += 1
         else:
             raise PgoutputError(f"unknown tuple value kind {kind:#04x} at offset {pos}")
@@ -282,11 +262,13 @@ def _string(buf: bytes, pos: int) -> tuple[str, int]:
     return buf[pos:end].decode(), end + 1
 
 
+def _bad_end(buf: bytes, pos: int) -> NoReturn:
+    raise PgoutputError(f"{chr(buf[0])!r} message is {len(buf)} bytes but its fields end at {pos}")
+
+
 def _expect_end(buf: bytes, pos: int) -> None:
     if pos != len(buf):
-        raise PgoutputError(
-            f"{chr(buf[0])!r} message is {len(buf)} bytes but its fields end at {pos}"
-        )
+        _bad_end(buf, pos)
 
 
 def _insert(buf: bytes, in_stream: bool) -> Insert:
@@ -298,7 +280,8 @@ def _insert(buf: bytes, in_stream: bool) -> Insert:
     if buf[pos] != _N:
         raise PgoutputError(f"Insert without a new tuple (got {buf[pos]:#04x})")
     new, pos = _tuple(buf, pos + 1)
-    _expect_end(buf, pos)
+    if pos != len(buf):
+        _bad_end(buf, pos)
     return Insert(relation_id, new, xid)
 
 
@@ -317,7 +300,8 @@ def _update(buf: bytes, in_stream: bool) -> Update:
     if buf[pos] != _N:
         raise PgoutputError(f"Update without a new tuple (got {buf[pos]:#04x})")
     new, pos = _tuple(buf, pos + 1)
-    _expect_end(buf, pos)
+    if pos != len(buf):
+        _bad_end(buf, pos)
     return Update(relation_id, new, key, old, xid)
 
 
@@ -406,64 +390,63 @@ _VARIABLE: Final[dict[int, Callable[[bytes, bool], Message]]] = {
 }
 
 
-def decode(data: bytes | memoryview, *, in_stream: bool = False) -> Message:
-    """Decode one pgoutput message. `in_stream`: it was sent between Stream
-    Start and Stream Stop, so data messages carry a leading xid."""
-    # One copy of a memoryview up front: slicing bytes then yields the column
-    # values directly, where slicing the view would need a second copy each.
-    buf = data if type(data) is bytes else bytes(data)
-    try:
-        kind = buf[0]
-        # Row changes dwarf everything else: test for them first.
-        if kind == _I:
-            return _insert(buf, in_stream)
-        if kind == _U:
-            return _update(buf, in_stream)
-        if kind == _D:
-            return _delete(buf, in_stream)
-        fixed = _FIXED.get(kind)
-        if fixed is not None:
-            layout, make = fixed
-            if kind == 65 and len(buf) == 1 + _STREAM_ABORT_V4.size:  # 'A', protocol 4
-                layout = _STREAM_ABORT_V4
-            _expect_end(buf, 1 + layout.size)
-            return make(*layout.unpack_from(buf, 1))
-        parse = _VARIABLE.get(kind)
-        if parse is None:
-            raise PgoutputError(f"unknown pgoutput message type {kind:#04x} ({chr(kind)!r})")
-        return parse(buf, in_stream)
-    except (struct.error, IndexError, ValueError) as exc:
-        if isinstance(exc, PgoutputError):
-            raise
-        raise PgoutputError(f"malformed pgoutput message: {exc}") from exc
-
-
 class Decoder:
     """Decodes the messages of one replication session, in order.
 
     Stateful only in whether it is inside a stream: Stream Start enters it,
     Stream Stop leaves it, so streamed data messages read their leading xid.
-    Use one Decoder per session; a new session never starts mid-stream.
+    Use one Decoder per session; a session never starts mid-stream.
     """
 
     __slots__ = ("_in_stream",)
 
-    def __init__(self) -> None:
-        self._in_stream = False
+    def __init__(self, in_stream: bool = False) -> None:
+        self._in_stream = in_stream
 
     @property
     def in_stream(self) -> bool:
         return self._in_stream
 
     def decode(self, data: bytes | memoryview) -> Message:
-        message = decode(data, in_stream=self._in_stream)
-        kind = type(message)
-        if kind is StreamStart:
-            if self._in_stream:
-                raise PgoutputError("Stream Start inside a stream")
-            self._in_stream = True
-        elif kind is StreamStop:
-            if not self._in_stream:
-                raise PgoutputError("Stream Stop outside a stream")
-            self._in_stream = False
-        return message
+        # One copy of a memoryview up front: slicing bytes then yields the
+        # column values directly, where a view would need a copy per slice.
+        buf = data if type(data) is bytes else bytes(data)
+        try:
+            kind = buf[0]
+            # Row changes dwarf everything else: test for them first.
+            if kind == 73:  # 'I'
+                return _insert(buf, self._in_stream)
+            if kind == 85:  # 'U'
+                return _update(buf, self._in_stream)
+            if kind == 68:  # 'D'
+                return _delete(buf, self._in_stream)
+            fixed = _FIXED.get(kind)
+            if fixed is not None:
+                layout, make = fixed
+                if kind == 65 and len(buf) == 1 + _STREAM_ABORT_V4.size:  # 'A', protocol 4
+                    layout = _STREAM_ABORT_V4
+                _expect_end(buf, 1 + layout.size)
+                message = make(*layout.unpack_from(buf, 1))
+                if kind in (83, 69):  # 'S', 'E'
+                    self._enter_stream(kind == 83)
+                return message
+            parse = _VARIABLE.get(kind)
+            if parse is None:
+                raise PgoutputError(f"unknown pgoutput message type {kind:#04x} ({chr(kind)!r})")
+            return parse(buf, self._in_stream)
+        except PgoutputError:
+            raise
+        except (struct.error, IndexError, ValueError) as exc:  # ValueError: bad UTF-8, no NUL
+            raise PgoutputError(f"malformed pgoutput message: {exc}") from exc
+
+    def _enter_stream(self, enter: bool) -> None:
+        if enter == self._in_stream:
+            where = "inside" if enter else "outside"
+            raise PgoutputError(f"Stream {'Start' if enter else 'Stop'} {where} a stream")
+        self._in_stream = enter
+
+
+def decode(data: bytes | memoryview, *, in_stream: bool = False) -> Message:
+    """Decode one message on its own; `in_stream`: it was sent between Stream
+    Start and Stream Stop, so a data message carries a leading xid."""
+    return Decoder(in_stream).decode(data)

@@ -33,7 +33,6 @@ from cdc.postgres.pgoutput import (
     Decoder,
     Delete,
     Insert,
-    LogicalMessage,
     Relation,
     StreamAbort,
     StreamCommit,
@@ -233,8 +232,11 @@ class PostgresSource:
                 repl.send(standby_status_update(self._flush_lsn, self._flush_lsn, self._flush_lsn))
                 next_status = now + STATUS_INTERVAL_S
             if now >= next_heartbeat:
-                # a logical message moves the slot even when no published table changes
-                conn.execute("SELECT pg_logical_emit_message(false, %s, '')", (HEARTBEAT_PREFIX,))
+                # A transactional logical message arrives as its own transaction
+                # whose Commit moves the slot even when no published table
+                # changes. (PostgreSQL 15 does not flush WAL for a
+                # non-transactional one, so it would arrive late.)
+                conn.execute("SELECT pg_logical_emit_message(true, %s, '')", (HEARTBEAT_PREFIX,))
                 next_heartbeat = now + interval
             data = repl.read(timeout=0.5)
             if data is None:
@@ -256,9 +258,6 @@ class PostgresSource:
             elif isinstance(message, Commit):
                 tx = None
                 yield Checkpoint(PgPosition(message.end_lsn, commit=True))
-            elif isinstance(message, LogicalMessage):
-                if not message.transactional and message.prefix == HEARTBEAT_PREFIX:
-                    yield Checkpoint(PgPosition(lsn, commit=True))
             elif isinstance(message, StreamStart):
                 stream_xid = message.xid
                 if message.xid not in streams:

@@ -28,6 +28,7 @@ Converter = Callable[[bytes], Any]
 # exact duration text ("P1Y2M3DT4H"); psycopg would turn months into days.
 SESSION_OPTIONS = (
     "-c datestyle=ISO -c intervalstyle=iso_8601 -c TimeZone=UTC -c extra_float_digits=3"
+    " -c client_encoding=UTF8"
 )
 
 BOOL, BYTEA, NAME, INT8, INT2, INT4, TEXT, OID, JSON = 16, 17, 19, 20, 21, 23, 25, 26, 114
