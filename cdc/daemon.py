@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import signal
 import threading
-import time
 from types import FrameType
 
+import psycopg
 import structlog
 
-from cdc.errors import TerminalError
+from cdc import metrics
+from cdc.errors import TerminalError, TransientError
 from cdc.health import Health, serve
 from cdc.kafka.offsets import KafkaOffsetStore
 from cdc.kafka.publisher import KafkaPublisher, TopicLayout
+from cdc.postgres.replication import ReplicationError
 from cdc.settings import PostgresSource as PostgresSettings
 from cdc.settings import Settings
 from cdc.source import IDLE, Source
@@ -21,6 +23,9 @@ from cdc.source import IDLE, Source
 log = structlog.get_logger(__name__)
 
 POLL_EVERY = 1000  # items between delivery-report polls on a busy stream
+MAX_BACKOFF_S = 30.0
+# Failures that a new connection can cure: a server restart, a network cut.
+TRANSIENT = (psycopg.OperationalError, ReplicationError, TransientError)
 
 
 def build_source(settings: Settings, offsets: KafkaOffsetStore) -> Source:
@@ -65,27 +70,61 @@ def run_source(settings: Settings, stopper: Stopper, grace_s: float = 30.0) -> N
         kafka.producer_config(),
         client_id=f"cdc-{settings.name}",
     )
-    source = build_source(settings, offsets)
-    count = 0
+    backoff = 1.0
     try:
-        for item in source.stream(None):
-            if item is IDLE:
-                health.set_ready(True)
-            else:
-                publisher.publish(item)
-                count += 1
-            if item is IDLE or count % POLL_EVERY == 0:
-                publisher.poll(0)
-                for position in publisher.drain_acknowledged():
-                    source.ack(position)
-                health.beat()
-            if stopper.event.is_set():
-                break
-        deadline = time.monotonic() + grace_s
-        publisher.flush(max(0.0, deadline - time.monotonic()))
-        for position in publisher.drain_acknowledged():
-            source.ack(position)
-        log.info("source_stopped", events=count, in_flight=publisher.in_flight)
+        while not stopper.event.is_set():
+            source = build_source(settings, offsets)
+            try:
+                _pump(source, publisher, health, stopper, grace_s)
+                backoff = 1.0
+            except TRANSIENT as exc:
+                # The stream resumes from the last acknowledged position. What
+                # Kafka accepted is still acknowledged: snapshot progress lives
+                # in Kafka, not in the lost connection.
+                health.set_ready(False)
+                publisher.flush(grace_s)
+                _acknowledge(publisher, source)
+                metrics.SOURCE_RECONNECTS.inc()
+                log.warning("source_reconnecting", error=str(exc), in_s=backoff)
+                stopper.event.wait(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+            finally:
+                _close_quietly(source)
+        log.info("source_stopped", in_flight=publisher.in_flight)
     finally:
-        source.close()
         server.shutdown()
+
+
+def _pump(
+    source: Source, publisher: KafkaPublisher, health: Health, stopper: Stopper, grace_s: float
+) -> None:
+    """Publish the stream until a stop is requested, acknowledging each
+    checkpoint to the source once Kafka has everything before it."""
+    count = 0
+    for item in source.stream(None):
+        if item is IDLE:
+            health.set_ready(True)
+        else:
+            publisher.publish(item)
+            count += 1
+        if item is IDLE or count % POLL_EVERY == 0:
+            publisher.poll(0)
+            _acknowledge(publisher, source)
+            health.beat()
+        if stopper.event.is_set():
+            break
+    # drain before the source closes, so its last acknowledgement reaches the server
+    publisher.flush(grace_s)
+    _acknowledge(publisher, source)
+
+
+def _acknowledge(publisher: KafkaPublisher, source: Source) -> None:
+    for position in publisher.drain_acknowledged():
+        source.ack(position)
+
+
+def _close_quietly(source: Source) -> None:
+    try:
+        source.close()
+    except Exception as exc:  # the connection may already be gone
+        log.warning("source_close_failed", error=str(exc))

@@ -14,6 +14,7 @@ from typing import Any
 
 import structlog
 from confluent_kafka import KafkaError, Message, Producer
+from prometheus_client import Counter
 
 from cdc import envelope, metrics
 from cdc.events import ChangeEvent, Op
@@ -76,6 +77,7 @@ class KafkaPublisher:
         self._schemas_sent: set[str] = set()
         self._partitions: dict[str, int] = {}
         self._error: KafkaError | None = None
+        self._counters: dict[tuple[str, Op], Counter] = {}
         self._schemas_topic = schemas_topic(layout.prefix)
         self._admin.ensure(self._schemas_topic, 1, layout.replication_factor, COMPACTED)
 
@@ -113,7 +115,12 @@ class KafkaPublisher:
             if event.op is Op.DELETE:
                 # the tombstone lets compaction drop the key entirely
                 self._produce(topic, key, None)
-        metrics.EVENTS_PUBLISHED.labels(op=event.op.value).inc()
+        counter = self._counters.get((topic, event.op))
+        if counter is None:
+            table = f"{event.schema}.{event.table}"
+            counter = metrics.SOURCE_EVENTS.labels(table=table, op=event.op.value)
+            self._counters[(topic, event.op)] = counter
+        counter.inc()
 
     def _table_topic(self, event: ChangeEvent) -> str:
         topic = table_topic(self._layout.prefix, event.schema, event.table)

@@ -16,6 +16,7 @@ class PgPosition:
 
     lsn: int
     commit: bool = False
+    ts_ms: int = 0  # commit time, for the lag metric
 
     def to_json(self) -> dict[str, Any]:
         return {"lsn": lsn_to_str(self.lsn), "commit": self.commit}

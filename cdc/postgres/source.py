@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 import structlog
 
+from cdc import metrics
 from cdc.events import ChangeEvent, Op
 from cdc.offsets import OffsetStore
 from cdc.position import Position
@@ -146,6 +147,7 @@ class PostgresSource:
             assert row is not None
             exported = row[0]
         log.info("snapshot_started", ranges=len(todo), tables=len(tables))
+        metrics.SNAPSHOT_RANGES_LEFT.set(len(todo))
         started_ms = time.time_ns() // 1_000_000
         reader = ParallelReader(
             self._connect,
@@ -183,6 +185,9 @@ class PostgresSource:
                         source=source,
                     )
                 total += len(chunk.rows)
+                metrics.SNAPSHOT_ROWS.labels(table=table.qualified).inc(len(chunk.rows))
+                if chunk.done:
+                    metrics.SNAPSHOT_RANGES_LEFT.dec()
                 yield Checkpoint(
                     SnapshotMark(table.qualified, chunk.range.index, chunk.after, chunk.done)
                 )
@@ -231,6 +236,7 @@ class PostgresSource:
             if now >= next_status:
                 repl.send(standby_status_update(self._flush_lsn, self._flush_lsn, self._flush_lsn))
                 next_status = now + STATUS_INTERVAL_S
+                self._measure_lag(conn)
             if now >= next_heartbeat:
                 # A transactional logical message arrives as its own transaction
                 # whose Commit moves the slot even when no published table
@@ -256,8 +262,9 @@ class PostgresSource:
             if isinstance(message, Begin):
                 tx = Transaction(message.xid, pg_time_to_unix_ms(message.commit_time))
             elif isinstance(message, Commit):
+                commit_ms = pg_time_to_unix_ms(message.commit_time)
                 tx = None
-                yield Checkpoint(PgPosition(message.end_lsn, commit=True))
+                yield Checkpoint(PgPosition(message.end_lsn, commit=True, ts_ms=commit_ms))
             elif isinstance(message, StreamStart):
                 stream_xid = message.xid
                 if message.xid not in streams:
@@ -280,17 +287,28 @@ class PostgresSource:
                 for change_lsn, payload in buffered.replay():
                     yield from apply(decode(payload, in_stream=True), change_lsn, txn)
                 buffered.close()
-                yield Checkpoint(PgPosition(message.end_lsn, commit=True))
+                yield Checkpoint(PgPosition(message.end_lsn, commit=True, ts_ms=txn.commit_ms))
             elif tx is not None:
                 yield from apply(message, lsn, tx)
             elif isinstance(message, Relation):
                 yield from apply(message, lsn, Transaction(0, 0))
+
+    def _measure_lag(self, conn: psycopg.Connection[Any]) -> None:
+        row = conn.execute(
+            "SELECT pg_current_wal_lsn() - confirmed_flush_lsn FROM pg_replication_slots"
+            " WHERE slot_name = %s",
+            (self._slot,),
+        ).fetchone()
+        if row is not None and row[0] is not None:
+            metrics.SOURCE_LAG_BYTES.set(float(row[0]))
 
     # -- acknowledgements -------------------------------------------------
     def ack(self, position: Position) -> None:
         if isinstance(position, PgPosition):
             if position.commit and position.lsn > self._flush_lsn:
                 self._flush_lsn = position.lsn
+                if position.ts_ms:
+                    metrics.SOURCE_LAG_SECONDS.set(max(0.0, time.time() - position.ts_ms / 1000))
         elif isinstance(position, SnapshotMark):
             after = list(position.after) if position.after is not None else None
             key = _range_key(position.table, position.index)

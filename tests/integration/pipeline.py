@@ -84,6 +84,19 @@ class TopicReader:
                 self.messages.append(msg)
         return self.messages
 
+    def read_keys(self, field: str, expected: set[Any], timeout: float = 60) -> set[Any]:
+        """Read until every expected key value was seen (or time runs out)."""
+        deadline = time.monotonic() + timeout
+        seen = {orjson.loads(m.key()).get(field) for m in self.messages if m.key()}
+        while not expected <= seen and time.monotonic() < deadline:
+            msg = self._consumer.poll(0.2)
+            if msg is not None and msg.error() is None:
+                self.messages.append(msg)
+                key = msg.key()
+                if key:
+                    seen.add(orjson.loads(key).get(field))
+        return seen
+
     def envelopes(self) -> list[tuple[dict[str, Any] | None, Envelope]]:
         """(key, value) of every non-tombstone message, in partition order per key."""
         return [

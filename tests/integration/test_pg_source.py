@@ -9,6 +9,7 @@ import psycopg
 
 from cdc.events import Op
 from cdc.topics import table_topic
+from tests.integration.conftest import services
 from tests.integration.pipeline import TopicReader, pg_pipeline, running_source
 
 TYPES_TABLE = """
@@ -115,3 +116,25 @@ def test_unchanged_toast_value_is_not_nulled(
     assert update.op is Op.UPDATE
     assert update.after == {"id": 1, "title": "b"}
     assert update.unchanged == ("big",)
+
+
+def test_source_reconnects_after_a_server_restart(
+    tmp_path: Path, pg_dsn: str, kafka_bootstrap: str, unique_name: str
+) -> None:
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE items (id int PRIMARY KEY)")
+    settings = pg_pipeline(tmp_path, unique_name, pg_dsn, kafka_bootstrap, ["public.items"])
+    reader = TopicReader(kafka_bootstrap, table_topic(unique_name, "public", "items"))
+    try:
+        with running_source(settings):
+            with psycopg.connect(pg_dsn, autocommit=True) as conn:
+                conn.execute("INSERT INTO items SELECT generate_series(1, 100)")
+            reader.read_keys("id", set(range(1, 101)))
+            services("restart", "pg")
+            with psycopg.connect(pg_dsn, autocommit=True) as conn:
+                conn.execute("INSERT INTO items SELECT generate_series(101, 200)")
+            reader.read_keys("id", set(range(1, 201)))
+    finally:
+        reader.close()
+    ids = {key["id"] for key, _ in reader.envelopes() if key is not None}
+    assert ids == set(range(1, 201))
