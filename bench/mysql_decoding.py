@@ -70,14 +70,14 @@ def run_mariadb_binlog(ctx: Context, rng: BinlogRange) -> Measurement:
     return Measurement(REFERENCE.name, counter.count, timed.seconds, timed.peak_rss_mb)
 
 
-def run_stock_reader(ctx: Context, rng: BinlogRange) -> Measurement:
+def _run_reader(module: str, name: str, ctx: Context, rng: BinlogRange) -> Measurement:
     out = Collector()
     timed = run_timed(
         [
             [
                 sys.executable,
                 "-m",
-                "bench.mysql_stock_reader",
+                module,
                 f"--start-file={rng.start[0]}",
                 f"--start-pos={rng.start[1]}",
                 f"--end-file={rng.end[0]}",
@@ -92,8 +92,16 @@ def run_stock_reader(ctx: Context, rng: BinlogRange) -> Measurement:
     )
     rows = int(json.loads(out.data)["rows"])
     if rows != ctx.rows:
-        raise RuntimeError(f"python-mysql-replication decoded {rows} rows, expected {ctx.rows}")
-    return Measurement(STOCK.name, rows, timed.seconds, timed.peak_rss_mb)
+        raise RuntimeError(f"{name} decoded {rows} rows, expected {ctx.rows}")
+    return Measurement(name, rows, timed.seconds, timed.peak_rss_mb)
+
+
+def run_stock_reader(ctx: Context, rng: BinlogRange) -> Measurement:
+    return _run_reader("bench.mysql_stock_reader", STOCK.name, ctx, rng)
+
+
+def run_fast_reader(ctx: Context, rng: BinlogRange) -> Measurement:
+    return _run_reader("bench.mysql_fast_reader", OURS.name, ctx, rng)
 
 
 REFERENCE: Runner[BinlogRange] = Runner(
@@ -110,11 +118,18 @@ STOCK: Runner[BinlogRange] = Runner(
     note="BinLogStreamReader, WriteRowsEvent.rows, includes interpreter start-up",
 )
 
+OURS: Runner[BinlogRange] = Runner(
+    "cdc.mysql.rows",
+    "ours",
+    run_fast_reader,
+    note="same BinLogStreamReader, rows decoded by RowDecoders, includes interpreter start-up",
+)
+
 WORKLOAD: Workload[BinlogRange] = Workload(
     name="mysql_decoding",
     title="MariaDB row decoding",
     prepare=prepare,
     reference=REFERENCE,
-    runners=[STOCK],
+    runners=[OURS, STOCK],
     tools=("mariadb-binlog",),
 )

@@ -1,0 +1,1 @@
+"""MySQL/MariaDB source: binlog reading and fast row-image decoding."""
