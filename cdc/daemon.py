@@ -8,10 +8,11 @@ import threading
 from types import FrameType
 
 import psycopg
+import pymysql
 import structlog
 
 from cdc import metrics
-from cdc.errors import TerminalError, TransientError
+from cdc.errors import TransientError
 from cdc.health import Health, serve
 from cdc.kafka.offsets import KafkaOffsetStore
 from cdc.kafka.publisher import KafkaPublisher, TopicLayout
@@ -25,18 +26,18 @@ log = structlog.get_logger(__name__)
 POLL_EVERY = 1000  # items between delivery-report polls on a busy stream
 MAX_BACKOFF_S = 30.0
 # Failures that a new connection can cure: a server restart, a network cut.
-TRANSIENT = (psycopg.OperationalError, ReplicationError, TransientError)
+TRANSIENT = (psycopg.OperationalError, pymysql.OperationalError, ReplicationError, TransientError)
 
 
 def build_source(settings: Settings, offsets: KafkaOffsetStore) -> Source:
+    # Engines import lazily: a PostgreSQL pipeline does not load the binlog reader.
     if isinstance(settings.source, PostgresSettings):
-        from cdc.postgres.source import PostgresSource  # noqa: PLC0415 (heavy, per engine)
+        from cdc.postgres.source import PostgresSource  # noqa: PLC0415
 
         return PostgresSource(settings.source, settings.snapshot, offsets)
-    raise TerminalError(
-        "the MySQL/MariaDB source is not available in this version",
-        "use source.type: postgres",
-    )
+    from cdc.mysql.source import MysqlSource  # noqa: PLC0415
+
+    return MysqlSource(settings.source, settings.snapshot, offsets)
 
 
 class Stopper:

@@ -107,3 +107,16 @@ class TopicReader:
 
     def close(self) -> None:
         self._consumer.close()
+
+
+def mysql_pipeline(
+    tmp_path: Path, name: str, mysql_dsn: str, bootstrap: str, tables: list[str], **extra: Any
+) -> Settings:
+    config: dict[str, Any] = {
+        "name": name,
+        "source": {"type": "mysql", "dsn": mysql_dsn, "tables": tables, **extra},
+        "kafka": {"bootstrap_servers": bootstrap, "partitions": 2},
+        "metrics": {"listen": "127.0.0.1:0"},
+        "snapshot": {"chunk_rows": 1000},
+    }
+    return write_config(tmp_path / f"{name}.yaml", config)
