@@ -6,13 +6,14 @@ from __future__ import annotations
 import signal
 import threading
 from types import FrameType
+from typing import Any
 
 import psycopg
 import pymysql
 import structlog
 
 from cdc import metrics
-from cdc.errors import TransientError
+from cdc.errors import TerminalError, TransientError
 from cdc.health import Health, serve
 from cdc.kafka.offsets import KafkaOffsetStore
 from cdc.kafka.publisher import KafkaPublisher, TopicLayout
@@ -59,10 +60,45 @@ class Stopper:
         self.event.set()
 
 
-def run_source(settings: Settings, stopper: Stopper, grace_s: float = 30.0) -> None:
-    kafka = settings.kafka
+def run(settings: Settings, role: str, stopper: Stopper, grace_s: float = 30.0) -> None:
+    """Run `role` (source, sink or all) until `stopper` fires; /metrics,
+    /healthz and /readyz are served meanwhile."""
     health = Health()
     server = serve(settings.metrics.address, health)
+    try:
+        if role == "source":
+            run_source(settings, stopper, health, grace_s)
+        elif role == "sink":
+            run_sink(settings, stopper, health)
+        else:
+            _run_both(settings, stopper, health, grace_s)
+    finally:
+        server.shutdown()
+
+
+def _run_both(settings: Settings, stopper: Stopper, health: Health, grace_s: float) -> None:
+    errors: list[BaseException] = []
+
+    def source() -> None:
+        try:
+            run_source(settings, stopper, health, grace_s)
+        except BaseException as exc:
+            errors.append(exc)
+            stopper.event.set()  # one role failing stops the other
+
+    thread = threading.Thread(target=source, name="cdc-source", daemon=True)
+    thread.start()
+    try:
+        run_sink(settings, stopper, health)
+    finally:
+        stopper.event.set()
+        thread.join()
+    if errors:
+        raise errors[0]
+
+
+def run_source(settings: Settings, stopper: Stopper, health: Health, grace_s: float) -> None:
+    kafka = settings.kafka
     prefix = kafka.topic_prefix or settings.name
     offsets = KafkaOffsetStore(kafka.bootstrap_servers, prefix, kafka.replication_factor)
     publisher = KafkaPublisher(
@@ -72,28 +108,58 @@ def run_source(settings: Settings, stopper: Stopper, grace_s: float = 30.0) -> N
         client_id=f"cdc-{settings.name}",
     )
     backoff = 1.0
+    while not stopper.event.is_set():
+        source = build_source(settings, offsets)
+        try:
+            _pump(source, publisher, health, stopper, grace_s)
+            backoff = 1.0
+        except TRANSIENT as exc:
+            # The stream resumes from the last acknowledged position. What
+            # Kafka accepted is still acknowledged: snapshot progress lives
+            # in Kafka, not in the lost connection.
+            health.set_ready(False)
+            publisher.flush(grace_s)
+            _acknowledge(publisher, source)
+            metrics.SOURCE_RECONNECTS.inc()
+            log.warning("source_reconnecting", error=str(exc), in_s=backoff)
+            stopper.event.wait(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF_S)
+        finally:
+            _close_quietly(source)
+    log.info("source_stopped", in_flight=publisher.in_flight)
+
+
+def run_sink(settings: Settings, stopper: Stopper, health: Health) -> None:
+    from sinks.worker import SinkWorker, build_applier  # noqa: PLC0415 (not for source-only runs)
+
+    if settings.target is None:
+        raise TerminalError("the pipeline has no target", "add a target: section to run a sink")
+    worker = SinkWorker(settings, lambda: build_applier(settings))
+    backoff = 1.0
     try:
         while not stopper.event.is_set():
-            source = build_source(settings, offsets)
             try:
-                _pump(source, publisher, health, stopper, grace_s)
+                worker.run_once()
+                health.set_ready(True)
+                health.beat()
                 backoff = 1.0
             except TRANSIENT as exc:
-                # The stream resumes from the last acknowledged position. What
-                # Kafka accepted is still acknowledged: snapshot progress lives
-                # in Kafka, not in the lost connection.
                 health.set_ready(False)
-                publisher.flush(grace_s)
-                _acknowledge(publisher, source)
-                metrics.SOURCE_RECONNECTS.inc()
-                log.warning("source_reconnecting", error=str(exc), in_s=backoff)
+                metrics.SINK_RECONNECTS.inc()
+                log.warning("sink_reconnecting", error=str(exc), in_s=backoff)
                 stopper.event.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
-            finally:
-                _close_quietly(source)
-        log.info("source_stopped", in_flight=publisher.in_flight)
+                _reconnect_quietly(worker)
     finally:
-        server.shutdown()
+        worker.close()
+    log.info("sink_stopped")
+
+
+def _reconnect_quietly(worker: Any) -> None:
+    try:
+        worker.reconnect()
+    except TRANSIENT as exc:  # still down: the next turn of the loop tries again
+        log.warning("sink_reconnect_failed", error=str(exc))
 
 
 def _pump(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 # Labels are bounded: tables come from the pipeline's configuration.
 SOURCE_EVENTS = Counter(
@@ -42,4 +42,43 @@ KAFKA_DELIVERY_ERRORS = Counter(
 KAFKA_IN_FLIGHT = Gauge(
     "cdc_kafka_messages_in_flight",
     "Messages published but not yet acknowledged by the broker",
+)
+
+SINK_ROWS = Counter(
+    "cdc_sink_rows_applied",
+    "Rows written to the target, by target table and operation (c, u, d, t)",
+    ["table", "op"],
+)
+SINK_BATCH_ROWS = Histogram(
+    "cdc_sink_batch_rows",
+    "Kafka messages per applied batch",
+    buckets=(1, 10, 100, 1_000, 5_000, 10_000, 50_000),
+)
+SINK_BATCH_SECONDS = Histogram(
+    "cdc_sink_batch_seconds",
+    "Time to apply one batch in one target transaction",
+    buckets=(0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30),
+)
+SINK_CONFLICTS = Counter(
+    "cdc_sink_conflicts",
+    "Changes that met a target row not as the source had it, by source table and kind",
+    ["table", "kind"],
+)
+DLQ_EVENTS = Counter(
+    "cdc_dlq_events",
+    "Events sent to the dead-letter topic, by source table and reason",
+    ["table", "reason"],
+)
+SINK_LAG_SECONDS = Gauge(
+    "cdc_sink_lag_seconds",
+    "End-to-end lag: now minus the source commit time of the last applied change",
+)
+SINK_CONSUMER_LAG = Gauge(
+    "cdc_sink_consumer_lag_messages",
+    "Messages behind the end of each assigned partition",
+    ["topic", "partition"],
+)
+SINK_RECONNECTS = Counter(
+    "cdc_sink_reconnects",
+    "Times the sink lost its target connection and reconnected",
 )

@@ -53,6 +53,10 @@ class TableSchema:
             key=tuple(raw["key"]),
         )
 
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(column.name for column in self.columns)
+
     def column(self, name: str) -> Column:
         for column in self.columns:
             if column.name == name:

@@ -32,3 +32,13 @@ def schemas_topic(prefix: str) -> str:
 
 def offsets_topic(prefix: str) -> str:
     return f"{prefix}.__offsets"
+
+
+def dead_letter_topic(prefix: str) -> str:
+    return f"{prefix}.__dlq"
+
+
+def table_topics_pattern(prefix: str) -> str:
+    """A librdkafka subscription regex for every table topic of a prefix,
+    leaving out the internal `<prefix>.__*` topics."""
+    return "^" + re.escape(prefix) + r"\.([^_]|_[^_])"

@@ -7,9 +7,8 @@ from pathlib import Path
 import click
 import structlog
 
-from cdc import logs
+from cdc import daemon, logs
 from cdc.commands.common import config_option, load_or_exit
-from cdc.daemon import Stopper, run_source
 from cdc.errors import TerminalError
 
 
@@ -17,20 +16,20 @@ from cdc.errors import TerminalError
 @config_option
 @click.option(
     "--role",
-    type=click.Choice(["source"]),
-    default="source",
-    show_default=True,
-    help="source: read the database's changes into Kafka.",
+    type=click.Choice(["source", "sink", "all"]),
+    help="source: the database's changes into Kafka; sink: Kafka into the target; all: both"
+    " (the default when the pipeline has a target, else source).",
 )
-def run(path: Path, role: str) -> None:
+def run(path: Path, role: str | None) -> None:
     """Run the pipeline until SIGTERM/SIGINT (a second signal exits at once)."""
     settings = load_or_exit(path)
+    role = role or ("all" if settings.target is not None else "source")
     logs.configure(settings.log.format, settings.log.level)
     log = structlog.get_logger("cdc")
-    stopper = Stopper()
+    stopper = daemon.Stopper()
     stopper.install()
     try:
-        run_source(settings, stopper)
+        daemon.run(settings, role, stopper)
     except TerminalError as error:
         log.error("stopped", error=error.message, fix=error.remedy, role=role)
         raise SystemExit(1) from None

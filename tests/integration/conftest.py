@@ -80,6 +80,18 @@ def pg_dsn(dev_env: dict[str, str], unique_name: str) -> Iterator[str]:
         conn.execute(f'DROP DATABASE "{unique_name}" WITH (FORCE)')
 
 
+@pytest.fixture
+def pg_target_dsn(dev_env: dict[str, str], unique_name: str) -> Iterator[str]:
+    """A second fresh PostgreSQL database, the target of a pipeline."""
+    admin_dsn = dev_env["CDC_PG_DSN"]
+    name = unique_name + "_dst"
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield with_database(admin_dsn, name)
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
 def mysql_connect(dsn: str, database: str | None = None) -> pymysql.Connection:  # type: ignore[type-arg]
     parts = urlsplit(dsn)
     return pymysql.connect(

@@ -13,7 +13,7 @@ import orjson
 import yaml
 from confluent_kafka import Consumer, Message
 
-from cdc.daemon import Stopper, run_source
+from cdc.daemon import Stopper, run
 from cdc.envelope import Envelope, decode_value
 from cdc.settings import Settings
 from cdc.settings_load import load_settings
@@ -25,7 +25,13 @@ def write_config(path: Path, config: dict[str, Any]) -> Settings:
 
 
 def pg_pipeline(
-    tmp_path: Path, name: str, pg_dsn: str, bootstrap: str, tables: list[str], **extra: Any
+    tmp_path: Path,
+    name: str,
+    pg_dsn: str,
+    bootstrap: str,
+    tables: list[str],
+    target: dict[str, Any] | None = None,
+    **extra: Any,
 ) -> Settings:
     config: dict[str, Any] = {
         "name": name,
@@ -34,18 +40,20 @@ def pg_pipeline(
         "metrics": {"listen": "127.0.0.1:0"},
         "snapshot": {"chunk_rows": 1000},
     }
+    if target is not None:
+        config["target"] = target
     return write_config(tmp_path / f"{name}.yaml", config)
 
 
 @contextmanager
-def running_source(settings: Settings) -> Iterator[threading.Thread]:
-    """The source daemon in a thread, stopped (with a drain) on exit."""
+def running(settings: Settings, role: str) -> Iterator[threading.Thread]:
+    """The daemon in a thread, stopped (with a drain) on exit."""
     stopper = Stopper()
     errors: list[BaseException] = []
 
     def target() -> None:
         try:
-            run_source(settings, stopper, grace_s=30)
+            run(settings, role, stopper, grace_s=30)
         except BaseException as exc:
             errors.append(exc)
 
@@ -58,6 +66,10 @@ def running_source(settings: Settings) -> Iterator[threading.Thread]:
         thread.join(60)
         if errors:
             raise errors[0]
+
+
+def running_source(settings: Settings) -> Any:
+    return running(settings, "source")
 
 
 class TopicReader:
@@ -110,7 +122,13 @@ class TopicReader:
 
 
 def mysql_pipeline(
-    tmp_path: Path, name: str, mysql_dsn: str, bootstrap: str, tables: list[str], **extra: Any
+    tmp_path: Path,
+    name: str,
+    mysql_dsn: str,
+    bootstrap: str,
+    tables: list[str],
+    target: dict[str, Any] | None = None,
+    **extra: Any,
 ) -> Settings:
     config: dict[str, Any] = {
         "name": name,
@@ -119,4 +137,17 @@ def mysql_pipeline(
         "metrics": {"listen": "127.0.0.1:0"},
         "snapshot": {"chunk_rows": 1000},
     }
+    if target is not None:
+        config["target"] = target
     return write_config(tmp_path / f"{name}.yaml", config)
+
+
+def wait_until(predicate: Any, timeout: float = 90, every: float = 0.5) -> bool:
+    """Poll `predicate` until it holds; its last answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(every)

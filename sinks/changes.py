@@ -1,0 +1,96 @@
+"""Kafka messages to the changes a sink applies, and their per-key collapse.
+
+Inside one batch only each key's final state matters to the target, so a
+batch is reduced to one row (or one delete) per key before it is applied. A
+truncate is a barrier: what came before it and what came after it are
+applied in that order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from cdc.events import Op
+from cdc.schemas import TableSchema
+
+KeyValues = tuple[Any, ...]
+
+
+@dataclass(slots=True)
+class Change:
+    """One change as the sink sees it: values in wire form (see cdc.values)."""
+
+    op: Op
+    schema: TableSchema  # the source schema the row was written with
+    target: tuple[str, str]  # target schema (or database) and table
+    key: dict[str, Any] | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    unchanged: tuple[str, ...]
+    ts_ms: int  # source commit time
+    topic: str
+    partition: int
+    offset: int
+
+    @property
+    def key_values(self) -> KeyValues:
+        assert self.key is not None
+        return tuple(self.key.values())
+
+
+@dataclass(slots=True)
+class KeyState:
+    """The net effect of a batch's changes on one key."""
+
+    schema: TableSchema
+    first_op: Op  # what the first change expected: CREATE/READ (absent) or UPDATE/DELETE
+    row: dict[str, Any] | None  # None: delete
+    complete: bool  # False: `row` lacks unchanged columns, update only those present
+    ts_ms: int
+    offset: tuple[int, int]  # (partition, offset) of the last change
+    first: Change  # the first change of the key in the batch (conflicts name it)
+
+
+@dataclass(slots=True)
+class TableBatch:
+    target: tuple[str, str]
+    keys: dict[KeyValues, KeyState] = field(default_factory=dict)
+    truncate: bool = False  # truncate the table before applying `keys`
+
+
+def collapse(changes: Iterable[Change]) -> Iterator[list[TableBatch]]:
+    """Steps of table batches; a truncate starts a new step for its table."""
+    step: dict[tuple[str, str], TableBatch] = {}
+    for change in changes:
+        batch = step.get(change.target)
+        if change.op is Op.TRUNCATE:
+            if batch is not None:
+                yield list(step.values())
+                step = {}
+            step[change.target] = TableBatch(change.target, truncate=True)
+            continue
+        if batch is None:
+            batch = step[change.target] = TableBatch(change.target)
+        key = change.key_values
+        state = batch.keys.get(key)
+        position = (change.partition, change.offset)
+        if change.op is Op.DELETE:
+            first_op, first = (state.first_op, state.first) if state else (Op.DELETE, change)
+            batch.keys[key] = KeyState(
+                change.schema, first_op, None, True, change.ts_ms, position, first
+            )
+            continue
+        row = change.after or {}
+        complete = not change.unchanged
+        if state is not None and state.row is not None and not complete:
+            # an earlier change of this batch carried the values this one left out
+            row = {**state.row, **row}
+            complete = state.complete
+        first_op, first = (state.first_op, state.first) if state else (change.op, change)
+        batch.keys[key] = KeyState(
+            change.schema, first_op, row, complete, change.ts_ms, position, first
+        )
+    if step:
+        yield list(step.values())

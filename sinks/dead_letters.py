@@ -1,0 +1,51 @@
+"""The dead-letter topic `<prefix>.__dlq`: events the sink could not apply.
+
+Each keeps the original key, value and headers, plus `cdc.error` (what went
+wrong), `cdc.reason` (a short category) and where it came from
+(`cdc.topic`, `cdc.partition`, `cdc.offset`).
+"""
+
+from __future__ import annotations
+
+from confluent_kafka import Message, Producer
+
+from cdc import metrics
+from cdc.kafka.admin import TopicAdmin
+from cdc.topics import dead_letter_topic
+
+
+class DeadLetters:
+    def __init__(self, bootstrap_servers: str, prefix: str, replication_factor: int) -> None:
+        self.topic = dead_letter_topic(prefix)
+        TopicAdmin(bootstrap_servers).ensure(self.topic, 1, replication_factor)
+        self._producer = Producer(
+            {"bootstrap.servers": bootstrap_servers, "enable.idempotence": True, "acks": "all"}
+        )
+        self._errors: list[str] = []
+
+    def send(self, msg: Message, table: str, reason: str, error: str) -> None:
+        headers: list[tuple[str, str | bytes | None]] = [
+            (header[0], header[1]) for header in msg.headers() or []
+        ]
+        headers += [
+            ("cdc.reason", reason.encode()),
+            ("cdc.error", error.encode()),
+            ("cdc.topic", (msg.topic() or "").encode()),
+            ("cdc.partition", str(msg.partition()).encode()),
+            ("cdc.offset", str(msg.offset()).encode()),
+        ]
+
+        def on_delivery(err: object, _msg: object) -> None:
+            if err is not None:
+                self._errors.append(str(err))
+
+        self._producer.produce(
+            self.topic, msg.value(), msg.key(), headers=headers, on_delivery=on_delivery
+        )
+        metrics.DLQ_EVENTS.labels(table=table, reason=reason).inc()
+
+    def flush(self) -> None:
+        """Durable before the batch's offsets are committed: a dead letter is
+        never lost, at worst written twice after a crash."""
+        if self._producer.flush(60) != 0 or self._errors:
+            raise RuntimeError(f"dead-letter topic {self.topic} did not accept: {self._errors}")

@@ -1,0 +1,144 @@
+"""Source column types on a PostgreSQL target: the DDL type, and how a wire
+value becomes PostgreSQL's text input form (for COPY into a staging table).
+
+| MySQL/MariaDB source          | PostgreSQL target            |
+|-------------------------------|------------------------------|
+| tinyint, smallint             | smallint                     |
+| mediumint, int                | integer                      |
+| int unsigned, bigint          | bigint                       |
+| bigint unsigned               | numeric(20,0)                |
+| decimal(p,s)                  | numeric(p,s)                 |
+| float / double                | real / double precision      |
+| year                          | smallint                     |
+| date                          | date                         |
+| time(n)                       | interval (MySQL TIME spans -838h..838h) |
+| datetime(n) / timestamp(n)    | timestamp(n) / timestamptz(n) |
+| char, varchar, *text, enum    | text                         |
+| binary, varbinary, *blob, bit, geometry | bytea (geometry: SRID + WKB) |
+| set                           | text[]                       |
+| json                          | jsonb                        |
+
+A PostgreSQL source keeps its own type names (PG to PG is exact); its enums
+and other user-defined types become text unless the target already has them.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from cdc.schemas import Column, TableSchema
+from cdc.values import decode_timedelta
+
+TextEncoder = Callable[[Any], str]
+
+_MYSQL_TYPES = {
+    "tinyint": "smallint",
+    "tinyint unsigned": "smallint",
+    "smallint": "smallint",
+    "smallint unsigned": "integer",
+    "mediumint": "integer",
+    "mediumint unsigned": "integer",
+    "int": "integer",
+    "int unsigned": "bigint",
+    "bigint": "bigint",
+    "bigint unsigned": "numeric(20,0)",
+    "float": "real",
+    "double": "double precision",
+    "year": "smallint",
+    "date": "date",
+    "json": "jsonb",
+    "set": "text[]",
+}
+_MYSQL_BYTES = {"binary", "varbinary", "bit", "geometry"}
+_TEMPORAL = re.compile(r"(datetime|timestamp|time)\((\d)\)")
+
+
+def pg_type(column: Column, connector: str) -> str:
+    """The target DDL type of a source column."""
+    name = column.type
+    if connector == "postgresql":
+        return name if column.extra.get("kind", "b") in {"b", "r", "m"} else "text"
+    if name in _MYSQL_TYPES:
+        return _MYSQL_TYPES[name]
+    if name.startswith("decimal"):
+        return "numeric" + name.removeprefix("decimal")
+    temporal = _TEMPORAL.fullmatch(name)
+    if temporal:
+        kind, fsp = temporal.groups()
+        return {"datetime": "timestamp", "timestamp": "timestamptz", "time": "interval"}[kind] + (
+            f"({fsp})" if kind != "time" else ""
+        )
+    if name in _MYSQL_BYTES or name.endswith("blob"):
+        return "bytea"
+    return "text"
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict | list):
+        return _json(value)
+    return str(value)
+
+
+def _bytes(value: Any) -> str:
+    return "\\x" + base64.b64decode(value).hex()
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _bool(value: Any) -> str:
+    return "t" if value else "f"
+
+
+def _interval(value: Any) -> str:
+    # PostgreSQL reads ISO-8601 durations, but not with a leading sign
+    if isinstance(value, str) and value.startswith("-P"):
+        return f"{decode_timedelta(value).total_seconds():.6f} seconds"
+    return _text(value)
+
+
+def _array_item(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, list):
+        return "{" + ",".join(_array_item(v) for v in value) + "}"
+    if isinstance(value, bool):
+        return _bool(value)
+    if isinstance(value, dict):
+        value = _json(value)
+    text = str(value)
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _array(value: Any) -> str:
+    return _array_item(value) if isinstance(value, list) else _text(value)
+
+
+def text_encoder(target_type: str) -> TextEncoder:
+    """Wire value -> PostgreSQL text input for a target column of `target_type`
+    (as format_type() names it)."""
+    base = target_type.split("(", maxsplit=1)[0].strip()
+    if target_type.endswith("[]"):
+        return _array
+    if base == "bytea":
+        return _bytes
+    if base in {"json", "jsonb"}:
+        return _json
+    if base == "boolean":
+        return _bool
+    if base == "interval":
+        return _interval
+    return _text
+
+
+def target_columns(schema: TableSchema) -> dict[str, str]:
+    """Column name -> target DDL type, in source order."""
+    return {c.name: pg_type(c, schema.connector) for c in schema.columns}

@@ -1,0 +1,418 @@
+"""Applies batches to a PostgreSQL target in one transaction each.
+
+Bulk path: every table's net changes are COPYed into a temporary staging
+table, then applied with one `DELETE ... USING`, one
+`INSERT ... ON CONFLICT DO UPDATE` and, for rows whose unchanged TOAST
+columns were left out, one `UPDATE ... FROM` per column set. The Kafka
+positions go to `cdc_offsets` in the same transaction, so a batch is applied
+exactly once however the process dies.
+
+The session runs with `session_replication_role = replica`: foreign keys and
+user triggers do not fire, because tables of one source transaction may
+arrive in a different order.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import psycopg
+from psycopg import sql
+
+from cdc.errors import TerminalError
+from cdc.schemas import TableSchema
+from sinks.changes import Change, KeyState, KeyValues, TableBatch
+from sinks.conflicts import Action, conflict_kind, decide
+from sinks.pg_types import TextEncoder, pg_type, text_encoder
+
+SESSION_OPTIONS = "-c session_replication_role=replica -c TimeZone=UTC -c datestyle=ISO"
+OFFSETS_DDL = """
+CREATE TABLE IF NOT EXISTS public.cdc_offsets (
+    consumer_group text NOT NULL,
+    topic text NOT NULL,
+    kafka_partition integer NOT NULL,
+    next_offset bigint NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (consumer_group, topic, kafka_partition)
+)
+"""
+VERSIONS_DDL = """
+CREATE TABLE IF NOT EXISTS public.cdc_row_versions (
+    table_name text NOT NULL,
+    row_key text NOT NULL,
+    ts_ms bigint NOT NULL,
+    kafka_partition integer NOT NULL,
+    kafka_offset bigint NOT NULL,
+    PRIMARY KEY (table_name, row_key)
+)
+"""
+DELETE, UPSERT, PARTIAL = 0, 1, 2  # cdc_kind of a staged row; PARTIAL + n: column set n
+
+
+@dataclass
+class ApplyResult:
+    rows: Counter[tuple[str, str]] = field(default_factory=Counter)  # (table, op)
+    conflicts: Counter[tuple[str, str]] = field(default_factory=Counter)  # (table, kind)
+    conflict_keys: list[tuple[str, str, KeyValues]] = field(default_factory=list)
+    dead: list[tuple[Change, str]] = field(default_factory=list)
+    last_ts_ms: int = 0  # source commit time of the newest change applied
+
+
+@dataclass
+class TargetTable:
+    schema: str
+    name: str
+    types: dict[str, str]  # column -> format_type()
+    key: tuple[str, ...]
+    stage: str
+    encoders: dict[str, TextEncoder]
+
+    @property
+    def ident(self) -> sql.Composable:
+        return sql.Identifier(self.schema, self.name)
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+
+def _escape(text: str) -> str:
+    """COPY text format: backslash, tab, newline and carriage return are escaped."""
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        text = (
+            text.replace("\\", "\\\\")
+            .replace("\t", "\\t")
+            .replace("\n", "\\n")
+            .replace("\r", "\\r")
+        )
+    return text
+
+
+class PostgresApplier:
+    def __init__(
+        self,
+        dsn: str,
+        group: str,
+        policy_for: Callable[[str, str], str],
+        create_tables: bool,
+    ) -> None:
+        self._conn = psycopg.connect(dsn, options=SESSION_OPTIONS)
+        self._group = group
+        self._policy_for = policy_for
+        self._create_tables = create_tables
+        self._tables: dict[tuple[str, str], TargetTable] = {}
+        self._stages = itertools.count()
+        with self._conn.transaction():
+            self._conn.execute(OFFSETS_DDL)
+            self._conn.execute(VERSIONS_DDL)
+
+    def committed_offsets(self, topics: Sequence[str]) -> dict[tuple[str, int], int]:
+        """The next offset to read per (topic, partition), as last committed here."""
+        with self._conn.transaction():
+            rows = self._conn.execute(
+                "SELECT topic, kafka_partition, next_offset FROM public.cdc_offsets"
+                " WHERE consumer_group = %s AND topic = ANY(%s)",
+                (self._group, list(topics)),
+            ).fetchall()
+        return {(topic, partition): offset for topic, partition, offset in rows}
+
+    def apply(
+        self,
+        steps: Sequence[Sequence[TableBatch]],
+        offsets: dict[tuple[str, int], int],
+        before_commit: Callable[[ApplyResult], None] | None = None,
+    ) -> ApplyResult:
+        """Apply every step and record `offsets` (next offset per partition)
+        atomically; `before_commit` runs last inside the transaction (dead
+        letters must be durable before the offsets that pass them)."""
+        result = ApplyResult()
+        with self._conn.transaction():
+            for step in steps:
+                for batch in step:
+                    self._apply_table(batch, result)
+            with self._conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO public.cdc_offsets"
+                    " (consumer_group, topic, kafka_partition, next_offset)"
+                    " VALUES (%s, %s, %s, %s) ON CONFLICT (consumer_group, topic, kafka_partition)"
+                    " DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now()",
+                    [(self._group, t, p, o) for (t, p), o in offsets.items()],
+                )
+            if before_commit is not None:
+                before_commit(result)
+        return result
+
+    # -- one table --------------------------------------------------------
+    def _apply_table(self, batch: TableBatch, result: ApplyResult) -> None:
+        some_state = next(iter(batch.keys.values()), None)
+        table = self._table(batch.target, some_state.schema if some_state else None)
+        if batch.truncate:
+            self._conn.execute(sql.SQL("TRUNCATE {}").format(table.ident))
+            result.rows[(table.qualified, "t")] += 1
+        if not batch.keys:
+            return
+        source_name = f"{some_state.schema.schema}.{some_state.schema.table}"  # type: ignore[union-attr]
+        policy = self._policy_for(some_state.schema.schema, some_state.schema.table)  # type: ignore[union-attr]
+        keys = list(batch.keys.items())
+        existing = self._existing(table, [k for k, _ in keys])
+        newer = self._newer_versions(table, keys) if policy == "last-writer-wins" else set()
+        deletes: list[KeyValues] = []
+        upserts: list[dict[str, Any]] = []
+        partial: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        applied: list[tuple[KeyValues, KeyState]] = []
+        for key, state in keys:
+            exists = key in existing
+            kind = conflict_kind(state, exists)
+            action = decide(policy, kind, key in newer)
+            if kind is not None or action is Action.SKIP:
+                result.conflicts[(source_name, kind or "older")] += 1
+                result.conflict_keys.append((source_name, kind or "older", key))
+            if action is Action.DEAD_LETTER:
+                result.dead.append((state.first, f"conflict: {kind}"))
+                continue
+            if action is Action.SKIP:
+                continue
+            if state.row is None:
+                if exists:
+                    deletes.append(key)
+                    result.rows[(table.qualified, "d")] += 1
+            elif state.complete:
+                upserts.append(state.row)
+                result.rows[(table.qualified, "u" if exists else "c")] += 1
+            elif exists:
+                partial.setdefault(tuple(state.row), []).append(state.row)
+                result.rows[(table.qualified, "u")] += 1
+            else:
+                # an update without its unchanged TOAST values cannot create the row
+                result.dead.append((state.first, "update of a missing row without all its columns"))
+                continue
+            applied.append((key, state))
+            result.last_ts_ms = max(result.last_ts_ms, state.ts_ms)
+        self._stage_and_apply(table, deletes, upserts, partial)
+        if policy == "last-writer-wins":
+            self._record_versions(table, applied)
+
+    def _existing(self, table: TargetTable, keys: list[KeyValues]) -> set[KeyValues]:
+        """Which keys have a target row (one query for the whole batch)."""
+        encoded = [
+            [table.encoders[name](key[i]) for key in keys] for i, name in enumerate(table.key)
+        ]
+        arrays = sql.SQL(", ").join(sql.SQL("%s::text[]") for _ in table.key)
+        names = [sql.Identifier(f"k{i}") for i in range(len(table.key))]
+        match = sql.SQL(" AND ").join(
+            sql.SQL("t.{} = k.{}::{}").format(
+                sql.Identifier(col), names[i], sql.SQL(table.types[col])
+            )
+            for i, col in enumerate(table.key)
+        )
+        query = sql.SQL(
+            "SELECT k.n FROM unnest({}) WITH ORDINALITY AS k({}, n)"
+            " WHERE EXISTS (SELECT 1 FROM {} t WHERE {})"
+        ).format(arrays, sql.SQL(", ").join(names), table.ident, match)
+        rows = self._conn.execute(query, encoded).fetchall()
+        return {keys[n - 1] for (n,) in rows}
+
+    def _stage_and_apply(
+        self,
+        table: TargetTable,
+        deletes: list[KeyValues],
+        upserts: list[dict[str, Any]],
+        partial: dict[tuple[str, ...], list[dict[str, Any]]],
+    ) -> None:
+        columns = list(table.types)
+        stage = sql.Identifier(table.stage)
+        staged = sql.SQL(", ").join(sql.Identifier(c) for c in [*columns, "cdc_kind"])
+        encoders = [table.encoders[c] for c in columns]
+        key_index = [columns.index(k) for k in table.key]
+        with self._conn.cursor() as cur:
+            with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(stage, staged)) as copy:
+                lines: list[str] = []
+                for key in deletes:
+                    fields = ["\\N"] * len(columns)
+                    for i, value in zip(key_index, key, strict=True):
+                        fields[i] = _escape(encoders[i](value))
+                    lines.append("\t".join(fields) + f"\t{DELETE}\n")
+                sets = [(UPSERT, rows) for rows in [upserts] if rows]
+                sets += [(PARTIAL + n, rows) for n, rows in enumerate(partial.values())]
+                for kind, rows in sets:
+                    for row in rows:
+                        fields = [
+                            "\\N" if (value := row.get(name)) is None else _escape(enc(value))
+                            for name, enc in zip(columns, encoders, strict=True)
+                        ]
+                        lines.append("\t".join(fields) + f"\t{kind}\n")
+                copy.write("".join(lines))
+            on_key = sql.SQL(" AND ").join(
+                sql.SQL("t.{0} = s.{0}").format(sql.Identifier(k)) for k in table.key
+            )
+            if deletes:
+                cur.execute(
+                    sql.SQL("DELETE FROM {} t USING {} s WHERE s.cdc_kind = {} AND {}").format(
+                        table.ident, stage, sql.Literal(DELETE), on_key
+                    )
+                )
+            if upserts:
+                self._upsert(cur, table, columns)
+            for n, column_set in enumerate(partial):
+                assignments = sql.SQL(", ").join(
+                    sql.SQL("{0} = s.{0}").format(sql.Identifier(c))
+                    for c in column_set
+                    if c not in table.key
+                )
+                cur.execute(
+                    sql.SQL("UPDATE {} t SET {} FROM {} s WHERE s.cdc_kind = {} AND {}").format(
+                        table.ident, assignments, stage, sql.Literal(PARTIAL + n), on_key
+                    )
+                )
+
+    def _upsert(self, cur: psycopg.Cursor[Any], table: TargetTable, columns: list[str]) -> None:
+        names = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+        others = [c for c in columns if c not in table.key]
+        action = (
+            sql.SQL("DO UPDATE SET ")
+            + sql.SQL(", ").join(
+                sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in others
+            )
+            if others
+            else sql.SQL("DO NOTHING")
+        )
+        cur.execute(
+            sql.SQL(
+                "INSERT INTO {} ({}) SELECT {} FROM {} WHERE cdc_kind = {} ON CONFLICT ({}) {}"
+            ).format(
+                table.ident,
+                names,
+                names,
+                sql.Identifier(table.stage),
+                sql.Literal(UPSERT),
+                sql.SQL(", ").join(sql.Identifier(k) for k in table.key),
+                action,
+            )
+        )
+
+    # -- last-writer-wins versions ----------------------------------------
+    def _newer_versions(
+        self, table: TargetTable, keys: list[tuple[KeyValues, KeyState]]
+    ) -> set[KeyValues]:
+        """Keys whose stored version is at least as new as this batch's change."""
+        by_text = {orjson.dumps(list(key)).decode(): (key, state) for key, state in keys}
+        rows = self._conn.execute(
+            "SELECT row_key, ts_ms, kafka_partition, kafka_offset FROM public.cdc_row_versions"
+            " WHERE table_name = %s AND row_key = ANY(%s)",
+            (table.qualified, list(by_text)),
+        ).fetchall()
+        newer = set()
+        for text, ts_ms, partition, offset in rows:
+            key, state = by_text[text]
+            if (ts_ms, partition, offset) >= (state.ts_ms, *state.offset):
+                newer.add(key)
+        return newer
+
+    def _record_versions(
+        self, table: TargetTable, applied: list[tuple[KeyValues, KeyState]]
+    ) -> None:
+        with self._conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO public.cdc_row_versions VALUES (%s, %s, %s, %s, %s)"
+                " ON CONFLICT (table_name, row_key) DO UPDATE SET ts_ms = EXCLUDED.ts_ms,"
+                " kafka_partition = EXCLUDED.kafka_partition, kafka_offset = EXCLUDED.kafka_offset",
+                [
+                    (table.qualified, orjson.dumps(list(key)).decode(), s.ts_ms, *s.offset)
+                    for key, s in applied
+                ],
+            )
+
+    # -- target tables ----------------------------------------------------
+    def _table(self, target: tuple[str, str], schema: TableSchema | None) -> TargetTable:
+        found = self._tables.get(target)
+        if found is not None and (schema is None or set(schema.column_names) <= set(found.types)):
+            return found
+        types, key = self._describe(target)
+        if schema is not None:
+            missing = [c for c in schema.columns if c.name not in types]
+            if missing and not (self._create_tables):
+                names = ", ".join(c.name for c in missing)
+                raise TerminalError(
+                    f"target table {target[0]}.{target[1]} lacks {names} of the source table"
+                    if types
+                    else f"target table {target[0]}.{target[1]} does not exist",
+                    "create it (e.g. pg_dump --schema-only) or set target.create_tables: true",
+                )
+            if missing:
+                self._create_or_extend(target, schema, bool(types))
+                types, key = self._describe(target)
+        if not key:
+            raise TerminalError(
+                f"target table {target[0]}.{target[1]} has no primary key",
+                "add the source's primary key to the target table",
+            )
+        stage = f"cdc_stage_{next(self._stages)}"
+        self._conn.execute(
+            sql.SQL(
+                "CREATE TEMP TABLE {} ON COMMIT DELETE ROWS AS SELECT * FROM {} WITH NO DATA"
+            ).format(sql.Identifier(stage), sql.Identifier(*target))
+        )
+        self._conn.execute(
+            sql.SQL("ALTER TABLE {} ADD COLUMN cdc_kind smallint").format(sql.Identifier(stage))
+        )
+        encoders = {name: text_encoder(kind) for name, kind in types.items()}
+        table = TargetTable(target[0], target[1], types, key, stage, encoders)
+        self._tables[target] = table
+        return table
+
+    def _describe(self, target: tuple[str, str]) -> tuple[dict[str, str], tuple[str, ...]]:
+        rows = self._conn.execute(
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod),"
+            # int2vector casts to an array indexed from 0: -1 marks a non-key column
+            " coalesce(array_position(i.indkey::int2[], a.attnum), -1)"
+            " FROM pg_attribute a"
+            " JOIN pg_class c ON c.oid = a.attrelid"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary"
+            " WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped"
+            " AND a.attgenerated = '' ORDER BY a.attnum",
+            target,
+        ).fetchall()
+        types = {name: kind for name, kind, _ in rows}
+        key = tuple(name for name, _, pos in sorted(rows, key=lambda r: r[2]) if pos >= 0)
+        return types, key
+
+    def _create_or_extend(self, target: tuple[str, str], schema: TableSchema, exists: bool) -> None:
+        ident = sql.Identifier(*target)
+        columns = [
+            (c.name, pg_type(c, schema.connector), c.nullable and c.name not in schema.key)
+            for c in schema.columns
+        ]
+        if exists:
+            for name, kind, _ in columns:
+                self._conn.execute(
+                    sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
+                        ident, sql.Identifier(name), sql.SQL(kind)
+                    )
+                )
+            return
+        self._conn.execute(
+            sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(target[0]))
+        )
+        definitions = [
+            sql.SQL("{} {}{}").format(
+                sql.Identifier(name), sql.SQL(kind), sql.SQL("" if nullable else " NOT NULL")
+            )
+            for name, kind, nullable in columns
+        ]
+        definitions.append(
+            sql.SQL("PRIMARY KEY ({})").format(
+                sql.SQL(", ").join(sql.Identifier(k) for k in schema.key)
+            )
+        )
+        self._conn.execute(
+            sql.SQL("CREATE TABLE {} ({})").format(ident, sql.SQL(", ").join(definitions))
+        )
+
+    def close(self) -> None:
+        self._conn.close()

@@ -1,0 +1,56 @@
+"""Table schemas by fingerprint, read from the compacted `__schemas` topic."""
+
+from __future__ import annotations
+
+import uuid
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
+from cdc.errors import TransientError
+from cdc.schemas import TableSchema
+from cdc.topics import schemas_topic
+
+
+class SchemaCache:
+    def __init__(self, bootstrap_servers: str, prefix: str) -> None:
+        self._topic = schemas_topic(prefix)
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap_servers,
+                "group.id": f"cdc-schemas-{uuid.uuid4().hex}",
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+            }
+        )
+        self._consumer.assign([TopicPartition(self._topic, 0, OFFSET_BEGINNING)])
+        self._schemas: dict[str, TableSchema] = {}
+
+    def get(self, fingerprint: str, timeout: float = 30.0) -> TableSchema:
+        """The schema; reads newer records when it is not known yet (the source
+        publishes a schema before the first event that uses it, but on another
+        topic, so it may arrive a little later)."""
+        found = self._schemas.get(fingerprint)
+        if found is None:
+            self._read_to_end(timeout)
+            found = self._schemas.get(fingerprint)
+            if found is None:
+                raise TransientError(f"schema {fingerprint} is not on {self._topic} yet")
+        return found
+
+    def _read_to_end(self, timeout: float) -> None:
+        while True:
+            msg = self._consumer.poll(timeout)
+            if msg is None:
+                return
+            error = msg.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    return
+                raise TransientError(f"reading {self._topic}: {error.str()}")
+            value = msg.value()
+            key = msg.key()
+            if value is not None and key is not None:
+                self._schemas[key.decode()] = TableSchema.from_json(value)
+
+    def close(self) -> None:
+        self._consumer.close()

@@ -1,0 +1,226 @@
+"""The sink worker: consume the pipeline's table topics, apply them in batches.
+
+Resume contract: the target's `cdc_offsets` table is the truth. On every
+partition assignment the worker seeks to the offsets stored there, which were
+written in the same transaction as the rows they cover; Kafka's committed
+offsets are only a hint for monitoring tools. Replaying from older offsets
+re-applies changes, and applying a change twice yields the same rows.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+import structlog
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+
+from cdc import envelope, metrics
+from cdc.errors import TransientError
+from cdc.events import Op
+from cdc.schemas import SCHEMA_HEADER
+from cdc.settings import PostgresTarget, Settings
+from cdc.topics import table_topics_pattern
+from sinks.changes import Change, collapse
+from sinks.dead_letters import DeadLetters
+from sinks.postgres import ApplyResult, PostgresApplier
+from sinks.schema_cache import SchemaCache
+
+log = structlog.get_logger(__name__)
+
+BATCH_MESSAGES = 5000
+BATCH_WAIT_S = 0.2
+CONSUMER_DEFAULTS: dict[str, Any] = {
+    "enable.auto.commit": False,
+    "auto.offset.reset": "earliest",
+    # new table topics appear while the pipeline runs: notice them quickly
+    "topic.metadata.refresh.interval.ms": 5000,
+    "fetch.max.bytes": 52_428_800,
+}
+
+
+# A pattern subscription that matches no topic yet, the end of a partition:
+# news, not failures.
+_INFORMATIONAL = {
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+    KafkaError._UNKNOWN_TOPIC,
+    KafkaError._PARTITION_EOF,
+}
+
+
+class PoisonMessageError(ValueError):
+    """A message the sink cannot read: it goes to the dead-letter topic."""
+
+
+def build_applier(settings: Settings) -> PostgresApplier:
+    target = settings.target
+    assert target is not None
+    if isinstance(target, PostgresTarget):
+        return PostgresApplier(
+            target.dsn.get_secret_value(),
+            settings.consumer_group,
+            target.conflict_for,
+            target.create_tables,
+        )
+    raise TransientError("the MySQL target is not available yet")
+
+
+class SinkWorker:
+    def __init__(self, settings: Settings, applier_factory: Callable[[], PostgresApplier]) -> None:
+        kafka = settings.kafka
+        self._prefix = kafka.topic_prefix or settings.name
+        self._applier_factory = applier_factory
+        self._applier = applier_factory()
+        self._schemas = SchemaCache(kafka.bootstrap_servers, self._prefix)
+        self._dead = DeadLetters(kafka.bootstrap_servers, self._prefix, kafka.replication_factor)
+        config = {**CONSUMER_DEFAULTS, **kafka.consumer_config(settings.consumer_group)}
+        self._consumer = Consumer(config)
+        self._consumer.subscribe([table_topics_pattern(self._prefix)], on_assign=self._on_assign)
+        self._last_ts_ms = 0
+
+    # -- assignment -------------------------------------------------------
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        stored = self._applier.committed_offsets(sorted({p.topic for p in partitions}))
+        for partition in partitions:
+            partition.offset = stored.get((partition.topic, partition.partition), OFFSET_BEGINNING)
+        consumer.assign(partitions)
+        log.info("partitions_assigned", count=len(partitions))
+
+    def _rewind(self) -> None:
+        """After a failed batch: back to what the target has committed."""
+        assigned = self._consumer.assignment()
+        stored = self._applier.committed_offsets(sorted({p.topic for p in assigned}))
+        for partition in assigned:
+            offset = stored.get((partition.topic, partition.partition), OFFSET_BEGINNING)
+            self._consumer.seek(TopicPartition(partition.topic, partition.partition, offset))
+
+    # -- the loop ---------------------------------------------------------
+    def run_once(self) -> int:
+        """Consume and apply one batch; the number of messages it held."""
+        messages = []
+        for msg in self._consumer.consume(BATCH_MESSAGES, BATCH_WAIT_S):
+            error = msg.error()
+            if error is None:
+                messages.append(msg)
+            elif error.code() not in _INFORMATIONAL:
+                raise TransientError(f"consuming: {error.str()}")
+        if not messages:
+            return 0
+        started = time.monotonic()
+        offsets: dict[tuple[str, int], int] = {}
+        changes: list[Change] = []
+        sources: dict[int, Message] = {}
+        for msg in messages:
+            offsets[(msg.topic() or "", msg.partition() or 0)] = (msg.offset() or 0) + 1
+            if msg.value() is None:
+                continue  # a tombstone: its delete came just before it
+            try:
+                change = self._decode(msg)
+            except PoisonMessageError as exc:
+                self._dead.send(msg, msg.topic() or "", "decode", str(exc))
+                continue
+            changes.append(change)
+            sources[id(change)] = msg
+        try:
+            result = self._apply(changes, offsets, sources)
+        except (psycopg.DataError, psycopg.IntegrityError) as exc:
+            log.warning("batch_failed_applying_one_by_one", error=str(exc))
+            result = self._apply_one_by_one(changes, offsets, sources)
+        self._consumer.commit(asynchronous=True)
+        self._record(result, len(messages), time.monotonic() - started)
+        return len(messages)
+
+    def _apply(
+        self,
+        changes: list[Change],
+        offsets: dict[tuple[str, int], int],
+        sources: dict[int, Message],
+    ) -> ApplyResult:
+        def before_commit(result: ApplyResult) -> None:
+            for change, reason in result.dead:
+                table = f"{change.schema.schema}.{change.schema.table}"
+                self._dead.send(sources[id(change)], table, reason.split(":")[0], reason)
+            self._dead.flush()
+
+        return self._applier.apply(list(collapse(changes)), offsets, before_commit)
+
+    def _apply_one_by_one(
+        self,
+        changes: list[Change],
+        offsets: dict[tuple[str, int], int],
+        sources: dict[int, Message],
+    ) -> ApplyResult:
+        """Find the changes the target refuses (bad value, constraint) and
+        dead-letter them; the others apply in order."""
+        total = ApplyResult()
+        for change in changes:
+            position = {(change.topic, change.partition): change.offset + 1}
+            try:
+                result = self._apply([change], position, sources)
+            except (psycopg.DataError, psycopg.IntegrityError) as exc:
+                table = f"{change.schema.schema}.{change.schema.table}"
+                self._dead.send(sources[id(change)], table, "apply", str(exc).strip())
+                self._dead.flush()
+                result = self._apply([], position, sources)
+            total.rows.update(result.rows)
+            total.conflicts.update(result.conflicts)
+        self._apply([], offsets, sources)  # tombstones and dead letters: past them too
+        return total
+
+    def _decode(self, msg: Message) -> Change:
+        headers = dict(msg.headers() or [])
+        fingerprint = headers.get(SCHEMA_HEADER)
+        if not isinstance(fingerprint, bytes):
+            raise PoisonMessageError(f"no {SCHEMA_HEADER} header")
+        try:
+            value = envelope.decode_value(msg.value() or b"")
+            key = envelope.decode_key(msg.key())
+        except (ValueError, KeyError, TypeError) as exc:
+            raise PoisonMessageError(f"not a change event: {exc}") from exc
+        try:
+            schema = self._schemas.get(fingerprint.decode())
+        except TransientError as exc:
+            raise PoisonMessageError(str(exc)) from exc
+        if key is None and value.op is not Op.TRUNCATE:
+            raise PoisonMessageError("a row change without a key")
+        return Change(
+            op=value.op,
+            schema=schema,
+            target=(schema.schema, schema.table),
+            key=dict(key) if key is not None else None,
+            before=dict(value.before) if value.before is not None else None,
+            after=dict(value.after) if value.after is not None else None,
+            unchanged=value.unchanged,
+            ts_ms=int(value.source.get("ts_ms") or 0),
+            topic=msg.topic() or "",
+            partition=msg.partition() or 0,
+            offset=msg.offset() or 0,
+        )
+
+    def _record(self, result: ApplyResult, messages: int, seconds: float) -> None:
+        metrics.SINK_BATCH_ROWS.observe(messages)
+        metrics.SINK_BATCH_SECONDS.observe(seconds)
+        for (table, op), count in result.rows.items():
+            metrics.SINK_ROWS.labels(table=table, op=op).inc(count)
+        for (table, kind), count in result.conflicts.items():
+            metrics.SINK_CONFLICTS.labels(table=table, kind=kind).inc(count)
+        for table, kind, key in result.conflict_keys:
+            log.info("conflict", table=table, kind=kind, key=list(key))
+        if result.last_ts_ms:
+            metrics.SINK_LAG_SECONDS.set(max(0.0, time.time() - result.last_ts_ms / 1000))
+
+    def reconnect(self) -> None:
+        """A new target connection, and back to its committed offsets."""
+        try:
+            self._applier.close()
+        except Exception as exc:
+            log.warning("target_close_failed", error=str(exc))
+        self._applier = self._applier_factory()
+        self._rewind()
+
+    def close(self) -> None:
+        self._consumer.close()
+        self._schemas.close()
+        self._applier.close()
