@@ -43,7 +43,7 @@ def workload(dsn: str, seed: int, rounds: int) -> None:
                         f"c{n}\\t\\n'\"",
                         n * 1.5,
                         ["a", "b,c", None],
-                        '{"n": %d}' % n,
+                        f'{{"n": {n}}}',
                         b"\x00\x01",
                     ),
                 )
