@@ -15,9 +15,8 @@ arrive in a different order.
 from __future__ import annotations
 
 import itertools
-from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -26,7 +25,8 @@ from psycopg import sql
 
 from cdc.errors import TerminalError
 from cdc.schemas import TableSchema
-from sinks.changes import Change, KeyState, KeyValues, TableBatch
+from sinks.base import ApplyResult
+from sinks.changes import KeyState, KeyValues, TableBatch
 from sinks.conflicts import Action, conflict_kind, decide
 from sinks.pg_types import TextEncoder, pg_type, text_encoder
 
@@ -52,15 +52,6 @@ CREATE TABLE IF NOT EXISTS public.cdc_row_versions (
 )
 """
 DELETE, UPSERT, PARTIAL = 0, 1, 2  # cdc_kind of a staged row; PARTIAL + n: column set n
-
-
-@dataclass
-class ApplyResult:
-    rows: Counter[tuple[str, str]] = field(default_factory=Counter)  # (table, op)
-    conflicts: Counter[tuple[str, str]] = field(default_factory=Counter)  # (table, kind)
-    conflict_keys: list[tuple[str, str, KeyValues]] = field(default_factory=list)
-    dead: list[tuple[Change, str]] = field(default_factory=list)
-    last_ts_ms: int = 0  # source commit time of the newest change applied
 
 
 @dataclass

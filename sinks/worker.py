@@ -23,9 +23,10 @@ from cdc.events import Op
 from cdc.schemas import SCHEMA_HEADER
 from cdc.settings import PostgresTarget, Settings
 from cdc.topics import table_topics_pattern
+from sinks.base import Applier, ApplyResult
 from sinks.changes import Change, collapse
 from sinks.dead_letters import DeadLetters
-from sinks.postgres import ApplyResult, PostgresApplier
+from sinks.postgres import PostgresApplier
 from sinks.schema_cache import SchemaCache
 
 log = structlog.get_logger(__name__)
@@ -54,7 +55,7 @@ class PoisonMessageError(ValueError):
     """A message the sink cannot read: it goes to the dead-letter topic."""
 
 
-def build_applier(settings: Settings) -> PostgresApplier:
+def build_applier(settings: Settings) -> Applier:
     target = settings.target
     assert target is not None
     if isinstance(target, PostgresTarget):
@@ -68,7 +69,7 @@ def build_applier(settings: Settings) -> PostgresApplier:
 
 
 class SinkWorker:
-    def __init__(self, settings: Settings, applier_factory: Callable[[], PostgresApplier]) -> None:
+    def __init__(self, settings: Settings, applier_factory: Callable[[], Applier]) -> None:
         kafka = settings.kafka
         self._prefix = kafka.topic_prefix or settings.name
         self._applier_factory = applier_factory
