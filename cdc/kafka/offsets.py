@@ -8,11 +8,19 @@ from memory because this process is the only writer for its keys.
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
 
 from cdc.kafka.admin import COMPACTED, TopicAdmin
 from cdc.topics import offsets_topic
@@ -43,7 +51,7 @@ class KafkaOffsetStore:
         )
         values: dict[str, Any] = {}
         try:
-            _, high = consumer.get_watermark_offsets(TopicPartition(self._topic, 0), timeout=30)
+            high = self._high_watermark(consumer)
             if high > 0:
                 consumer.assign([TopicPartition(self._topic, 0, OFFSET_BEGINNING)])
                 while True:
@@ -67,6 +75,19 @@ class KafkaOffsetStore:
         finally:
             consumer.close()
         return values
+
+    def _high_watermark(self, consumer: Consumer) -> int:
+        # A topic created a moment ago may not be in every broker's metadata yet.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                return consumer.get_watermark_offsets(TopicPartition(self._topic, 0), timeout=10)[1]
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError._UNKNOWN_PARTITION:
+                    raise
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
     def get(self, key: str) -> Any | None:
         return self._values.get(key)

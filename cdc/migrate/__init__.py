@@ -1,0 +1,1 @@
+"""The migration workflow around the stream: compare, verify, cut over."""

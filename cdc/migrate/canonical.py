@@ -1,0 +1,83 @@
+"""An engine-neutral canonical form of rows, so PostgreSQL and MySQL tables
+can be compared value by value: numbers normalised, times in UTC, JSON with
+sorted keys, bytes as hex."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+import pymysql
+import pymysql.cursors
+from psycopg import sql
+
+
+def canonical(value: Any) -> Any:
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int):
+        return str(value)  # one form for 5, Decimal("5") and Decimal("5.00")
+    if isinstance(value, float | Decimal):
+        number = Decimal(str(value)) if isinstance(value, float) else value
+        return "NaN" if number.is_nan() else format(number.normalize(), "f")
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return value.isoformat(timespec="microseconds")
+    if isinstance(value, date | time):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).hex()
+    if isinstance(value, dict):
+        return {str(k): canonical(v) for k, v in sorted(value.items())}
+    if isinstance(value, list | tuple):
+        return [canonical(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return sorted(canonical(v) for v in value)
+    return str(value)
+
+
+def digest(rows: Iterable[Sequence[Any]]) -> tuple[int, str]:
+    """Row count and SHA-256 over the canonical rows, whatever order they came
+    in (the engines sort text keys by different collations)."""
+    lines = sorted(json.dumps([canonical(v) for v in row], sort_keys=True) for row in rows)
+    sha = hashlib.sha256()
+    for line in lines:
+        sha.update(line.encode() + b"\n")
+    return len(lines), sha.hexdigest()
+
+
+def pg_rows(dsn: str, table: str, columns: Sequence[str]) -> list[tuple[Any, ...]]:
+    """Every row of `table` (schema.table)."""
+    schema, name = table.split(".", 1)
+    query = sql.SQL("SELECT {} FROM {}").format(
+        sql.SQL(", ").join(sql.Identifier(c) for c in columns), sql.Identifier(schema, name)
+    )
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(query).fetchall()
+
+
+def mysql_rows(
+    connect_args: dict[str, Any], table: str, columns: Sequence[str]
+) -> list[tuple[Any, ...]]:
+    """Every row of `table` (database.table)."""
+    database, name = table.split(".", 1)
+
+    def quote(n: str) -> str:
+        return "`" + n.replace("`", "``") + "`"
+
+    query = f"SELECT {', '.join(quote(c) for c in columns)} FROM {quote(database)}.{quote(name)}"
+    conn = pymysql.connect(**connect_args, charset="utf8mb4", init_command="SET time_zone='+00:00'")
+    try:
+        with conn.cursor(pymysql.cursors.Cursor) as cur:
+            cur.execute(query)
+            return list(cur.fetchall())
+    finally:
+        conn.close()
