@@ -36,6 +36,9 @@ test-unit: install  ## tests that need no server
 test-chaos: install services  ## long crash and soak runs
 	$(VENV)/bin/pytest -m chaos tests
 
+demo: install services  ## a live MariaDB -> PostgreSQL migration on the local servers, verified row by row
+	$(PY) dev/demo.py
+
 bench: install services  ## benchmarks against the reference tools; report in bench/results/
 	$(VENV)/bin/pip install -q -e '.[dev,bench]'
 	$(PY) -m bench.run
