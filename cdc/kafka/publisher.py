@@ -76,8 +76,14 @@ class KafkaPublisher:
         self._watermark: Watermark[Position] = Watermark()
         self._schemas_sent: set[str] = set()
         self._partitions: dict[str, int] = {}
+        self._routes: dict[tuple[str, str], str] = {}
+        self._headers: dict[str, list[tuple[str, str | bytes | None]]] = {}
         self._error: KafkaError | None = None
         self._counters: dict[tuple[str, Op], Counter] = {}
+        # Prometheus takes a lock per update, which costs as much as a produce
+        # call: the hot path counts in plain ints, handed over on each poll.
+        self._pending_events: dict[tuple[str, Op], int] = {}
+        self._pending_delivered = 0
         self._schemas_topic = schemas_topic(layout.prefix)
         self._admin.ensure(self._schemas_topic, 1, layout.replication_factor, COMPACTED)
 
@@ -99,11 +105,17 @@ class KafkaPublisher:
         self._schemas_sent.add(fingerprint)
 
     def _publish_event(self, event: ChangeEvent) -> None:
-        topic = self._table_topic(event)
+        # Per event, only dict lookups: the topic name, its header list and
+        # its counter are made once per table (or schema version) and reused.
+        topic = self._routes.get((event.schema, event.table))
+        if topic is None:
+            topic = self._route(event)
         value = envelope.encode_value(event)
-        headers: list[tuple[str, str | bytes | None]] = [
-            (SCHEMA_HEADER, event.fingerprint.encode())
-        ]
+        headers = self._headers.get(event.fingerprint)
+        if headers is None:
+            headers = self._headers[event.fingerprint] = [
+                (SCHEMA_HEADER, event.fingerprint.encode())
+            ]
         if event.op is Op.TRUNCATE:
             # A truncate has no key: every partition gets it, so it stays in
             # order with each partition's rows.
@@ -115,19 +127,21 @@ class KafkaPublisher:
             if event.op is Op.DELETE:
                 # the tombstone lets compaction drop the key entirely
                 self._produce(topic, key, None)
-        counter = self._counters.get((topic, event.op))
-        if counter is None:
+        counted = (topic, event.op)
+        pending = self._pending_events
+        pending[counted] = pending.get(counted, 0) + 1
+        if counted not in self._counters:
             table = f"{event.schema}.{event.table}"
-            counter = metrics.SOURCE_EVENTS.labels(table=table, op=event.op.value)
-            self._counters[(topic, event.op)] = counter
-        counter.inc()
+            self._counters[counted] = metrics.SOURCE_EVENTS.labels(table=table, op=event.op.value)
 
-    def _table_topic(self, event: ChangeEvent) -> str:
+    def _route(self, event: ChangeEvent) -> str:
+        """The table's topic, created on first use."""
         topic = table_topic(self._layout.prefix, event.schema, event.table)
         if topic not in self._partitions:
             layout = self._layout
             self._admin.ensure(topic, layout.partitions, layout.replication_factor)
             self._partitions[topic] = self._admin.partitions(topic)
+        self._routes[(event.schema, event.table)] = topic
         return topic
 
     def _produce(
@@ -143,7 +157,7 @@ class KafkaPublisher:
         def on_delivery(err: KafkaError | None, _msg: Message) -> None:
             if err is None:
                 self._watermark.delivered(ticket)
-                metrics.KAFKA_DELIVERED.inc()
+                self._pending_delivered += 1
             else:
                 metrics.KAFKA_DELIVERY_ERRORS.inc()
                 if self._error is None:
@@ -164,21 +178,30 @@ class KafkaPublisher:
             except BufferError:
                 # the local queue is full: serve delivery reports to make room
                 self._producer.poll(0.1)
-        metrics.KAFKA_IN_FLIGHT.set(self._watermark.in_flight)
 
     # -- delivery ---------------------------------------------------------
     def poll(self, timeout: float = 0.0) -> None:
         """Serve delivery callbacks; call it often from the publishing thread."""
         self._producer.poll(timeout)
-        metrics.KAFKA_IN_FLIGHT.set(self._watermark.in_flight)
+        self._update_metrics()
         self.raise_if_failed()
 
     def flush(self, timeout: float) -> bool:
         """Wait until everything published is delivered; False if time ran out."""
         remaining = self._producer.flush(timeout)
-        metrics.KAFKA_IN_FLIGHT.set(self._watermark.in_flight)
+        self._update_metrics()
         self.raise_if_failed()
         return remaining == 0 and self._watermark.in_flight == 0
+
+    def _update_metrics(self) -> None:
+        metrics.KAFKA_IN_FLIGHT.set(self._watermark.in_flight)
+        if self._pending_delivered:
+            metrics.KAFKA_DELIVERED.inc(self._pending_delivered)
+            self._pending_delivered = 0
+        if self._pending_events:
+            for counted, count in self._pending_events.items():
+                self._counters[counted].inc(count)
+            self._pending_events.clear()
 
     def raise_if_failed(self) -> None:
         if self._error is not None:

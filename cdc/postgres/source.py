@@ -252,12 +252,20 @@ class PostgresSource:
             if isinstance(frame, PrimaryKeepalive):
                 if frame.reply_requested:
                     next_status = 0.0
+                # The server keeps sending keepalives while it decodes WAL of
+                # unpublished tables, so the read above may never time out:
+                # give the caller its turn (acknowledge, stop) here as well.
+                yield IDLE
                 continue
             lsn = frame.wal_start
             message = decoder.decode(frame.payload)
             if stream_xid is not None and not isinstance(message, StreamStop | Relation):
                 xid = getattr(message, "xid", None) or stream_xid
                 streams[stream_xid].add(xid, lsn, frame.payload)
+                continue
+            if tx is not None and isinstance(message, (Insert, Update, Delete)):
+                # the bulk of every stream: to events without the dispatch below
+                yield from row_events(relations[message.relation_id], message, tx, lsn)
                 continue
             if isinstance(message, Begin):
                 tx = Transaction(message.xid, pg_time_to_unix_ms(message.commit_time))

@@ -1,0 +1,183 @@
+"""Our PostgreSQL source on the ``pg_decoding`` workload: pgoutput slot to Kafka.
+
+``cdc run --role source`` reads its own pgoutput slot (created before the load,
+like the reference's) with ``snapshot.mode: never``, so it decodes exactly the
+WAL the reference decodes. The clock runs from the spawn (interpreter start-up
+included, as for the reference) until Kafka holds every row: the topic's high
+watermarks sum to the row count. With ``acks=all`` a message below the high
+watermark is acknowledged, so that is the moment the source could confirm the
+last row to the slot. The process is then stopped with SIGTERM; its peak RSS
+comes from GNU time, as for every other runner.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import yaml
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from bench import datasets
+from bench.measure import GNU_TIME, Measurement
+from bench.pg_decoding import PgDecodingState
+from bench.servers import ENV_FILE, ROOT, _read_env_file
+from bench.workloads import Context, Runner
+
+NAME = "cdc source (pgoutput -> Kafka)"
+PARTITIONS = 6
+TIMEOUT_S = 900.0
+PASSWORD_VAR = "CDC_BENCH_PG_PASSWORD"
+
+
+def kafka_bootstrap() -> str:
+    values = _read_env_file(ENV_FILE) | dict(os.environ)
+    bootstrap = values.get("CDC_KAFKA_BOOTSTRAP")
+    if not bootstrap:
+        raise RuntimeError("CDC_KAFKA_BOOTSTRAP unset; run `bash dev/services.sh up` first")
+    return bootstrap
+
+
+def _config(ctx: Context, state: PgDecodingState, name: str, bootstrap: str) -> dict[str, object]:
+    pg = ctx.servers.pg
+    return {
+        "name": name,
+        "source": {
+            "type": "postgres",
+            # the password stays out of the file and argv: ${...} is read from the environment
+            "dsn": f"postgresql://{quote(pg.user, safe='')}:${{{PASSWORD_VAR}}}"
+            f"@{pg.host}:{pg.port}/{state.db}",
+            "tables": [f"public.{datasets.TABLE}"],
+            "slot_name": state.slots[NAME],
+            "publication": state.publication,
+        },
+        "kafka": {"bootstrap_servers": bootstrap, "partitions": PARTITIONS},
+        "snapshot": {"mode": "never"},
+        "metrics": {"listen": "127.0.0.1:0"},
+        "log": {"level": "warning"},
+    }
+
+
+def _acknowledged(consumer: Consumer, topic: str) -> int:
+    """Messages Kafka holds in the topic: the sum of the high watermarks."""
+    total = 0
+    for partition in range(PARTITIONS):
+        try:
+            total += consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=5)[1]
+        except Exception:  # the topic may not exist yet
+            return 0
+    return total
+
+
+def _distinct_rows(bootstrap: str, topic: str, group: str) -> int:
+    """Distinct keys in the topic: the check that every row arrived (a
+    delivery may repeat a row after a broker hiccup; none may be missing)."""
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
+    )
+    try:
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
+            for p in range(PARTITIONS)
+        }
+        consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
+        done = {p for p, end in ends.items() if end == 0}
+        keys: set[bytes] = set()
+        deadline = time.monotonic() + TIMEOUT_S
+        while len(done) < PARTITIONS and time.monotonic() < deadline:
+            for msg in consumer.consume(10_000, 1.0):
+                partition, offset, key = msg.partition(), msg.offset(), msg.key()
+                if msg.error() is None and key is not None:
+                    keys.add(key)
+                if partition is not None and offset is not None and offset + 1 >= ends[partition]:
+                    done.add(partition)
+        return len(keys)
+    finally:
+        consumer.close()
+
+
+def _delete_topics(bootstrap: str, prefix: str) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    topics = [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix + ".")]
+    if topics:
+        for future in admin.delete_topics(topics, operation_timeout=60).values():
+            future.result()
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    # GNU time forwards no signal: SIGTERM cdc itself, its only child, which drains and exits
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    for pid in children.read_text().split() if children.exists() else []:
+        os.kill(int(pid), signal.SIGTERM)
+    try:
+        proc.wait(120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _time_until_acknowledged(
+    ctx: Context, argv: list[str], env: dict[str, str], log_path: Path, topic: str, group: str
+) -> float:
+    """Seconds from the spawn until Kafka holds `ctx.rows` messages of the topic."""
+    consumer = Consumer({"bootstrap.servers": kafka_bootstrap(), "group.id": group})
+    with log_path.open("wb") as log_file:
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_file, env=env
+        )
+        try:
+            count = 0
+            while count < ctx.rows:
+                if proc.poll() is not None:
+                    tail = log_path.read_text(errors="replace")[-4000:]
+                    raise RuntimeError(
+                        f"cdc exited with {proc.returncode} after {count} rows:\n{tail}"
+                    )
+                if time.perf_counter() - start > TIMEOUT_S:
+                    raise RuntimeError(f"cdc moved {count} of {ctx.rows} rows in {TIMEOUT_S}s")
+                time.sleep(0.02)
+                count = _acknowledged(consumer, topic)
+            return time.perf_counter() - start
+        finally:
+            _stop(proc)
+            consumer.close()
+
+
+def run(ctx: Context, state: PgDecodingState) -> Measurement:
+    bootstrap = kafka_bootstrap()
+    name = f"{ctx.prefix}_cdc_{os.getpid()}"[:63]
+    topic = f"{name}.public.{datasets.TABLE}"
+    cdc = ROOT / ".venv" / "bin" / "cdc"
+    env = ctx.servers.tool_env() | {PASSWORD_VAR: quote(ctx.servers.pg.password, safe="")}
+    with tempfile.TemporaryDirectory(prefix="cdc-bench-ours-", dir=ctx.workdir) as tmp:
+        work = Path(tmp)
+        config, stats = work / "cdc.yaml", work / "time"
+        config.write_text(yaml.safe_dump(_config(ctx, state, name, bootstrap)))
+        argv = [GNU_TIME, "--format=%M", f"--output={stats}", str(cdc), "run", "-c", str(config)]
+        try:
+            seconds = _time_until_acknowledged(
+                ctx, argv, env, work / "cdc.log", topic, f"{name}_watch"
+            )
+            distinct = _distinct_rows(bootstrap, topic, f"{name}_check")
+        finally:
+            _delete_topics(bootstrap, name)
+        peak_kb = int(stats.read_text().split()[-1])
+    if distinct != ctx.rows:
+        raise RuntimeError(f"Kafka holds {distinct} distinct rows, expected {ctx.rows}")
+    return Measurement(NAME, distinct, seconds, peak_kb / 1024)
+
+
+RUNNER: Runner[PgDecodingState] = Runner(
+    NAME,
+    "ours",
+    run,
+    note="cdc run --role source, own pgoutput slot from its creation point; "
+    "spawn until Kafka acknowledged every row (acks=all)",
+)
