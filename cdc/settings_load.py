@@ -22,7 +22,8 @@ from pydantic import BaseModel, Tag, ValidationError
 from pydantic_core import ErrorDetails
 
 from cdc.secrets import redact
-from cdc.settings import Settings
+from cdc.settings import Settings, TransformSettings
+from transforms.registry import check as check_transforms
 
 Loc = tuple[str | int, ...]
 _ENGINE_TAGS = ("postgres", "mysql")
@@ -77,9 +78,33 @@ def parse_settings(
         settings = Settings.model_validate(data, context={"config_dir": config_dir})
     except ValidationError as error:
         issues += issues_from_validation_error(error, skip=broken)
+    issues += _transform_issues(settings, data, issues)
     if issues or settings is None:
         raise ConfigError(issues)
     return settings
+
+
+def _transform_issues(
+    settings: Settings | None, data: dict[str, Any], found: Sequence[ConfigIssue]
+) -> list[ConfigIssue]:
+    """The model only reads each transform's `type`; the registry checks its options. Entries
+    with an issue already (an unset ${VAR}, not a mapping) are left out: one message each."""
+    raw = data.get("transforms")
+    if not isinstance(raw, list):
+        return []
+    entries = []
+    for index, item in enumerate(raw):
+        if any(_is_under(issue.path, f"transforms[{index}]") for issue in found):
+            continue
+        try:
+            entries.append((index, TransformSettings.model_validate(item)))
+        except ValidationError:
+            continue  # reported with the other validation errors
+    selects = settings.source.selects if settings is not None else None
+    return [
+        ConfigIssue(format_path(("transforms", i.index, i.option)), i.message, i.hint)
+        for i in check_transforms(entries, selects)
+    ]
 
 
 def _is_under(path: str, parent: str) -> bool:

@@ -31,6 +31,7 @@ def pg_pipeline(
     bootstrap: str,
     tables: list[str],
     target: dict[str, Any] | None = None,
+    transforms: list[dict[str, Any]] | None = None,
     **extra: Any,
 ) -> Settings:
     config: dict[str, Any] = {
@@ -42,6 +43,8 @@ def pg_pipeline(
     }
     if target is not None:
         config["target"] = target
+    if transforms is not None:
+        config["transforms"] = transforms
     return write_config(tmp_path / f"{name}.yaml", config)
 
 

@@ -172,13 +172,15 @@ def test_env_interpolation_and_escape(tmp_path: Path, monkeypatch: pytest.Monkey
     data = minimal()
     data["source"]["dsn"] = "postgresql://cdc:${PG_PASSWORD}@db/shop"
     data["kafka"]["bootstrap_servers"] = "${KAFKA_HOST}:9092"
-    data["transforms"] = [{"type": "tag", "value": "$${NOT_A_VAR}"}]
+    data["transforms"] = [
+        {"type": "add_column", "table": "public.orders", "column": "tag", "value": "$${NOT_A_VAR}"}
+    ]
     settings = load_settings(write(tmp_path, data))
     assert isinstance(settings.source.dsn, PostgresDsn)
     assert settings.source.dsn.get_secret_value() == f"postgresql://cdc:{PASSWORD}@db/shop"
     assert settings.kafka.bootstrap_servers == "broker-1:9092"
-    assert settings.transforms[0].type == "tag"
-    assert settings.transforms[0].options == {"value": "${NOT_A_VAR}"}
+    assert settings.transforms[0].type == "add_column"
+    assert settings.transforms[0].options["value"] == "${NOT_A_VAR}"
 
 
 def test_dsn_file_relative_to_the_config_or_credentials_directory(
