@@ -19,16 +19,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 import psycopg
 from psycopg import sql
 
 from cdc.errors import TerminalError
+from cdc.events import Op
 from cdc.schemas import TableSchema
 from sinks.base import ApplyResult
 from sinks.changes import KeyState, KeyValues, TableBatch
-from sinks.conflicts import Action, conflict_kind, decide
+from sinks.pg_copy import LineBuilder
 from sinks.pg_types import TextEncoder, pg_type, text_encoder
+from sinks.plan import LAST_WRITER_WINS, newer_keys, plan_table, row_key
 
 SESSION_OPTIONS = "-c session_replication_role=replica -c TimeZone=UTC -c datestyle=ISO"
 OFFSETS_DDL = """
@@ -52,6 +53,12 @@ CREATE TABLE IF NOT EXISTS public.cdc_row_versions (
 )
 """
 DELETE, UPSERT, PARTIAL = 0, 1, 2  # cdc_kind of a staged row; PARTIAL + n: column set n
+COPY_CHUNK_ROWS = 2000  # rows per COPY write: the server parses one chunk while we build the next
+# After a direct COPY met an existing key, a table's insert batches take the
+# staged path this many times before trying again (a replay re-inserts rows
+# that exist: every try would be wasted work).
+DIRECT_COPY_BACKOFF = 100
+_NEW_ROW_OPS = (Op.CREATE, Op.READ)
 
 
 @dataclass
@@ -62,6 +69,8 @@ class TargetTable:
     key: tuple[str, ...]
     stage: str
     encoders: dict[str, TextEncoder]
+    lines: LineBuilder
+    direct_copy_wait: int = 0  # insert batches to stage before trying a direct COPY again
 
     @property
     def ident(self) -> sql.Composable:
@@ -70,18 +79,6 @@ class TargetTable:
     @property
     def qualified(self) -> str:
         return f"{self.schema}.{self.name}"
-
-
-def _escape(text: str) -> str:
-    """COPY text format: backslash, tab, newline and carriage return are escaped."""
-    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
-        text = (
-            text.replace("\\", "\\\\")
-            .replace("\t", "\\t")
-            .replace("\n", "\\n")
-            .replace("\r", "\\r")
-        )
-    return text
 
 
 class PostgresApplier:
@@ -122,6 +119,24 @@ class PostgresApplier:
         atomically; `before_commit` runs last inside the transaction (dead
         letters must be durable before the offsets that pass them)."""
         result = ApplyResult()
+        known = dict(self._tables)
+        try:
+            self._apply_all(steps, offsets, before_commit, result)
+        except BaseException:
+            # A rollback drops the staging tables (and target tables or columns)
+            # created in the transaction: forget them, or the next batch would
+            # COPY into a staging table that no longer exists.
+            self._tables = known
+            raise
+        return result
+
+    def _apply_all(
+        self,
+        steps: Sequence[Sequence[TableBatch]],
+        offsets: dict[tuple[str, int], int],
+        before_commit: Callable[[ApplyResult], None] | None,
+        result: ApplyResult,
+    ) -> None:
         with self._conn.transaction():
             for step in steps:
                 for batch in step:
@@ -136,7 +151,6 @@ class PostgresApplier:
                 )
             if before_commit is not None:
                 before_commit(result)
-        return result
 
     # -- one table --------------------------------------------------------
     def _apply_table(self, batch: TableBatch, result: ApplyResult) -> None:
@@ -147,46 +161,58 @@ class PostgresApplier:
             result.rows[(table.qualified, "t")] += 1
         if not batch.keys:
             return
-        source_name = f"{some_state.schema.schema}.{some_state.schema.table}"  # type: ignore[union-attr]
         policy = self._policy_for(some_state.schema.schema, some_state.schema.table)  # type: ignore[union-attr]
         keys = list(batch.keys.items())
+        if policy != LAST_WRITER_WINS and self._copy_new_rows(table, keys, result):
+            return
         existing = self._existing(table, [k for k, _ in keys])
-        newer = self._newer_versions(table, keys) if policy == "last-writer-wins" else set()
-        deletes: list[KeyValues] = []
-        upserts: list[dict[str, Any]] = []
-        partial: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-        applied: list[tuple[KeyValues, KeyState]] = []
-        for key, state in keys:
-            exists = key in existing
-            kind = conflict_kind(state, exists)
-            action = decide(policy, kind, key in newer)
-            if kind is not None or action is Action.SKIP:
-                result.conflicts[(source_name, kind or "older")] += 1
-                result.conflict_keys.append((source_name, kind or "older", key))
-            if action is Action.DEAD_LETTER:
-                result.dead.append((state.first, f"conflict: {kind}"))
-                continue
-            if action is Action.SKIP:
-                continue
-            if state.row is None:
-                if exists:
-                    deletes.append(key)
-                    result.rows[(table.qualified, "d")] += 1
-            elif state.complete:
-                upserts.append(state.row)
-                result.rows[(table.qualified, "u" if exists else "c")] += 1
-            elif exists:
-                partial.setdefault(tuple(state.row), []).append(state.row)
-                result.rows[(table.qualified, "u")] += 1
-            else:
-                # an update without its unchanged TOAST values cannot create the row
-                result.dead.append((state.first, "update of a missing row without all its columns"))
-                continue
-            applied.append((key, state))
-            result.last_ts_ms = max(result.last_ts_ms, state.ts_ms)
-        self._stage_and_apply(table, deletes, upserts, partial)
-        if policy == "last-writer-wins":
-            self._record_versions(table, applied)
+        newer = self._newer_versions(table, keys) if policy == LAST_WRITER_WINS else set()
+        plan = plan_table(keys, existing, newer, policy, table.qualified, result)
+        self._stage_and_apply(table, plan.deletes, plan.upserts, plan.partial)
+        if policy == LAST_WRITER_WINS:
+            self._record_versions(table, plan.applied)
+
+    def _copy_new_rows(
+        self, table: TargetTable, keys: list[tuple[KeyValues, KeyState]], result: ApplyResult
+    ) -> bool:
+        """Insert-only batches (a snapshot, an append-only table) COPY straight
+        into the target, skipping the existence query, the staging table and
+        the upsert. Under a savepoint: a key that exists after all raises a
+        unique violation, which undoes just this COPY, and the batch takes the
+        staged path, where conflicts are resolved by the policy. Success means
+        no key existed, so no conflict was missed."""
+        rows = [
+            s.row
+            for _, s in keys
+            if s.complete and s.first_op in _NEW_ROW_OPS and s.row is not None
+        ]
+        if len(rows) < len(keys):
+            return False
+        if table.direct_copy_wait > 0:
+            table.direct_copy_wait -= 1
+            return False
+        columns = sql.SQL(", ").join(sql.Identifier(c) for c in table.types)
+        try:
+            with self._conn.transaction(), self._conn.cursor() as cur:
+                copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(table.ident, columns)
+                with cur.copy(copy_sql) as copy:
+                    self._write_lines(copy, table.lines, rows, "")
+        except psycopg.errors.UniqueViolation:
+            table.direct_copy_wait = DIRECT_COPY_BACKOFF
+            return False
+        result.rows[(table.qualified, "c")] += len(keys)
+        result.last_ts_ms = max(result.last_ts_ms, *(s.ts_ms for _, s in keys))
+        return True
+
+    @staticmethod
+    def _write_lines(
+        copy: psycopg.Copy, lines: LineBuilder, rows: list[dict[str, Any]], suffix: str
+    ) -> None:
+        """COPY `rows` in chunks, so the server works on one while we build the next."""
+        line = lines.line
+        for start in range(0, len(rows), COPY_CHUNK_ROWS):
+            chunk = rows[start : start + COPY_CHUNK_ROWS]
+            copy.write("".join([line(row, suffix) for row in chunk]))
 
     def _existing(self, table: TargetTable, keys: list[KeyValues]) -> set[KeyValues]:
         """Which keys have a target row (one query for the whole batch)."""
@@ -218,26 +244,15 @@ class PostgresApplier:
         columns = list(table.types)
         stage = sql.Identifier(table.stage)
         staged = sql.SQL(", ").join(sql.Identifier(c) for c in [*columns, "cdc_kind"])
-        encoders = [table.encoders[c] for c in columns]
         key_index = [columns.index(k) for k in table.key]
         with self._conn.cursor() as cur:
             with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(stage, staged)) as copy:
-                lines: list[str] = []
-                for key in deletes:
-                    fields = ["\\N"] * len(columns)
-                    for i, value in zip(key_index, key, strict=True):
-                        fields[i] = _escape(encoders[i](value))
-                    lines.append("\t".join(fields) + f"\t{DELETE}\n")
+                suffix = f"\t{DELETE}"
+                copy.write("".join(table.lines.key_line(key_index, k, suffix) for k in deletes))
                 sets = [(UPSERT, rows) for rows in [upserts] if rows]
                 sets += [(PARTIAL + n, rows) for n, rows in enumerate(partial.values())]
                 for kind, rows in sets:
-                    for row in rows:
-                        fields = [
-                            "\\N" if (value := row.get(name)) is None else _escape(enc(value))
-                            for name, enc in zip(columns, encoders, strict=True)
-                        ]
-                        lines.append("\t".join(fields) + f"\t{kind}\n")
-                copy.write("".join(lines))
+                    self._write_lines(copy, table.lines, rows, f"\t{kind}")
             on_key = sql.SQL(" AND ").join(
                 sql.SQL("t.{0} = s.{0}").format(sql.Identifier(k)) for k in table.key
             )
@@ -291,18 +306,13 @@ class PostgresApplier:
         self, table: TargetTable, keys: list[tuple[KeyValues, KeyState]]
     ) -> set[KeyValues]:
         """Keys whose stored version is at least as new as this batch's change."""
-        by_text = {orjson.dumps(list(key)).decode(): (key, state) for key, state in keys}
+        by_text = {row_key(key): (key, state) for key, state in keys}
         rows = self._conn.execute(
             "SELECT row_key, ts_ms, kafka_partition, kafka_offset FROM public.cdc_row_versions"
             " WHERE table_name = %s AND row_key = ANY(%s)",
             (table.qualified, list(by_text)),
         ).fetchall()
-        newer = set()
-        for text, ts_ms, partition, offset in rows:
-            key, state = by_text[text]
-            if (ts_ms, partition, offset) >= (state.ts_ms, *state.offset):
-                newer.add(key)
-        return newer
+        return newer_keys(rows, by_text)
 
     def _record_versions(
         self, table: TargetTable, applied: list[tuple[KeyValues, KeyState]]
@@ -312,10 +322,7 @@ class PostgresApplier:
                 "INSERT INTO public.cdc_row_versions VALUES (%s, %s, %s, %s, %s)"
                 " ON CONFLICT (table_name, row_key) DO UPDATE SET ts_ms = EXCLUDED.ts_ms,"
                 " kafka_partition = EXCLUDED.kafka_partition, kafka_offset = EXCLUDED.kafka_offset",
-                [
-                    (table.qualified, orjson.dumps(list(key)).decode(), s.ts_ms, *s.offset)
-                    for key, s in applied
-                ],
+                [(table.qualified, row_key(key), s.ts_ms, *s.offset) for key, s in applied],
             )
 
     # -- target tables ----------------------------------------------------
@@ -352,7 +359,8 @@ class PostgresApplier:
             sql.SQL("ALTER TABLE {} ADD COLUMN cdc_kind smallint").format(sql.Identifier(stage))
         )
         encoders = {name: text_encoder(kind) for name, kind in types.items()}
-        table = TargetTable(target[0], target[1], types, key, stage, encoders)
+        lines = LineBuilder(list(types), list(encoders.values()))
+        table = TargetTable(target[0], target[1], types, key, stage, encoders, lines)
         self._tables[target] = table
         return table
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import psycopg
+import pymysql
 import structlog
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
@@ -26,8 +27,11 @@ from cdc.topics import table_topics_pattern
 from sinks.base import Applier, ApplyResult
 from sinks.changes import Change, collapse
 from sinks.dead_letters import DeadLetters
+from sinks.mysql import MysqlApplier
 from sinks.postgres import PostgresApplier
 from sinks.schema_cache import SchemaCache
+from transforms.base import TransformError
+from transforms.pipeline import Pipeline
 
 log = structlog.get_logger(__name__)
 
@@ -51,6 +55,16 @@ _INFORMATIONAL = {
 }
 
 
+# The target refused a value or a constraint: apply the batch change by change
+# and dead-letter the changes it refuses.
+REJECTED = (
+    psycopg.DataError,
+    psycopg.IntegrityError,
+    pymysql.err.DataError,
+    pymysql.err.IntegrityError,
+)
+
+
 class PoisonMessageError(ValueError):
     """A message the sink cannot read: it goes to the dead-letter topic."""
 
@@ -65,13 +79,16 @@ def build_applier(settings: Settings) -> Applier:
             target.conflict_for,
             target.create_tables,
         )
-    raise TransientError("the MySQL target is not available yet")
+    return MysqlApplier(
+        target.dsn, settings.consumer_group, target.conflict_for, target.create_tables
+    )
 
 
 class SinkWorker:
     def __init__(self, settings: Settings, applier_factory: Callable[[], Applier]) -> None:
         kafka = settings.kafka
         self._prefix = kafka.topic_prefix or settings.name
+        self._transforms = Pipeline.from_settings(settings.transforms)
         self._applier_factory = applier_factory
         self._applier = applier_factory()
         self._schemas = SchemaCache(kafka.bootstrap_servers, self._prefix)
@@ -122,11 +139,20 @@ class SinkWorker:
             except PoisonMessageError as exc:
                 self._dead.send(msg, msg.topic() or "", "decode", str(exc))
                 continue
+            try:
+                transformed = self._transforms.apply(change)
+            except TransformError as exc:
+                table = f"{change.schema.schema}.{change.schema.table}"
+                self._dead.send(msg, table, "transform", str(exc))
+                continue
+            if transformed is None:
+                continue  # filtered out; its offset above still moves past it
+            change = transformed
             changes.append(change)
             sources[id(change)] = msg
         try:
             result = self._apply(changes, offsets, sources)
-        except (psycopg.DataError, psycopg.IntegrityError) as exc:
+        except REJECTED as exc:
             log.warning("batch_failed_applying_one_by_one", error=str(exc))
             result = self._apply_one_by_one(changes, offsets, sources)
         self._consumer.commit(asynchronous=True)
@@ -160,7 +186,7 @@ class SinkWorker:
             position = {(change.topic, change.partition): change.offset + 1}
             try:
                 result = self._apply([change], position, sources)
-            except (psycopg.DataError, psycopg.IntegrityError) as exc:
+            except REJECTED as exc:
                 table = f"{change.schema.schema}.{change.schema.table}"
                 self._dead.send(sources[id(change)], table, "apply", str(exc).strip())
                 self._dead.flush()

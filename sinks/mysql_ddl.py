@@ -1,0 +1,168 @@
+"""The MySQL/MariaDB target's tables: cdc's own, and the replicated ones as
+information_schema describes them (created or extended with
+`create_tables: true`, by the mapping of `sinks.mysql_types`).
+
+Every statement here is DDL or a catalog read, run between transactions:
+MySQL commits an open transaction at any DDL statement.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from cdc.errors import TerminalError
+from cdc.schemas import TableSchema
+from sinks.mysql_statements import quote
+from sinks.mysql_types import TargetColumn, mysql_type
+
+OFFSETS_DDL = """
+CREATE TABLE IF NOT EXISTS {db}.cdc_offsets (
+    consumer_group VARCHAR(255) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+    topic VARCHAR(255) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+    kafka_partition INT NOT NULL,
+    next_offset BIGINT NOT NULL,
+    updated_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+    PRIMARY KEY (consumer_group, topic, kafka_partition)
+) ENGINE=InnoDB
+"""
+# Keyed by a hash of the key text: InnoDB indexes at most 3072 bytes, and a
+# row key (JSON of the key values) can be longer.
+VERSIONS_DDL = """
+CREATE TABLE IF NOT EXISTS {db}.cdc_row_versions (
+    table_name VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+    key_hash BINARY(32) NOT NULL,
+    row_key LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+    ts_ms BIGINT NOT NULL,
+    kafka_partition INT NOT NULL,
+    kafka_offset BIGINT NOT NULL,
+    PRIMARY KEY (table_name, key_hash)
+) ENGINE=InnoDB
+"""
+_JSON_CHECK = re.compile(r"json_valid\(`((?:[^`]|``)+)`\)", re.IGNORECASE)
+_VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)")
+
+
+def _text(value: Any) -> str:
+    # MySQL 8 returns some information_schema columns as bytes
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class Catalog:
+    def __init__(self, conn: Any, database: str, version: str, create_tables: bool) -> None:
+        self._conn = conn
+        self._database = database
+        self._create_tables = create_tables
+        self.mariadb = "mariadb" in version.lower()
+        found = _VERSION.match(version)
+        numbers = tuple(int(n) for n in found.groups()) if found else (0, 0, 0)
+        # MySQL 8.0.19+ wants `VALUES (...) AS alias` over VALUES(col) in ODKU
+        self.row_alias = not self.mariadb and numbers >= (8, 0, 19)
+        # binary and NO PAD: 'a' and 'a ' are two keys, as in PostgreSQL
+        if self.mariadb:
+            self.key_collation = "utf8mb4_nopad_bin"
+        else:
+            self.key_collation = "utf8mb4_0900_bin" if numbers >= (8, 0, 0) else "utf8mb4_bin"
+        db = quote(database)
+        with conn.cursor() as cur:
+            cur.execute(OFFSETS_DDL.format(db=db))
+            cur.execute(VERSIONS_DDL.format(db=db))
+
+    def ensure(
+        self, name: str, schemas: Sequence[TableSchema]
+    ) -> tuple[dict[str, TargetColumn], tuple[str, ...]] | None:
+        """The table's columns and primary key, after creating it or adding
+        the columns `schemas` have and it lacks. None: it does not exist and
+        there was nothing to create it from."""
+        columns, key = self.describe(name)
+        missing: dict[str, tuple[TableSchema, Any]] = {}
+        for schema in schemas:
+            for column in schema.columns:
+                if column.name not in columns:
+                    missing.setdefault(column.name, (schema, column))
+        if missing and not self._create_tables:
+            target = f"{self._database}.{name}"
+            raise TerminalError(
+                f"target table {target} lacks {', '.join(missing)} of the source table"
+                if columns
+                else f"target table {target} does not exist",
+                "create it, or set target.create_tables: true",
+            )
+        if missing:
+            if columns:
+                self._extend(name, list(missing.values()))
+            else:
+                self._create(name, schemas[0])
+                if len(schemas) > 1:
+                    return self.ensure(name, schemas)
+            columns, key = self.describe(name)
+        if not columns:
+            return None
+        if not key:
+            raise TerminalError(
+                f"target table {self._database}.{name} has no primary key",
+                "add the source's primary key to the target table",
+            )
+        return columns, key
+
+    def describe(self, name: str) -> tuple[dict[str, TargetColumn], tuple[str, ...]]:
+        with self._conn.cursor() as cur:
+            json_columns: set[str] = set()
+            if self.mariadb:  # MariaDB's JSON is LONGTEXT with a json_valid() check
+                cur.execute(
+                    "SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS"
+                    " WHERE CONSTRAINT_SCHEMA = %s AND TABLE_NAME = %s",
+                    (self._database, name),
+                )
+                for (clause,) in cur.fetchall():
+                    found = _JSON_CHECK.fullmatch(_text(clause).strip())
+                    if found:
+                        json_columns.add(found.group(1).replace("``", "`"))
+            cur.execute(
+                "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, EXTRA FROM information_schema.COLUMNS"
+                " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION",
+                (self._database, name),
+            )
+            columns = {}
+            for raw in cur.fetchall():
+                column, data_type, column_type, extra = (_text(v) for v in raw)
+                columns[column] = TargetColumn(
+                    column,
+                    data_type.lower(),
+                    column_type.lower(),
+                    json=data_type.lower() == "json" or column in json_columns,
+                    generated="GENERATED" in extra.upper() or "PERSISTENT" in extra.upper(),
+                )
+            cur.execute(
+                "SELECT COLUMN_NAME FROM information_schema.STATISTICS"
+                " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND INDEX_NAME = 'PRIMARY'"
+                " ORDER BY SEQ_IN_INDEX",
+                (self._database, name),
+            )
+            key = tuple(_text(column) for (column,) in cur.fetchall())
+        return columns, key
+
+    def _create(self, name: str, schema: TableSchema) -> None:
+        definitions = []
+        for column in schema.columns:
+            key = column.name in schema.key
+            kind = mysql_type(column, schema.connector, key, self.key_collation)
+            null = "NULL" if column.nullable and not key else "NOT NULL"
+            definitions.append(f"{quote(column.name)} {kind} {null}")
+        definitions.append(f"PRIMARY KEY ({', '.join(quote(k) for k in schema.key)})")
+        with self._conn.cursor() as cur:
+            cur.execute(
+                f"CREATE TABLE IF NOT EXISTS {quote(self._database)}.{quote(name)}"
+                f" ({', '.join(definitions)}) ENGINE=InnoDB DEFAULT CHARACTER SET utf8mb4"
+            )
+
+    def _extend(self, name: str, missing: list[tuple[TableSchema, Any]]) -> None:
+        # added columns are nullable: the rows already there have no value
+        additions = ", ".join(
+            f"ADD COLUMN {quote(column.name)}"
+            f" {mysql_type(column, schema.connector, False, self.key_collation)} NULL"
+            for schema, column in missing
+        )
+        with self._conn.cursor() as cur:
+            cur.execute(f"ALTER TABLE {quote(self._database)}.{quote(name)} {additions}")
