@@ -49,6 +49,7 @@ from cdc.postgres.replication import ReplicationConnection
 from cdc.postgres.snapshot import KeyRange, ParallelReader, plan_ranges
 from cdc.postgres.txbuffer import StreamedTransaction
 from cdc.postgres.types import SESSION_OPTIONS, TypeRegistry
+from cdc.progress import Progress
 from cdc.schemas import TableSchema
 from cdc.settings import PostgresSource as PostgresSettings
 from cdc.settings import SnapshotSettings
@@ -147,6 +148,12 @@ class PostgresSource:
             assert row is not None
             exported = row[0]
         log.info("snapshot_started", ranges=len(todo), tables=len(tables))
+        estimate = conn.execute(
+            "SELECT coalesce(sum(greatest(reltuples, 0)), 0)::bigint FROM pg_class"
+            " WHERE oid = ANY(%s)",
+            ([t.oid for t in tables],),
+        ).fetchone()
+        progress = Progress("snapshot", estimate[0] if estimate else 0)
         metrics.SNAPSHOT_RANGES_LEFT.set(len(todo))
         started_ms = time.time_ns() // 1_000_000
         reader = ParallelReader(
@@ -157,7 +164,6 @@ class PostgresSource:
             self._snapshot.parallelism,
         )
         source = {"connector": "postgresql", "db": conn.info.dbname}
-        total = 0
         try:
             for chunk in reader.read(todo):
                 table = chunk.range.table
@@ -184,7 +190,7 @@ class PostgresSource:
                         fingerprint=fingerprint,
                         source=source,
                     )
-                total += len(chunk.rows)
+                progress.add(len(chunk.rows))
                 metrics.SNAPSHOT_ROWS.labels(table=table.qualified).inc(len(chunk.rows))
                 if chunk.done:
                     metrics.SNAPSHOT_RANGES_LEFT.dec()
@@ -196,7 +202,7 @@ class PostgresSource:
                 holder.close()
         slot = self._offsets.get(SLOT_KEY) or {}
         yield Checkpoint(SnapshotComplete(int(slot.get("lsn", 0))))
-        log.info("snapshot_read", rows=total)
+        progress.finish()
 
     def _replicate(
         self, conn: psycopg.Connection[Any], repl: ReplicationConnection, registry: TypeRegistry
