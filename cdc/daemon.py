@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from types import FrameType
 from typing import Any
 
@@ -25,6 +26,9 @@ from cdc.source import IDLE, Source
 log = structlog.get_logger(__name__)
 
 POLL_EVERY = 1000  # items between delivery-report polls on a busy stream
+# ... and at least this often on a slow one that never goes idle (a trickle
+# of changes): acknowledgements and health beats must not wait for 1000 items.
+POLL_INTERVAL_S = 0.2
 MAX_BACKOFF_S = 30.0
 # Failures that a new connection can cure: a server restart, a network cut.
 TRANSIENT = (psycopg.OperationalError, pymysql.OperationalError, ReplicationError, TransientError)
@@ -168,16 +172,18 @@ def _pump(
     """Publish the stream until a stop is requested, acknowledging each
     checkpoint to the source once Kafka has everything before it."""
     count = 0
+    polled = time.monotonic()
     for item in source.stream(None):
         if item is IDLE:
             health.set_ready(True)
         else:
             publisher.publish(item)
             count += 1
-        if item is IDLE or count % POLL_EVERY == 0:
+        if item is IDLE or count % POLL_EVERY == 0 or time.monotonic() - polled >= POLL_INTERVAL_S:
             publisher.poll(0)
             _acknowledge(publisher, source)
             health.beat()
+            polled = time.monotonic()
         if stopper.event.is_set():
             break
     # drain before the source closes, so its last acknowledgement reaches the server

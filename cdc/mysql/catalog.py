@@ -9,7 +9,7 @@ from typing import Any
 
 from pymysqlreplication.constants import FIELD_TYPE
 
-from cdc.mysql.column_types import ColumnSpec
+from cdc.mysql.column_types import ColumnSpec, charset_name
 
 _TYPES = {
     "tinyint": FIELD_TYPE.TINY,
@@ -87,6 +87,7 @@ def _spec(index: int, row: dict[str, Any], json_columns: set[str], key: set[str]
         unsigned="unsigned" in column_type,
         primary=name in key,
         encoding=None if binary or charset in (None, "binary") else charset,
+        charset=None if binary or charset in (None, "binary") else charset_name(charset),
         length_size=length_size,
         fsp=int(row["DATETIME_PRECISION"] or 0),
         precision=int(row["NUMERIC_PRECISION"] or 0) if code == FIELD_TYPE.NEWDECIMAL else 0,

@@ -47,6 +47,10 @@ class ColumnSpec:
     nbytes: int = 0  # BIT, ENUM and SET storage width
     labels: tuple[str, ...] = ()  # ENUM (1-based) or SET (bit i) members
     json: bool = False  # MariaDB JSON: a LONGTEXT the caller knows holds JSON
+    # The server's charset name of a character column ("utf8mb4", "latin1"),
+    # for the schema; `encoding` is the Python codec, which cannot tell utf8mb3
+    # from utf8mb4.
+    charset: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +77,12 @@ _LATIN1_TABLE = "".join(
     bytes([b]).decode("cp1252") if b not in (0x81, 0x8D, 0x8F, 0x90, 0x9D) else chr(b)
     for b in range(256)
 )
+
+
+def charset_name(name: str) -> str:
+    """One name per charset on both paths: plain "utf8" is utf8mb3 on MariaDB
+    and MySQL 8 (older catalogs and collations still say "utf8")."""
+    return "utf8mb3" if name == "utf8" else name
 
 
 def decode_latin1(raw: bytes) -> str:

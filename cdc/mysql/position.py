@@ -31,10 +31,10 @@ class BinlogPosition:
 @dataclass(frozen=True, order=True, slots=True)
 class SnapshotMark:
     """A snapshot chunk of one table is in Kafka: `after` is the last key read
-    (as text), None once the table is done."""
+    (JSON values, see `snapshot.stored_key`), None once the table is done."""
 
     table: str
-    after: tuple[str, ...] | None
+    after: tuple[Any, ...] | None
     done: bool
 
     def to_json(self) -> dict[str, Any]:

@@ -36,7 +36,14 @@ from pymysqlreplication.row_event import (
 )
 
 from cdc.errors import TerminalError
-from cdc.mysql.column_types import BASE_NAMES, ColumnSpec, Step, ZeroDates, step_for
+from cdc.mysql.column_types import (
+    BASE_NAMES,
+    ColumnSpec,
+    Step,
+    ZeroDates,
+    charset_name,
+    step_for,
+)
 
 Image = dict[str, Any]
 RowPair = tuple[Image | None, Image | None]
@@ -67,6 +74,10 @@ def columns_of(event: Any, json_columns: Collection[str] = ()) -> tuple[ColumnSp
         else:
             length_size = getattr(col, "length_size", 0)
         labels = col.enum_values[1:] if t == FIELD_TYPE.ENUM else col.set_values or ()
+        # the library keeps the Python codec as `character_set_name`; the
+        # server's charset name is the collation's first part (utf8mb4_bin)
+        collation = col.collation_name
+        charset = None if binary or not collation else charset_name(collation.split("_", 1)[0])
         specs.append(
             ColumnSpec(
                 index=i,
@@ -83,6 +94,7 @@ def columns_of(event: Any, json_columns: Collection[str] = ()) -> tuple[ColumnSp
                 nbytes=getattr(col, "bytes", 0) or getattr(col, "size", 0),
                 labels=tuple(labels or ()),
                 json=col.name in json_columns,
+                charset=charset,
             )
         )
     return tuple(specs)

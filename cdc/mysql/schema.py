@@ -67,8 +67,8 @@ def column(spec: ColumnSpec) -> Column:
     extra: dict[str, object] = {}
     if spec.labels:
         extra["labels"] = list(spec.labels)
-    if spec.encoding is not None:
-        extra["charset"] = spec.encoding
+    if spec.charset is not None:
+        extra["charset"] = spec.charset
     return Column(spec.name, type_name(spec), spec.nullable, extra)
 
 

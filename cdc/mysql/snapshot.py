@@ -16,6 +16,7 @@ read `SHOW MASTER STATUS` (the shortest lock that gives a consistent position).
 
 from __future__ import annotations
 
+import base64
 import struct
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ import pymysql
 import pymysql.cursors
 from pymysqlreplication.constants import FIELD_TYPE
 
+from cdc import values
 from cdc.errors import TerminalError
 from cdc.mysql.catalog import MyTable
 from cdc.mysql.column_types import ColumnSpec, ZeroDates
@@ -98,6 +100,48 @@ def converter(spec: ColumnSpec, zero_dates: ZeroDates) -> Converter | None:
     if spec.encoding is None and t in (FIELD_TYPE.VARCHAR, FIELD_TYPE.STRING, FIELD_TYPE.BLOB):
         return lambda v: v if isinstance(v, bytes) else str(v).encode()
     return None
+
+
+_BYTES_TYPES = (
+    FIELD_TYPE.VARCHAR,
+    FIELD_TYPE.STRING,
+    FIELD_TYPE.BLOB,
+    FIELD_TYPE.BIT,
+    FIELD_TYPE.GEOMETRY,
+)
+_DATETIME_TYPES = (
+    FIELD_TYPE.DATETIME,
+    FIELD_TYPE.DATETIME2,
+    FIELD_TYPE.TIMESTAMP,
+    FIELD_TYPE.TIMESTAMP2,
+)
+
+
+def stored_key(last: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The last key read, JSON values for the offsets store (the wire form, cdc.values)."""
+    return tuple(orjson.loads(values.dumps(list(last))))
+
+
+def resume_key(table: MyTable, stored: list[Any]) -> tuple[Any, ...]:
+    """`stored_key` back to query parameters. The wire form is not one a
+    server compares right: a binary key travels as base64 text and a TIME as
+    an ISO duration, and resuming after the text instead of the bytes would
+    skip or repeat rows."""
+    specs = {c.name: c for c in table.columns}
+    return tuple(
+        _param(specs[name], value) for name, value in zip(table.primary_key, stored, strict=True)
+    )
+
+
+def _param(spec: ColumnSpec, value: Any) -> Any:
+    if isinstance(value, str):
+        if spec.encoding is None and spec.type in _BYTES_TYPES:
+            return base64.b64decode(value)
+        if spec.type in (FIELD_TYPE.TIME, FIELD_TYPE.TIME2):
+            return values.decode_timedelta(value)
+        if spec.type in _DATETIME_TYPES:
+            return datetime.fromisoformat(value)
+    return value
 
 
 def quote_name(name: str) -> str:

@@ -14,7 +14,6 @@ import time
 from collections.abc import Generator, Iterator
 from typing import Any
 
-import orjson
 import pymysql
 import pymysql.cursors
 import structlog
@@ -34,13 +33,19 @@ from pymysqlreplication.row_event import (
     WriteRowsEvent,
 )
 
-from cdc import metrics, values
+from cdc import metrics
 from cdc.errors import TerminalError
 from cdc.events import ChangeEvent, Op
 from cdc.mysql import catalog, schema, setup
 from cdc.mysql.position import BinlogPosition, SnapshotComplete, SnapshotMark
-from cdc.mysql.rows import RowDecoder, RowDecoders
-from cdc.mysql.snapshot import converter, read_table, snapshot_position
+from cdc.mysql.rows import RowDecoder, RowDecoders, RowPair
+from cdc.mysql.snapshot import (
+    converter,
+    read_table,
+    resume_key,
+    snapshot_position,
+    stored_key,
+)
 from cdc.offsets import OffsetStore
 from cdc.position import Position
 from cdc.schemas import TableSchema
@@ -141,13 +146,16 @@ class MysqlSource:
             yield table_schema
             names = [c.name for c in table.columns]
             converters = [converter(c, zero_dates) for c in table.columns]
+            # a fingerprint hashes the whole schema: once per table, not per row
+            fingerprint = table_schema.fingerprint
+            key_names = table.key
             source = {
                 "connector": "mysql",
                 "db": table.schema,
                 "file": start.file,
                 "pos": start.pos,
             }
-            after = tuple(state["after"]) if state.get("after") else None
+            after = resume_key(table, state["after"]) if state.get("after") else None
             for rows, last, done in read_table(
                 self._connect, table, after, self._snapshot.chunk_rows
             ):
@@ -160,17 +168,17 @@ class MysqlSource:
                         op=Op.READ,
                         schema=table.schema,
                         table=table.name,
-                        key={k: row[k] for k in table.key},
+                        key={k: row[k] for k in key_names},
                         before=None,
                         after=row,
                         ts_ms=started_ms,
                         position=start,
-                        fingerprint=table_schema.fingerprint,
+                        fingerprint=fingerprint,
                         source=source,
                     )
                 total += len(rows)
                 metrics.SNAPSHOT_ROWS.labels(table=table.qualified).inc(len(rows))
-                stored_after = orjson.loads(values.dumps(list(last))) if last else None
+                stored_after = stored_key(last) if last else None
                 yield Checkpoint(SnapshotMark(table.qualified, stored_after, done))
         yield Checkpoint(SnapshotComplete(start))
         log.info("snapshot_read", rows=total)
@@ -213,13 +221,18 @@ class MysqlSource:
         log.info("streaming_started", file=start.file, pos=start.pos, skip=start.skip)
         json_columns = {(t.schema, t.name): t.json_columns for t in tables}
         decoders = RowDecoders(zero_dates=self._settings.zero_dates, json_columns=json_columns)
-        schemas: dict[int, TableSchema] = {}
+        schemas: dict[int, tuple[TableSchema, str]] = {}  # by decoder: schema, fingerprint
         gtids = _parse_gtids(start.gtid)
         tx_start = start  # where the open transaction began (to resume inside it)
         skip = start.skip  # rows of the first transaction already in Kafka
         rows_in_tx = 0
         for event in stream:
             if isinstance(event, HeartbeatLogEvent):
+                # A quiet stream brings no more acks, which would leave the
+                # last acknowledged position unstored (a crash would replay
+                # it): store it once it is due.
+                if time.monotonic() - self._stored_at >= STORE_EVERY_S:
+                    self._store()
                 yield IDLE
                 continue
             if isinstance(event, TableMapEvent):
@@ -229,10 +242,10 @@ class MysqlSource:
                 decoder = decoders.decoder(event.table_id)
                 if (decoder.schema, decoder.table) not in by_name:
                     continue
-                table_schema = schemas.get(id(decoder))
-                if table_schema is None:
+                known = schemas.get(id(decoder))
+                if known is None:
                     table_schema = _schema_of(decoder, by_name[(decoder.schema, decoder.table)])
-                    schemas[id(decoder)] = table_schema
+                    known = schemas[id(decoder)] = (table_schema, table_schema.fingerprint)
                     yield table_schema
                 pairs = decoders.decode(event)
                 source = {
@@ -243,16 +256,12 @@ class MysqlSource:
                     "pos": tx_start.pos,
                     "gtid": tx_start.gtid,
                 }
-                ts_ms = event.timestamp * 1000
+                # rows of a resumed transaction that Kafka already has
+                first = min(max(skip - rows_in_tx, 0), len(pairs))
+                rows_in_tx += len(pairs)
                 op = _OPS[type(event)]
-                for index, (before, after) in enumerate(pairs):
-                    rows_in_tx += 1
-                    if rows_in_tx <= skip:
-                        continue
-                    row_source = {**source, "row": index}
-                    yield from _row_events(
-                        table_schema, op, before, after, ts_ms, tx_start, row_source
-                    )
+                ts_ms = event.timestamp * 1000
+                yield from _row_events(*known, op, pairs, first, ts_ms, tx_start, source)
                 # a restart inside this transaction resumes after these rows
                 yield Checkpoint(
                     BinlogPosition(tx_start.file, tx_start.pos, tx_start.gtid, rows_in_tx)
@@ -343,36 +352,62 @@ def _schema_of(decoder: RowDecoder, table: catalog.MyTable) -> TableSchema:
 
 def _row_events(
     table_schema: TableSchema,
+    fingerprint: str,
     op: Op,
-    before: dict[str, Any] | None,
-    after: dict[str, Any] | None,
+    pairs: list[RowPair],
+    first: int,
     ts_ms: int,
     position: BinlogPosition,
     source: dict[str, Any],
 ) -> Iterator[ChangeEvent]:
-    key_names = table_schema.key
-
-    def event(op: Op, before: Any, after: Any) -> ChangeEvent:
+    """The events of one rows event from its row `first` on (the hot path: no
+    per-row helper calls beyond the event itself)."""
+    schema_name, table, key_names = table_schema.schema, table_schema.table, table_schema.key
+    update = op is Op.UPDATE
+    for index in range(first, len(pairs)):
+        before, after = pairs[index]
+        row_source = {**source, "row": index}
+        if update and before and after and any(before[k] != after[k] for k in key_names):
+            # a key change: delete the old key, insert the new one
+            yield ChangeEvent(
+                op=Op.DELETE,
+                schema=schema_name,
+                table=table,
+                key={k: before[k] for k in key_names},
+                before=before,
+                after=None,
+                ts_ms=ts_ms,
+                position=position,
+                fingerprint=fingerprint,
+                source=row_source,
+            )
+            yield ChangeEvent(
+                op=Op.CREATE,
+                schema=schema_name,
+                table=table,
+                key={k: after[k] for k in key_names},
+                before=None,
+                after=after,
+                ts_ms=ts_ms,
+                position=position,
+                fingerprint=fingerprint,
+                source=row_source,
+            )
+            continue
         row = after if after is not None else before
-        return ChangeEvent(
+        assert row is not None
+        yield ChangeEvent(
             op=op,
-            schema=table_schema.schema,
-            table=table_schema.table,
+            schema=schema_name,
+            table=table,
             key={k: row[k] for k in key_names},
             before=before,
             after=after,
             ts_ms=ts_ms,
             position=position,
-            fingerprint=table_schema.fingerprint,
-            source=source,
+            fingerprint=fingerprint,
+            source=row_source,
         )
-
-    if op is Op.UPDATE and any(before[k] != after[k] for k in key_names):  # type: ignore[index]
-        # a key change: delete the old key, insert the new one
-        yield event(Op.DELETE, before, None)
-        yield event(Op.CREATE, None, after)
-    else:
-        yield event(op, before, after)
 
 
 def _parse_gtids(text: str) -> dict[str, str]:

@@ -46,9 +46,7 @@ def workload(dsn: str, seed: int, rounds: int) -> None:
                 cur.execute("UPDATE customers SET balance = balance + 1 WHERE id = %s", (cid,))
                 cur.execute("UPDATE orders SET status = 'shipped' WHERE customer_id = %s", (cid,))
             elif action < 0.8:
-                cur.execute(
-                    "UPDATE IGNORE customers SET id = id + 1000 WHERE id = %s", (cid,)
-                )
+                cur.execute("UPDATE IGNORE customers SET id = id + 1000 WHERE id = %s", (cid,))
             else:
                 cur.execute("DELETE FROM customers WHERE id = %s", (cid,))
                 cur.execute("DELETE FROM orders WHERE customer_id = %s", (cid,))

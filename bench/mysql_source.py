@@ -1,0 +1,239 @@
+"""Our MySQL/MariaDB source on the ``mysql_decoding`` workload: binlog to Kafka.
+
+``cdc run --role source`` with ``snapshot.mode: never`` starts at the binlog
+position recorded before the load (put into its offsets topic as the stored
+``mysql/position``), so it reads exactly the range the reference decodes, and
+publishes every row to Kafka. The clock runs from the spawn (interpreter
+start-up included, as for the other runners) until Kafka holds every row: the
+topic's high watermarks sum to the row count, and with ``acks=all`` a message
+below the high watermark is acknowledged. The process is then stopped with
+SIGTERM; its peak RSS comes from GNU time, as for every other runner.
+
+Profile the whole source in one process: ``python -m bench.mysql_source
+--rows 200000 --profile /tmp/src.prof`` (loads its own ``bench_prof_src``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import quote
+
+import yaml
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from bench import datasets, mysql_decoding
+from bench.measure import GNU_TIME, Measurement
+from bench.mysql_decoding import BinlogRange
+from bench.servers import ENV_FILE, ROOT, _read_env_file, load_servers
+from bench.workloads import Context, Runner
+from cdc.kafka.offsets import KafkaOffsetStore
+from cdc.mysql.position import BinlogPosition
+from cdc.mysql.source import POSITION_KEY
+
+NAME = "cdc source (binlog -> Kafka)"
+PARTITIONS = 6
+TIMEOUT_S = 900.0
+PASSWORD_VAR = "CDC_BENCH_MYSQL_PASSWORD"
+
+
+def kafka_bootstrap() -> str:
+    values = _read_env_file(ENV_FILE) | dict(os.environ)
+    bootstrap = values.get("CDC_KAFKA_BOOTSTRAP")
+    if not bootstrap:
+        raise RuntimeError("CDC_KAFKA_BOOTSTRAP unset; run `bash dev/services.sh up` first")
+    return bootstrap
+
+
+def _config(
+    host: str, port: int, user: str, db: str, name: str, bootstrap: str
+) -> dict[str, object]:
+    return {
+        "name": name,
+        "source": {
+            "type": "mysql",
+            # the password stays out of the file and argv: ${...} is read from the environment
+            "dsn": f"mysql://{quote(user, safe='')}:${{{PASSWORD_VAR}}}@{host}:{port}/{db}",
+            "tables": [f"{db}.{datasets.TABLE}"],
+        },
+        "kafka": {"bootstrap_servers": bootstrap, "partitions": PARTITIONS},
+        "snapshot": {"mode": "never"},
+        "metrics": {"listen": "127.0.0.1:0"},
+        "log": {"level": "warning"},
+    }
+
+
+def _acknowledged(consumer: Consumer, topic: str) -> int:
+    """Messages Kafka holds in the topic: the sum of the high watermarks."""
+    total = 0
+    for partition in range(PARTITIONS):
+        try:
+            total += consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=5)[1]
+        except Exception:  # the topic may not exist yet
+            return 0
+    return total
+
+
+def _delete_topics(bootstrap: str, prefix: str) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    topics = [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix + ".")]
+    if topics:
+        for future in admin.delete_topics(topics, operation_timeout=60).values():
+            future.result()
+
+
+def _start_at(bootstrap: str, name: str, start: tuple[str, int]) -> None:
+    """The stored position a restarted source would resume from: the load's start."""
+    position = BinlogPosition(start[0], start[1])
+    KafkaOffsetStore(bootstrap, name).put(POSITION_KEY, position.to_json())
+
+
+def run(ctx: Context, rng: BinlogRange) -> Measurement:
+    bootstrap = kafka_bootstrap()
+    name = f"{ctx.prefix}_cdc_mysql_{os.getpid()}"[:63]
+    topic = f"{name}.{rng.db}.{datasets.TABLE}"
+    cdc = ROOT / ".venv" / "bin" / "cdc"
+    ep = ctx.servers.mysql
+    env = ctx.servers.tool_env() | {PASSWORD_VAR: quote(ep.password, safe="")}
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"{name}_watch"})
+    try:
+        _start_at(bootstrap, name, rng.start)
+        with tempfile.TemporaryDirectory(prefix="cdc-bench-ours-", dir=ctx.workdir) as tmp:
+            work = Path(tmp)
+            config = work / "cdc.yaml"
+            config.write_text(
+                yaml.safe_dump(_config(ep.host, ep.port, ep.user, rng.db, name, bootstrap))
+            )
+            stats, log_path = work / "time", work / "cdc.log"
+            count, seconds = _timed(
+                ctx.rows,
+                [str(cdc), "run", "-c", str(config)],
+                env,
+                stats,
+                log_path,
+                lambda: _acknowledged(consumer, topic),
+            )
+            peak_kb = int(stats.read_text().split()[-1])
+    finally:
+        consumer.close()
+        _delete_topics(bootstrap, name)
+    if count != ctx.rows:
+        raise RuntimeError(f"Kafka holds {count} messages, expected {ctx.rows}")
+    return Measurement(NAME, count, seconds, peak_kb / 1024)
+
+
+def _timed(
+    rows: int,
+    argv: list[str],
+    env: dict[str, str],
+    stats: Path,
+    log_path: Path,
+    acknowledged: Callable[[], int],
+) -> tuple[int, float]:
+    """Spawn `argv` under GNU time; (messages in Kafka, seconds until all `rows` were)."""
+    with log_path.open("wb") as log_file:
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            [GNU_TIME, "--format=%M", f"--output={stats}", *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=log_file,
+            env=env,
+        )
+        try:
+            count = 0
+            while count < rows:
+                if proc.poll() is not None:
+                    raise RuntimeError(
+                        f"cdc exited with {proc.returncode} after {count} rows:\n"
+                        + log_path.read_text(errors="replace")[-4000:]
+                    )
+                if time.perf_counter() - start > TIMEOUT_S:
+                    raise RuntimeError(f"cdc moved {count} of {rows} rows in {TIMEOUT_S}s")
+                time.sleep(0.02)
+                count = acknowledged()
+            return count, time.perf_counter() - start
+        finally:
+            # GNU time forwards nothing: signal cdc itself, its only child
+            children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+            for pid in children.read_text().split() if children.exists() else []:
+                os.kill(int(pid), signal.SIGTERM)
+            try:
+                proc.wait(120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+RUNNER: Runner[BinlogRange] = Runner(
+    NAME,
+    "ours",
+    run,
+    note="cdc run --role source, snapshot.mode never, from the binlog position before the load;"
+    " spawn until Kafka acknowledged every row (acks=all)",
+)
+
+
+def profile(rows: int, prefix: str, out: Path) -> None:
+    """The whole source in this process under cProfile: load `rows` rows as the
+    workload does, then stream their binlog to Kafka until it has them all."""
+    from cdc.daemon import Stopper, run_source  # noqa: PLC0415
+    from cdc.health import Health  # noqa: PLC0415
+    from cdc.settings_load import load_settings  # noqa: PLC0415
+
+    servers = load_servers()
+    ep = servers.mysql
+    bootstrap = kafka_bootstrap()
+    name = f"{prefix}_cdc_mysql_profile_{os.getpid()}"
+    topic = f"{name}.{prefix}_src.{datasets.TABLE}"
+    os.environ[PASSWORD_VAR] = quote(ep.password, safe="")
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"{name}_watch"})
+    stopper = Stopper()
+    with tempfile.TemporaryDirectory() as tmp:
+        ctx = Context(rows=rows, servers=servers, prefix=prefix, workdir=Path(tmp))
+        rng = mysql_decoding.prepare(ctx)
+        try:
+            _start_at(bootstrap, name, rng.start)
+            config = Path(tmp) / "cdc.yaml"
+            settings = _config(ep.host, ep.port, ep.user, rng.db, name, bootstrap)
+            config.write_text(yaml.safe_dump(settings))
+
+            def stop_when_done() -> None:
+                while _acknowledged(consumer, topic) < rows:
+                    time.sleep(0.05)
+                stopper.event.set()
+
+            threading.Thread(target=stop_when_done, daemon=True).start()
+            profiler = cProfile.Profile()
+            began = time.perf_counter()
+            profiler.runcall(run_source, load_settings(config), stopper, Health(), 30.0)
+            took = time.perf_counter() - began
+            print(f"{rows} rows in {took:.2f}s, {rows / took:,.0f}/s under the profiler")
+            profiler.dump_stats(out)
+        finally:
+            consumer.close()
+            _delete_topics(bootstrap, name)
+            datasets.drop_mysql_db(servers, rng.db)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--prefix", default="bench_prof")
+    parser.add_argument("--profile", type=Path, required=True, help="cProfile stats file")
+    args = parser.parse_args(argv)
+    profile(args.rows, args.prefix, args.profile)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
