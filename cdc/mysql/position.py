@@ -47,3 +47,12 @@ class SnapshotComplete:
 
     def to_json(self) -> dict[str, Any]:
         return {"snapshot_complete": self.start.to_json()}
+
+
+def parse_gtids(text: str) -> dict[str, str]:
+    """MariaDB's "0-1-100,1-2-5": the last GTID per replication domain."""
+    return {g.split("-", 1)[0]: g for g in text.split(",") if g.count("-") == 2}
+
+
+def format_gtids(gtids: dict[str, str]) -> str:
+    return ",".join(gtids[domain] for domain in sorted(gtids))

@@ -37,8 +37,15 @@ from cdc import metrics
 from cdc.errors import TerminalError
 from cdc.events import ChangeEvent, Op
 from cdc.mysql import catalog, schema, setup
-from cdc.mysql.position import BinlogPosition, SnapshotComplete, SnapshotMark
-from cdc.mysql.rows import RowDecoder, RowDecoders, RowPair
+from cdc.mysql.position import (
+    BinlogPosition,
+    SnapshotComplete,
+    SnapshotMark,
+    format_gtids,
+    parse_gtids,
+)
+from cdc.mysql.row_events import row_events, schema_of
+from cdc.mysql.rows import RowDecoders
 from cdc.mysql.snapshot import (
     converter,
     read_table,
@@ -47,7 +54,9 @@ from cdc.mysql.snapshot import (
     stored_key,
 )
 from cdc.offsets import OffsetStore
+from cdc.parallel import parallel
 from cdc.position import Position
+from cdc.progress import Progress
 from cdc.schemas import TableSchema
 from cdc.settings import MysqlSource as MysqlSettings
 from cdc.settings import SnapshotSettings
@@ -135,7 +144,8 @@ class MysqlSource:
         log.info("snapshot_started", tables=len(tables), file=start.file, pos=start.pos)
         started_ms = time.time_ns() // 1_000_000
         zero_dates = self._settings.zero_dates
-        total = 0
+        todo: list[tuple[catalog.MyTable, tuple[Any, ...] | None]] = []
+        prepared: dict[str, tuple[TableSchema, list[Any]]] = {}
         for table in tables:
             state = self._offsets.get(_table_key(table.qualified)) or {}
             if state.get("done"):
@@ -144,9 +154,22 @@ class MysqlSource:
                 table.schema, table.name, table.columns, table.primary_key
             )
             yield table_schema
-            names = [c.name for c in table.columns]
             converters = [converter(c, zero_dates) for c in table.columns]
-            # a fingerprint hashes the whole schema: once per table, not per row
+            prepared[table.qualified] = (table_schema, converters)
+            todo.append((table, resume_key(table, state["after"]) if state.get("after") else None))
+        progress = Progress("snapshot", self._estimate_rows([t for t, _ in todo]))
+        chunk_rows = self._snapshot.chunk_rows
+
+        def read(job: tuple[catalog.MyTable, tuple[Any, ...] | None]) -> Iterator[Any]:
+            table, after = job
+            for rows, last, done in read_table(self._connect, table, after, chunk_rows):
+                yield table, rows, last, done
+
+        # tables are read in parallel, each in a consistent snapshot of its own
+        for table, rows, last, done in parallel(todo, read, self._snapshot.parallelism):
+            table_schema, converters = prepared[table.qualified]
+            names = table_schema.column_names
+            # a fingerprint hashes the whole schema: once per chunk, not per row
             fingerprint = table_schema.fingerprint
             key_names = table.key
             source = {
@@ -155,34 +178,43 @@ class MysqlSource:
                 "file": start.file,
                 "pos": start.pos,
             }
-            after = resume_key(table, state["after"]) if state.get("after") else None
-            for rows, last, done in read_table(
-                self._connect, table, after, self._snapshot.chunk_rows
-            ):
-                for raw in rows:
-                    row = {
-                        name: conv(value) if conv is not None and value is not None else value
-                        for name, conv, value in zip(names, converters, raw, strict=True)
-                    }
-                    yield ChangeEvent(
-                        op=Op.READ,
-                        schema=table.schema,
-                        table=table.name,
-                        key={k: row[k] for k in key_names},
-                        before=None,
-                        after=row,
-                        ts_ms=started_ms,
-                        position=start,
-                        fingerprint=fingerprint,
-                        source=source,
-                    )
-                total += len(rows)
-                metrics.SNAPSHOT_ROWS.labels(table=table.qualified).inc(len(rows))
-                stored_after = stored_key(last) if last else None
-                yield Checkpoint(SnapshotMark(table.qualified, stored_after, done))
+            for raw in rows:
+                row = {
+                    name: conv(value) if conv is not None and value is not None else value
+                    for name, conv, value in zip(names, converters, raw, strict=True)
+                }
+                yield ChangeEvent(
+                    op=Op.READ,
+                    schema=table.schema,
+                    table=table.name,
+                    key={k: row[k] for k in key_names},
+                    before=None,
+                    after=row,
+                    ts_ms=started_ms,
+                    position=start,
+                    fingerprint=fingerprint,
+                    source=source,
+                )
+            progress.add(len(rows))
+            metrics.SNAPSHOT_ROWS.labels(table=table.qualified).inc(len(rows))
+            stored_after = stored_key(last) if last else None
+            yield Checkpoint(SnapshotMark(table.qualified, stored_after, done))
         yield Checkpoint(SnapshotComplete(start))
-        log.info("snapshot_read", rows=total)
+        progress.finish()
         return start
+
+    def _estimate_rows(self, tables: list[catalog.MyTable]) -> int:
+        with self._connect() as conn, conn.cursor() as cursor:
+            total = 0
+            for table in tables:
+                cursor.execute(
+                    "SELECT TABLE_ROWS AS n FROM information_schema.TABLES"
+                    " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
+                    (table.schema, table.name),
+                )
+                row = cursor.fetchone()
+                total += int(row["n"] or 0) if row else 0
+            return total
 
     def _replicate(
         self, tables: list[catalog.MyTable], start: BinlogPosition
@@ -222,7 +254,7 @@ class MysqlSource:
         json_columns = {(t.schema, t.name): t.json_columns for t in tables}
         decoders = RowDecoders(zero_dates=self._settings.zero_dates, json_columns=json_columns)
         schemas: dict[int, tuple[TableSchema, str]] = {}  # by decoder: schema, fingerprint
-        gtids = _parse_gtids(start.gtid)
+        gtids = parse_gtids(start.gtid)
         tx_start = start  # where the open transaction began (to resume inside it)
         skip = start.skip  # rows of the first transaction already in Kafka
         rows_in_tx = 0
@@ -244,7 +276,7 @@ class MysqlSource:
                     continue
                 known = schemas.get(id(decoder))
                 if known is None:
-                    table_schema = _schema_of(decoder, by_name[(decoder.schema, decoder.table)])
+                    table_schema = schema_of(decoder, by_name[(decoder.schema, decoder.table)])
                     known = schemas[id(decoder)] = (table_schema, table_schema.fingerprint)
                     yield table_schema
                 pairs = decoders.decode(event)
@@ -261,7 +293,7 @@ class MysqlSource:
                 rows_in_tx += len(pairs)
                 op = _OPS[type(event)]
                 ts_ms = event.timestamp * 1000
-                yield from _row_events(*known, op, pairs, first, ts_ms, tx_start, source)
+                yield from row_events(*known, op, pairs, first, ts_ms, tx_start, source)
                 # a restart inside this transaction resumes after these rows
                 yield Checkpoint(
                     BinlogPosition(tx_start.file, tx_start.pos, tx_start.gtid, rows_in_tx)
@@ -284,7 +316,7 @@ class MysqlSource:
                 yield from self._query_events(query, event, by_name, tx_start)
                 commit = True  # COMMIT of a non-transactional table, or DDL
             if commit:
-                tx_start = BinlogPosition(stream.log_file, stream.log_pos, _format_gtids(gtids))
+                tx_start = BinlogPosition(stream.log_file, stream.log_pos, format_gtids(gtids))
                 rows_in_tx = 0
                 skip = 0
                 yield Checkpoint(tx_start)
@@ -343,77 +375,3 @@ class MysqlSource:
         self._store()
         if self._stream is not None:
             self._stream.close()
-
-
-def _schema_of(decoder: RowDecoder, table: catalog.MyTable) -> TableSchema:
-    key = decoder.primary_key or table.primary_key
-    return schema.table_schema(decoder.schema, decoder.table, decoder.columns, key)
-
-
-def _row_events(
-    table_schema: TableSchema,
-    fingerprint: str,
-    op: Op,
-    pairs: list[RowPair],
-    first: int,
-    ts_ms: int,
-    position: BinlogPosition,
-    source: dict[str, Any],
-) -> Iterator[ChangeEvent]:
-    """The events of one rows event from its row `first` on (the hot path: no
-    per-row helper calls beyond the event itself)."""
-    schema_name, table, key_names = table_schema.schema, table_schema.table, table_schema.key
-    update = op is Op.UPDATE
-    for index in range(first, len(pairs)):
-        before, after = pairs[index]
-        row_source = {**source, "row": index}
-        if update and before and after and any(before[k] != after[k] for k in key_names):
-            # a key change: delete the old key, insert the new one
-            yield ChangeEvent(
-                op=Op.DELETE,
-                schema=schema_name,
-                table=table,
-                key={k: before[k] for k in key_names},
-                before=before,
-                after=None,
-                ts_ms=ts_ms,
-                position=position,
-                fingerprint=fingerprint,
-                source=row_source,
-            )
-            yield ChangeEvent(
-                op=Op.CREATE,
-                schema=schema_name,
-                table=table,
-                key={k: after[k] for k in key_names},
-                before=None,
-                after=after,
-                ts_ms=ts_ms,
-                position=position,
-                fingerprint=fingerprint,
-                source=row_source,
-            )
-            continue
-        row = after if after is not None else before
-        assert row is not None
-        yield ChangeEvent(
-            op=op,
-            schema=schema_name,
-            table=table,
-            key={k: row[k] for k in key_names},
-            before=before,
-            after=after,
-            ts_ms=ts_ms,
-            position=position,
-            fingerprint=fingerprint,
-            source=row_source,
-        )
-
-
-def _parse_gtids(text: str) -> dict[str, str]:
-    """MariaDB's "0-1-100,1-2-5": the last GTID per replication domain."""
-    return {g.split("-", 1)[0]: g for g in text.split(",") if g.count("-") == 2}
-
-
-def _format_gtids(gtids: dict[str, str]) -> str:
-    return ",".join(gtids[domain] for domain in sorted(gtids))

@@ -15,9 +15,6 @@ each row still ends at its latest state.
 
 from __future__ import annotations
 
-import contextlib
-import queue
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +22,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from cdc.parallel import parallel
 from cdc.postgres.catalog import PgTable
 from cdc.postgres.copy_text import split_row
 
@@ -108,11 +106,9 @@ def chunk_query(
 
 
 class ParallelReader:
-    """Reads key ranges on `parallelism` connections that share one snapshot.
-
-    Workers only fetch and split rows; the caller converts and publishes, so
-    the bounded queue between them is the back-pressure.
-    """
+    """Reads key ranges on up to `parallelism` connections that share one
+    snapshot. Workers only fetch and split rows; the caller converts and
+    publishes."""
 
     def __init__(
         self,
@@ -130,82 +126,29 @@ class ParallelReader:
 
     def read(self, ranges: Sequence[tuple[KeyRange, tuple[str, ...] | None]]) -> Iterator[Chunk]:
         """Chunks of every range, each range resuming after its given key."""
-        work: queue.SimpleQueue[tuple[KeyRange, tuple[str, ...] | None] | None] = (
-            queue.SimpleQueue()
-        )
-        for pending in ranges:
-            work.put(pending)
-        workers = min(self._parallelism, len(ranges)) or 1
-        for _ in range(workers):
-            work.put(None)
-        out: queue.Queue[Chunk | BaseException | None] = queue.Queue(maxsize=workers * 2)
-        stop = threading.Event()
-        threads = [
-            threading.Thread(target=self._work, args=(work, out, stop), daemon=True)
-            for _ in range(workers)
-        ]
-        for thread in threads:
-            thread.start()
-        finished = 0
-        try:
-            while finished < workers:
-                item = out.get()
-                if item is None:
-                    finished += 1
-                elif isinstance(item, BaseException):
-                    raise item
-                else:
-                    yield item
-        finally:
-            stop.set()
-            for thread in threads:
-                # drain so a worker blocked on a full queue can see `stop`
-                while thread.is_alive():
-                    with contextlib.suppress(queue.Empty):
-                        out.get(timeout=0.1)
+        return parallel(ranges, self._read_range, self._parallelism)
 
-    def _work(
-        self,
-        work: queue.SimpleQueue[tuple[KeyRange, tuple[str, ...] | None] | None],
-        out: queue.Queue[Chunk | BaseException | None],
-        stop: threading.Event,
-    ) -> None:
-        try:
-            with self._connect() as conn:
-                conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(self._snapshot))
-                while not stop.is_set():
-                    item = work.get()
-                    if item is None:
-                        break
-                    self._read_range(conn, *item, out, stop)
-                conn.execute("COMMIT")
-            out.put(None)
-        except BaseException as exc:  # the caller re-raises it in its own thread
-            out.put(exc)
-
-    def _read_range(
-        self,
-        conn: psycopg.Connection[Any],
-        key_range: KeyRange,
-        after: tuple[str, ...] | None,
-        out: queue.Queue[Chunk | BaseException | None],
-        stop: threading.Event,
-    ) -> None:
+    def _read_range(self, job: tuple[KeyRange, tuple[str, ...] | None]) -> Iterator[Chunk]:
+        key_range, after = job
         table = key_range.table
         names = [c.name for c in table.columns]
         key_order = [names.index(k) for k in table.primary_key]
         types = self._key_types[table.oid]
-        while not stop.is_set():
-            query = chunk_query(table, types, key_range, after is not None, self._chunk_rows)
-            rows: list[list[bytes | None]] = []
-            with conn.cursor() as cur, cur.copy(query, after) as copy:
-                for data in copy:
-                    rows.append(split_row(bytes(data)))
-            done = not table.primary_key or len(rows) < self._chunk_rows
-            if rows and table.primary_key:
-                last = rows[-1]
-                after = tuple((last[i] or b"").decode() for i in key_order)
-            out.put(Chunk(key_range, rows, None if done else after, done))
-            if done:
-                return
+        with self._connect() as conn:
+            # every range reads in the one exported snapshot
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(self._snapshot))
+            while True:
+                query = chunk_query(table, types, key_range, after is not None, self._chunk_rows)
+                rows: list[list[bytes | None]] = []
+                with conn.cursor() as cur, cur.copy(query, after) as copy:
+                    for data in copy:
+                        rows.append(split_row(bytes(data)))
+                done = not table.primary_key or len(rows) < self._chunk_rows
+                if rows and table.primary_key:
+                    last = rows[-1]
+                    after = tuple((last[i] or b"").decode() for i in key_order)
+                yield Chunk(key_range, rows, None if done else after, done)
+                if done:
+                    conn.execute("COMMIT")
+                    return
