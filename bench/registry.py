@@ -8,11 +8,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench import bulk_copy, mysql_decoding, pg_decoding
+from bench import (
+    bulk_copy,
+    end_to_end,
+    mysql_decoding,
+    mysql_source,
+    pg_decoding,
+    pg_source,
+    sink_apply,
+)
 from bench.workloads import Workload
+
+# Our implementations, beside each workload's reference.
+pg_decoding.WORKLOAD.runners.append(pg_source.RUNNER)
+mysql_decoding.WORKLOAD.runners.append(mysql_source.RUNNER)
 
 WORKLOADS: list[Workload[Any]] = [
     pg_decoding.WORKLOAD,
     mysql_decoding.WORKLOAD,
     bulk_copy.WORKLOAD,
+    sink_apply.WORKLOAD,
+    end_to_end.WORKLOAD,
 ]

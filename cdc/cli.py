@@ -6,6 +6,7 @@ import click
 
 from cdc import __version__
 from cdc.commands.config import config
+from cdc.commands.replay import replay
 from cdc.commands.run import run
 
 
@@ -17,3 +18,4 @@ def main() -> None:
 
 main.add_command(config)
 main.add_command(run)
+main.add_command(replay)

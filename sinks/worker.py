@@ -65,6 +65,9 @@ REJECTED = (
 )
 
 
+_OBJECT_OR_NULL = (dict, type(None))  # a tuple: isinstance is quicker with it than with a union
+
+
 class PoisonMessageError(ValueError):
     """A message the sink cannot read: it goes to the dead-letter topic."""
 
@@ -197,15 +200,24 @@ class SinkWorker:
         return total
 
     def _decode(self, msg: Message) -> Change:
-        headers = dict(msg.headers() or [])
-        fingerprint = headers.get(SCHEMA_HEADER)
+        fingerprint = dict(msg.headers() or []).get(SCHEMA_HEADER)
         if not isinstance(fingerprint, bytes):
             raise PoisonMessageError(f"no {SCHEMA_HEADER} header")
         try:
             value = envelope.decode_value(msg.value() or b"")
             key = envelope.decode_key(msg.key())
-        except (ValueError, KeyError, TypeError) as exc:
+            ts_ms = int(value.source.get("ts_ms") or 0)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise PoisonMessageError(f"not a change event: {exc}") from exc
+        # JSON of the wrong shape must not reach the applier (it would stop the sink).
+        # The objects are fresh from the decoder: no copies, transforms may edit them.
+        before, after = value.before, value.after
+        if not (
+            isinstance(key, _OBJECT_OR_NULL)
+            and isinstance(before, _OBJECT_OR_NULL)
+            and isinstance(after, _OBJECT_OR_NULL)
+        ):
+            raise PoisonMessageError("not a change event: key, before, after must be objects")
         try:
             schema = self._schemas.get(fingerprint.decode())
         except TransientError as exc:
@@ -216,11 +228,11 @@ class SinkWorker:
             op=value.op,
             schema=schema,
             target=(schema.schema, schema.table),
-            key=dict(key) if key is not None else None,
-            before=dict(value.before) if value.before is not None else None,
-            after=dict(value.after) if value.after is not None else None,
+            key=key,
+            before=before,
+            after=after,
             unchanged=value.unchanged,
-            ts_ms=int(value.source.get("ts_ms") or 0),
+            ts_ms=ts_ms,
             topic=msg.topic() or "",
             partition=msg.partition() or 0,
             offset=msg.offset() or 0,
