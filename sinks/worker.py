@@ -37,6 +37,7 @@ log = structlog.get_logger(__name__)
 
 BATCH_MESSAGES = 5000
 BATCH_WAIT_S = 0.2
+LAG_EVERY_S = 5.0
 CONSUMER_DEFAULTS: dict[str, Any] = {
     "enable.auto.commit": False,
     "auto.offset.reset": "earliest",
@@ -99,7 +100,7 @@ class SinkWorker:
         config = {**CONSUMER_DEFAULTS, **kafka.consumer_config(settings.consumer_group)}
         self._consumer = Consumer(config)
         self._consumer.subscribe([table_topics_pattern(self._prefix)], on_assign=self._on_assign)
-        self._last_ts_ms = 0
+        self._lag_measured_at = 0.0
 
     # -- assignment -------------------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -249,6 +250,21 @@ class SinkWorker:
             log.info("conflict", table=table, kind=kind, key=list(key))
         if result.last_ts_ms:
             metrics.SINK_LAG_SECONDS.set(max(0.0, time.time() - result.last_ts_ms / 1000))
+        if time.monotonic() - self._lag_measured_at >= LAG_EVERY_S:
+            self._lag_measured_at = time.monotonic()
+            self._measure_consumer_lag()
+
+    def _measure_consumer_lag(self) -> None:
+        """Messages behind each partition's end, from the watermarks the last
+        fetches brought (cached: no broker round trip)."""
+        for partition in self._consumer.position(self._consumer.assignment()):
+            if partition.offset < 0:
+                continue  # nothing consumed yet: no position to measure from
+            _, high = self._consumer.get_watermark_offsets(partition, cached=True)
+            if high >= 0:
+                metrics.SINK_CONSUMER_LAG.labels(
+                    topic=partition.topic, partition=str(partition.partition)
+                ).set(max(0, high - partition.offset))
 
     def reconnect(self) -> None:
         """A new target connection, and back to its committed offsets."""

@@ -6,6 +6,7 @@ import random
 from pathlib import Path
 
 import psycopg
+from prometheus_client import REGISTRY
 
 from tests.integration.pipeline import pg_pipeline, running, wait_until
 
@@ -94,3 +95,8 @@ def test_pg_to_pg_snapshot_and_stream_end_equal(
 
         assert wait_until(equal, timeout=120)
     assert table_hash(pg_dsn, "customers", "id")[0] > 0
+    lag = REGISTRY.get_sample_value(
+        "cdc_sink_consumer_lag_messages",
+        {"topic": f"{unique_name}.public.customers", "partition": "0"},
+    )
+    assert lag is not None and lag >= 0
