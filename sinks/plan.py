@@ -89,11 +89,12 @@ def newer_keys(
     stored: Iterable[tuple[str, int, int, int]],
     by_text: dict[str, tuple[KeyValues, KeyState]],
 ) -> set[KeyValues]:
-    """Keys whose stored version (row_key, ts_ms, partition, offset) is at
-    least as new as this batch's change of them."""
+    """Keys whose stored version (row_key, ts_ms, partition, offset) is newer
+    than this batch's change of them. An equal version is the same change
+    applied again (a replay): it applies, which restores a row wiped since."""
     newer = set()
     for text, ts_ms, partition, offset in stored:
         found = by_text.get(text)
-        if found is not None and (ts_ms, partition, offset) >= (found[1].ts_ms, *found[1].offset):
+        if found is not None and (ts_ms, partition, offset) > (found[1].ts_ms, *found[1].offset):
             newer.add(found[0])
     return newer
