@@ -60,6 +60,7 @@ from cdc.progress import Progress
 from cdc.schemas import TableSchema
 from cdc.settings import MysqlSource as MysqlSettings
 from cdc.settings import SnapshotSettings
+from cdc.snapshot_rows import read_events
 from cdc.source import IDLE, Checkpoint, StreamItem
 
 log = structlog.get_logger(__name__)
@@ -168,33 +169,13 @@ class MysqlSource:
         # tables are read in parallel, each in a consistent snapshot of its own
         for table, rows, last, done in parallel(todo, read, self._snapshot.parallelism):
             table_schema, converters = prepared[table.qualified]
-            names = table_schema.column_names
-            # a fingerprint hashes the whole schema: once per chunk, not per row
-            fingerprint = table_schema.fingerprint
-            key_names = table.key
             source = {
                 "connector": "mysql",
                 "db": table.schema,
                 "file": start.file,
                 "pos": start.pos,
             }
-            for raw in rows:
-                row = {
-                    name: conv(value) if conv is not None and value is not None else value
-                    for name, conv, value in zip(names, converters, raw, strict=True)
-                }
-                yield ChangeEvent(
-                    op=Op.READ,
-                    schema=table.schema,
-                    table=table.name,
-                    key={k: row[k] for k in key_names},
-                    before=None,
-                    after=row,
-                    ts_ms=started_ms,
-                    position=start,
-                    fingerprint=fingerprint,
-                    source=source,
-                )
+            yield from read_events(table_schema, converters, rows, started_ms, start, source)
             progress.add(len(rows))
             metrics.SNAPSHOT_ROWS.labels(table=table.qualified).inc(len(rows))
             stored_after = stored_key(last) if last else None

@@ -16,7 +16,6 @@ import psycopg
 import structlog
 
 from cdc import metrics
-from cdc.events import ChangeEvent, Op
 from cdc.offsets import OffsetStore
 from cdc.position import Position
 from cdc.postgres import catalog, setup
@@ -53,6 +52,7 @@ from cdc.progress import Progress
 from cdc.schemas import TableSchema
 from cdc.settings import PostgresSource as PostgresSettings
 from cdc.settings import SnapshotSettings
+from cdc.snapshot_rows import read_events
 from cdc.source import IDLE, Checkpoint, StreamItem
 
 log = structlog.get_logger(__name__)
@@ -167,29 +167,14 @@ class PostgresSource:
         try:
             for chunk in reader.read(todo):
                 table = chunk.range.table
-                schema = schemas[table.oid]
-                names = [c.name for c in table.columns]
-                convert = converters[table.oid]
-                fingerprint = schema.fingerprint
-                key_names = table.key
-                position = PgPosition(0)
-                for raw in chunk.rows:
-                    row = {
-                        name: None if value is None else conv(value)
-                        for name, conv, value in zip(names, convert, raw, strict=True)
-                    }
-                    yield ChangeEvent(
-                        op=Op.READ,
-                        schema=table.schema,
-                        table=table.name,
-                        key={k: row[k] for k in key_names},
-                        before=None,
-                        after=row,
-                        ts_ms=started_ms,
-                        position=position,
-                        fingerprint=fingerprint,
-                        source=source,
-                    )
+                yield from read_events(
+                    schemas[table.oid],
+                    converters[table.oid],
+                    chunk.rows,
+                    started_ms,
+                    PgPosition(0),
+                    source,
+                )
                 progress.add(len(chunk.rows))
                 metrics.SNAPSHOT_ROWS.labels(table=table.qualified).inc(len(chunk.rows))
                 if chunk.done:
