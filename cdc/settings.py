@@ -27,14 +27,12 @@ from pydantic import (
     Tag,
     ValidationInfo,
     WithJsonSchema,
-    field_serializer,
     field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from cdc.secrets import (
-    MASK,
     MYSQL_DSN_FORM,
     PG_DSN_FORM,
     Dsn,
@@ -42,22 +40,13 @@ from cdc.secrets import (
     PostgresDsn,
     read_secret_file,
     redact,
-    register_secret,
     secret_file_path,
     setting_error,
 )
+from cdc.settings_base import SettingsModel, check_host_port, no_default
+from cdc.settings_kafka import KafkaSettings
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
-
-
-class _Model(BaseModel):
-    # A misspelt key must fail loudly: a silently ignored `slot_nmae` would create a second slot.
-    model_config = ConfigDict(extra="forbid")
-
-
-def _no_default(schema: dict[str, Any]) -> None:
-    """For defaults derived from the pipeline name: the schema shows none rather than ""."""
-    schema.pop("default", None)
 
 
 def _check_name(value: str) -> str:
@@ -80,13 +69,6 @@ def _check_table(value: str) -> str:
     )
 
 
-def _check_host_port(value: str, min_port: int = 1) -> str:
-    match = re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[^:\s\[\]/]+):(\d{1,5})", value.strip())
-    if match is None or not min_port <= int(match.group(2)) <= 65535:
-        raise setting_error("must be host:port", "for example 127.0.0.1:9092 or [::1]:9092")
-    return value.strip()
-
-
 def _lower(value: Any) -> Any:
     return value.lower() if isinstance(value, str) else value
 
@@ -105,7 +87,7 @@ TableName = Annotated[
 ConflictPolicy = Literal["source-wins", "target-wins", "last-writer-wins", "error"]
 
 
-class TableFilter(_Model):
+class TableFilter(SettingsModel):
     """Tables chosen by glob patterns (`*`, `?`, `[abc]`) on `schema.table`."""
 
     include: list[TableName] = Field(
@@ -169,7 +151,7 @@ def _dsn_or_file(schema: dict[str, Any]) -> None:
     schema["oneOf"] = [{"required": ["dsn"]}, {"required": ["dsn_file"]}]
 
 
-class _Endpoint(_Model):
+class _Endpoint(SettingsModel):
     """Where to connect: `dsn`, or `dsn_file` naming a file that holds it."""
 
     model_config = ConfigDict(json_schema_extra=_dsn_or_file)
@@ -228,10 +210,10 @@ class PostgresSource(_Source):
     type: Literal["postgres"]
     dsn: PostgresDsn = Field(description=f"PostgreSQL connection string: {PG_DSN_FORM}")
     slot_name: Name = Field(
-        "", json_schema_extra=_no_default, description="the replication slot; default: the name"
+        "", json_schema_extra=no_default, description="the replication slot; default: the name"
     )
     publication: Name = Field(
-        "", json_schema_extra=_no_default, description="the publication; default: the name"
+        "", json_schema_extra=no_default, description="the publication; default: the name"
     )
     heartbeat_interval_s: float = Field(
         10.0, gt=0, description="seconds between heartbeats, which keep an idle slot advancing"
@@ -254,7 +236,7 @@ class MysqlSource(_Source):
         0,
         ge=1,
         le=4_294_967_295,
-        json_schema_extra=_no_default,
+        json_schema_extra=no_default,
         description="replica id, unique per server; default: 4242000000 + crc32(name) % 50000000",
     )
     # An unquoted YAML `null` arrives as None: it names the policy "null".
@@ -267,7 +249,7 @@ Source = Annotated[PostgresSource | MysqlSource, Field(discriminator="type")]
 _CONFLICT = "when the target row changed too: source-wins, target-wins, last-writer-wins, error"
 
 
-class TableOverride(_Model):
+class TableOverride(SettingsModel):
     """Per-table settings that override the target's."""
 
     conflict: ConflictPolicy = Field(description=_CONFLICT)
@@ -304,84 +286,7 @@ class MysqlTarget(_Target):
 Target = Annotated[PostgresTarget | MysqlTarget, Field(discriminator="type")]
 
 
-# --- Kafka and the rest -----------------------------------------------------------------------
-
-LibrdkafkaValue = str | bool | int | float
-# cdc sets these itself; a passthrough copy would silently disagree with it.
-_RESERVED_KAFKA_KEYS = {
-    "bootstrap.servers": "set kafka.bootstrap_servers instead",
-    "group.id": "the consumer group is the pipeline name",
-}
-
-
-def is_secret_kafka_key(key: str) -> bool:
-    """librdkafka keys whose values are secrets (sasl.password, ssl.key.pem, ...)."""
-    key = key.lower()
-    return any(word in key for word in ("password", "secret")) or key.endswith((".pem", ".config"))
-
-
-def _scalar(value: Any) -> Any:
-    if isinstance(value, str | bool | int | float):
-        return value
-    raise setting_error("must be a string, number or boolean", "librdkafka settings are scalars")
-
-
-def _check_servers(value: Any) -> Any:
-    if isinstance(value, list) and all(isinstance(item, str) for item in value):
-        value = ",".join(value)
-    if not isinstance(value, str):
-        return value  # the str type check reports it
-    return ",".join(_check_host_port(server) for server in value.split(","))
-
-
-_Librdkafka = dict[str, Annotated[LibrdkafkaValue, BeforeValidator(_scalar)]]
-
-
-class KafkaSettings(_Model):
-    """The Kafka cluster the change events travel through."""
-
-    bootstrap_servers: Annotated[str, BeforeValidator(_check_servers)] = Field(
-        description="the brokers, a comma-separated host:port list"
-    )
-    topic_prefix: str = Field(
-        "",
-        pattern=r"^[A-Za-z0-9._\-]{1,200}$",
-        json_schema_extra=_no_default,
-        description="topics are <topic_prefix>.<schema>.<table>; default: the name",
-    )
-    partitions: int = Field(6, ge=1, description="the partition count of each topic cdc creates")
-    replication_factor: int = Field(1, ge=1, description="the replica count of each topic")
-    # repr=False: they may hold sasl.password and the like.
-    producer: _Librdkafka = Field(
-        default_factory=dict, repr=False, description="librdkafka producer settings"
-    )
-    consumer: _Librdkafka = Field(
-        default_factory=dict, repr=False, description="librdkafka consumer settings"
-    )
-
-    @field_validator("producer", "consumer")
-    @classmethod
-    def _check_passthrough(cls, value: dict[str, LibrdkafkaValue]) -> dict[str, LibrdkafkaValue]:
-        for key, item in value.items():
-            if key in _RESERVED_KAFKA_KEYS:
-                raise setting_error(
-                    f"{key} is set by cdc", f"remove it: {_RESERVED_KAFKA_KEYS[key]}"
-                )
-            if is_secret_kafka_key(key) and isinstance(item, str):
-                register_secret(item)
-        return value
-
-    @field_serializer("producer", "consumer")
-    def _mask_passthrough(self, value: dict[str, LibrdkafkaValue]) -> dict[str, LibrdkafkaValue]:
-        return {key: MASK if is_secret_kafka_key(key) else item for key, item in value.items()}
-
-    def producer_config(self) -> dict[str, LibrdkafkaValue]:
-        """librdkafka settings for a producer, secrets included: never log them."""
-        return {"bootstrap.servers": self.bootstrap_servers, **self.producer}
-
-    def consumer_config(self, group_id: str) -> dict[str, LibrdkafkaValue]:
-        """librdkafka settings for a consumer, secrets included: never log them."""
-        return {"bootstrap.servers": self.bootstrap_servers, "group.id": group_id, **self.consumer}
+# --- the rest ---------------------------------------------------------------------------------
 
 
 class TransformSettings(BaseModel):
@@ -395,7 +300,7 @@ class TransformSettings(BaseModel):
         return dict(self.model_extra or {})
 
 
-class SnapshotSettings(_Model):
+class SnapshotSettings(SettingsModel):
     """The initial copy of the selected tables, taken before streaming."""
 
     mode: Literal["initial", "never"] = Field(
@@ -405,10 +310,10 @@ class SnapshotSettings(_Model):
     chunk_rows: int = Field(100_000, ge=1, description="how many rows are read per chunk")
 
 
-class MetricsSettings(_Model):
+class MetricsSettings(SettingsModel):
     """The Prometheus endpoint, /metrics."""
 
-    listen: Annotated[str, AfterValidator(lambda v: _check_host_port(v, min_port=0))] = Field(
+    listen: Annotated[str, AfterValidator(lambda v: check_host_port(v, min_port=0))] = Field(
         "127.0.0.1:9187", description="host:port; 0.0.0.0:9187 listens on every interface"
     )
 
@@ -419,7 +324,7 @@ class MetricsSettings(_Model):
         return host.strip("[]"), int(port)
 
 
-class LogSettings(_Model):
+class LogSettings(SettingsModel):
     """Log lines, written to stderr."""
 
     format: Literal["json", "console"] = Field(
@@ -430,7 +335,7 @@ class LogSettings(_Model):
     )
 
 
-class Settings(_Model):
+class Settings(SettingsModel):
     """One cdc pipeline: a source, the Kafka topics its changes go to, optionally a target."""
 
     model_config = ConfigDict(title="cdc pipeline")

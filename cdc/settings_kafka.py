@@ -1,0 +1,87 @@
+"""The `kafka:` section of a pipeline: brokers, topics, librdkafka passthrough."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, field_serializer, field_validator
+
+from cdc.secrets import MASK, register_secret, setting_error
+from cdc.settings_base import SettingsModel, check_host_port, no_default
+
+LibrdkafkaValue = str | bool | int | float
+# cdc sets these itself; a passthrough copy would silently disagree with it.
+_RESERVED_KAFKA_KEYS = {
+    "bootstrap.servers": "set kafka.bootstrap_servers instead",
+    "group.id": "the consumer group is the pipeline name",
+}
+
+
+def is_secret_kafka_key(key: str) -> bool:
+    """librdkafka keys whose values are secrets (sasl.password, ssl.key.pem, ...)."""
+    key = key.lower()
+    return any(word in key for word in ("password", "secret")) or key.endswith((".pem", ".config"))
+
+
+def _scalar(value: Any) -> Any:
+    if isinstance(value, str | bool | int | float):
+        return value
+    raise setting_error("must be a string, number or boolean", "librdkafka settings are scalars")
+
+
+def _check_servers(value: Any) -> Any:
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        value = ",".join(value)
+    if not isinstance(value, str):
+        return value  # the str type check reports it
+    return ",".join(check_host_port(server) for server in value.split(","))
+
+
+_Librdkafka = dict[str, Annotated[LibrdkafkaValue, BeforeValidator(_scalar)]]
+
+
+class KafkaSettings(SettingsModel):
+    """The Kafka cluster the change events travel through."""
+
+    bootstrap_servers: Annotated[str, BeforeValidator(_check_servers)] = Field(
+        description="the brokers, a comma-separated host:port list"
+    )
+    topic_prefix: str = Field(
+        "",
+        pattern=r"^[A-Za-z0-9._\-]{1,200}$",
+        json_schema_extra=no_default,
+        description="topics are <topic_prefix>.<schema>.<table>; default: the name",
+    )
+    partitions: int = Field(6, ge=1, description="the partition count of each topic cdc creates")
+    replication_factor: int = Field(1, ge=1, description="the replica count of each topic")
+    # repr=False: they may hold sasl.password and the like.
+    producer: _Librdkafka = Field(
+        default_factory=dict, repr=False, description="librdkafka producer settings"
+    )
+    consumer: _Librdkafka = Field(
+        default_factory=dict, repr=False, description="librdkafka consumer settings"
+    )
+
+    @field_validator("producer", "consumer")
+    @classmethod
+    def _check_passthrough(cls, value: dict[str, LibrdkafkaValue]) -> dict[str, LibrdkafkaValue]:
+        for key, item in value.items():
+            if key in _RESERVED_KAFKA_KEYS:
+                raise setting_error(
+                    f"{key} is set by cdc", f"remove it: {_RESERVED_KAFKA_KEYS[key]}"
+                )
+            if is_secret_kafka_key(key) and isinstance(item, str):
+                register_secret(item)
+        return value
+
+    @field_serializer("producer", "consumer")
+    def _mask_passthrough(self, value: dict[str, LibrdkafkaValue]) -> dict[str, LibrdkafkaValue]:
+        return {key: MASK if is_secret_kafka_key(key) else item for key, item in value.items()}
+
+    def producer_config(self) -> dict[str, LibrdkafkaValue]:
+        """librdkafka settings for a producer, secrets included: never log them."""
+        return {"bootstrap.servers": self.bootstrap_servers, **self.producer}
+
+    def consumer_config(self, group_id: str) -> dict[str, LibrdkafkaValue]:
+        """librdkafka settings for a consumer, secrets included: never log them."""
+        return {"bootstrap.servers": self.bootstrap_servers, "group.id": group_id, **self.consumer}
