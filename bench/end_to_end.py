@@ -23,6 +23,7 @@ from typing import Any
 from psycopg import sql
 
 from bench import bulk_copy, datasets, sink_apply
+from bench.kafka_topics import delete_topics
 from bench.measure import Measurement
 from bench.servers import mysql_connect, pg_connect
 from bench.workloads import Context, Runner, Workload
@@ -75,7 +76,7 @@ def _run_all(
             finally:
                 rss = cdc.stop()
     finally:
-        sink_apply.delete_topics(state.bootstrap, name)
+        delete_topics(state.bootstrap, name)
     return seconds, rss
 
 

@@ -28,10 +28,10 @@ from pathlib import Path
 from urllib.parse import quote
 
 import yaml
-from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import Consumer
 
 from bench import datasets, mysql_decoding
+from bench.kafka_topics import PARTITIONS, delete_topics, high_watermarks
 from bench.measure import GNU_TIME, Measurement
 from bench.mysql_decoding import BinlogRange
 from bench.servers import ENV_FILE, ROOT, _read_env_file, load_servers
@@ -41,7 +41,6 @@ from cdc.mysql.position import BinlogPosition
 from cdc.mysql.source import POSITION_KEY
 
 NAME = "cdc source (binlog -> Kafka)"
-PARTITIONS = 6
 TIMEOUT_S = 900.0
 PASSWORD_VAR = "CDC_BENCH_MYSQL_PASSWORD"
 
@@ -70,25 +69,6 @@ def _config(
         "metrics": {"listen": "127.0.0.1:0"},
         "log": {"level": "warning"},
     }
-
-
-def _acknowledged(consumer: Consumer, topic: str) -> int:
-    """Messages Kafka holds in the topic: the sum of the high watermarks."""
-    total = 0
-    for partition in range(PARTITIONS):
-        try:
-            total += consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=5)[1]
-        except Exception:  # the topic may not exist yet
-            return 0
-    return total
-
-
-def _delete_topics(bootstrap: str, prefix: str) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    topics = [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix + ".")]
-    if topics:
-        for future in admin.delete_topics(topics, operation_timeout=60).values():
-            future.result()
 
 
 def _start_at(bootstrap: str, name: str, start: tuple[str, int]) -> None:
@@ -120,12 +100,12 @@ def run(ctx: Context, rng: BinlogRange) -> Measurement:
                 env,
                 stats,
                 log_path,
-                lambda: _acknowledged(consumer, topic),
+                lambda: high_watermarks(consumer, topic),
             )
             peak_kb = int(stats.read_text().split()[-1])
     finally:
         consumer.close()
-        _delete_topics(bootstrap, name)
+        delete_topics(bootstrap, name)
     if count != ctx.rows:
         raise RuntimeError(f"Kafka holds {count} messages, expected {ctx.rows}")
     return Measurement(NAME, count, seconds, peak_kb / 1024)
@@ -208,7 +188,7 @@ def profile(rows: int, prefix: str, out: Path) -> None:
             config.write_text(yaml.safe_dump(settings))
 
             def stop_when_done() -> None:
-                while _acknowledged(consumer, topic) < rows:
+                while high_watermarks(consumer, topic) < rows:
                     time.sleep(0.05)
                 stopper.event.set()
 
@@ -221,7 +201,7 @@ def profile(rows: int, prefix: str, out: Path) -> None:
             profiler.dump_stats(out)
         finally:
             consumer.close()
-            _delete_topics(bootstrap, name)
+            delete_topics(bootstrap, name)
             datasets.drop_mysql_db(servers, rng.db)
 
 

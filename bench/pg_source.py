@@ -22,16 +22,15 @@ from urllib.parse import quote
 
 import yaml
 from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient
 
 from bench import datasets
+from bench.kafka_topics import PARTITIONS, delete_topics, high_watermarks
 from bench.measure import GNU_TIME, Measurement
 from bench.pg_decoding import PgDecodingState
 from bench.servers import ENV_FILE, ROOT, _read_env_file
 from bench.workloads import Context, Runner
 
 NAME = "cdc source (pgoutput -> Kafka)"
-PARTITIONS = 6
 TIMEOUT_S = 900.0
 PASSWORD_VAR = "CDC_BENCH_PG_PASSWORD"
 
@@ -64,17 +63,6 @@ def _config(ctx: Context, state: PgDecodingState, name: str, bootstrap: str) -> 
     }
 
 
-def _acknowledged(consumer: Consumer, topic: str) -> int:
-    """Messages Kafka holds in the topic: the sum of the high watermarks."""
-    total = 0
-    for partition in range(PARTITIONS):
-        try:
-            total += consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=5)[1]
-        except Exception:  # the topic may not exist yet
-            return 0
-    return total
-
-
 def _distinct_rows(bootstrap: str, topic: str, group: str) -> int:
     """Distinct keys in the topic: the check that every row arrived (a
     delivery may repeat a row after a broker hiccup; none may be missing)."""
@@ -102,14 +90,6 @@ def _distinct_rows(bootstrap: str, topic: str, group: str) -> int:
         consumer.close()
 
 
-def _delete_topics(bootstrap: str, prefix: str) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    topics = [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix + ".")]
-    if topics:
-        for future in admin.delete_topics(topics, operation_timeout=60).values():
-            future.result()
-
-
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     # GNU time forwards no signal: SIGTERM cdc itself, its only child, which drains and exits
     children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
@@ -122,7 +102,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-def _time_until_acknowledged(
+def _time_untilhigh_watermarks(
     ctx: Context, argv: list[str], env: dict[str, str], log_path: Path, topic: str, group: str
 ) -> float:
     """Seconds from the spawn until Kafka holds `ctx.rows` messages of the topic."""
@@ -143,7 +123,7 @@ def _time_until_acknowledged(
                 if time.perf_counter() - start > TIMEOUT_S:
                     raise RuntimeError(f"cdc moved {count} of {ctx.rows} rows in {TIMEOUT_S}s")
                 time.sleep(0.02)
-                count = _acknowledged(consumer, topic)
+                count = high_watermarks(consumer, topic)
             return time.perf_counter() - start
         finally:
             _stop(proc)
@@ -162,12 +142,12 @@ def run(ctx: Context, state: PgDecodingState) -> Measurement:
         config.write_text(yaml.safe_dump(_config(ctx, state, name, bootstrap)))
         argv = [GNU_TIME, "--format=%M", f"--output={stats}", str(cdc), "run", "-c", str(config)]
         try:
-            seconds = _time_until_acknowledged(
+            seconds = _time_untilhigh_watermarks(
                 ctx, argv, env, work / "cdc.log", topic, f"{name}_watch"
             )
             distinct = _distinct_rows(bootstrap, topic, f"{name}_check")
         finally:
-            _delete_topics(bootstrap, name)
+            delete_topics(bootstrap, name)
         peak_kb = int(stats.read_text().split()[-1])
     if distinct != ctx.rows:
         raise RuntimeError(f"Kafka holds {distinct} distinct rows, expected {ctx.rows}")

@@ -27,11 +27,11 @@ from urllib.parse import quote
 
 import psycopg
 import yaml
-from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import Consumer
 from psycopg import sql
 
 from bench import bulk_copy, datasets
+from bench.kafka_topics import PARTITIONS, delete_topics, high_watermarks
 from bench.measure import GNU_TIME, Measurement
 from bench.pg_decoding import PG_SOURCE
 from bench.progress import log
@@ -39,7 +39,6 @@ from bench.servers import ENV_FILE, ROOT, Servers, _read_env_file, pg_connect
 from bench.workloads import Context, Runner, Workload
 
 NAME = "cdc sink (Kafka -> PostgreSQL)"
-PARTITIONS = 6
 TIMEOUT_S = 1800.0
 POLL_S = 0.05
 PG_PASSWORD_VAR = "CDC_BENCH_PG_PASSWORD"
@@ -83,25 +82,6 @@ def base_config(name: str, source: dict[str, Any], bootstrap: str) -> dict[str, 
         "metrics": {"listen": "127.0.0.1:0"},
         "log": {"level": "warning"},
     }
-
-
-def high_watermarks(consumer: Consumer, topic: str) -> int:
-    """Messages Kafka holds in the topic (0 while it does not exist)."""
-    total = 0
-    for partition in range(PARTITIONS):
-        try:
-            total += consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=5)[1]
-        except Exception:  # the topic may not exist yet
-            return 0
-    return total
-
-
-def delete_topics(bootstrap: str, prefix: str) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    topics = [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix + ".")]
-    if topics:
-        for future in admin.delete_topics(topics, operation_timeout=60).values():
-            future.result()
 
 
 def drop_slot_and_publication(servers: Servers, db: str, name: str) -> None:
