@@ -37,7 +37,6 @@ log = structlog.get_logger(__name__)
 
 BATCH_MESSAGES = 5000
 BATCH_WAIT_S = 0.2
-LAG_EVERY_S = 5.0
 CONSUMER_DEFAULTS: dict[str, Any] = {
     "enable.auto.commit": False,
     "auto.offset.reset": "earliest",
@@ -100,7 +99,6 @@ class SinkWorker:
         config = {**CONSUMER_DEFAULTS, **kafka.consumer_config(settings.consumer_group)}
         self._consumer = Consumer(config)
         self._consumer.subscribe([table_topics_pattern(self._prefix)], on_assign=self._on_assign)
-        self._lag_measured_at = 0.0
 
     # -- assignment -------------------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -250,13 +248,11 @@ class SinkWorker:
             log.info("conflict", table=table, kind=kind, key=list(key))
         if result.last_ts_ms:
             metrics.SINK_LAG_SECONDS.set(max(0.0, time.time() - result.last_ts_ms / 1000))
-        if time.monotonic() - self._lag_measured_at >= LAG_EVERY_S:
-            self._lag_measured_at = time.monotonic()
-            self._measure_consumer_lag()
+        self._measure_consumer_lag()
 
     def _measure_consumer_lag(self) -> None:
-        """Messages behind each partition's end, from the watermarks the last
-        fetches brought (cached: no broker round trip)."""
+        """Messages behind each partition's end, from the positions and the
+        watermarks the last fetches brought: local calls, cheap per batch."""
         for partition in self._consumer.position(self._consumer.assignment()):
             if partition.offset < 0:
                 continue  # nothing consumed yet: no position to measure from
