@@ -73,7 +73,7 @@ def collapse(changes: Iterable[Change]) -> Iterator[list[TableBatch]]:
             continue
         if batch is None:
             batch = step[change.target] = TableBatch(change.target)
-        key = change.key_values
+        key = tuple(change.key.values())  # type: ignore[union-attr]  # a row change has a key
         state = batch.keys.get(key)
         position = (change.partition, change.offset)
         if change.op is Op.DELETE:

@@ -23,9 +23,10 @@ class SchemaCache:
             }
         )
         self._consumer.assign([TopicPartition(self._topic, 0, OFFSET_BEGINNING)])
-        self._schemas: dict[str, TableSchema] = {}
+        # keyed by the header's bytes: no decoding per message
+        self._schemas: dict[bytes, TableSchema] = {}
 
-    def get(self, fingerprint: str, timeout: float = 30.0) -> TableSchema:
+    def get(self, fingerprint: bytes, timeout: float = 30.0) -> TableSchema:
         """The schema; reads newer records when it is not known yet (the source
         publishes a schema before the first event that uses it, but on another
         topic, so it may arrive a little later)."""
@@ -34,7 +35,7 @@ class SchemaCache:
             self._read_to_end(timeout)
             found = self._schemas.get(fingerprint)
             if found is None:
-                raise TransientError(f"schema {fingerprint} is not on {self._topic} yet")
+                raise TransientError(f"schema {fingerprint.decode()} is not on {self._topic} yet")
         return found
 
     def _read_to_end(self, timeout: float) -> None:
@@ -50,7 +51,7 @@ class SchemaCache:
             value = msg.value()
             key = msg.key()
             if value is not None and key is not None:
-                self._schemas[key.decode()] = TableSchema.from_json(value)
+                self._schemas[key] = TableSchema.from_json(value)
 
     def close(self) -> None:
         self._consumer.close()

@@ -133,11 +133,13 @@ class SinkWorker:
         changes: list[Change] = []
         sources: dict[int, Message] = {}
         for msg in messages:
-            offsets[(msg.topic() or "", msg.partition() or 0)] = (msg.offset() or 0) + 1
-            if msg.value() is None:
+            topic, partition, offset = msg.topic() or "", msg.partition() or 0, msg.offset() or 0
+            offsets[(topic, partition)] = offset + 1
+            value = msg.value()
+            if value is None:
                 continue  # a tombstone: its delete came just before it
             try:
-                change = self._decode(msg)
+                change = self._decode(msg, value, topic, partition, offset)
             except PoisonMessageError as exc:
                 self._dead.send(msg, msg.topic() or "", "decode", str(exc))
                 continue
@@ -198,12 +200,12 @@ class SinkWorker:
         self._apply([], offsets, sources)  # tombstones and dead letters: past them too
         return total
 
-    def _decode(self, msg: Message) -> Change:
-        fingerprint = dict(msg.headers() or []).get(SCHEMA_HEADER)
+    def _decode(self, msg: Message, data: bytes, topic: str, partition: int, offset: int) -> Change:
+        fingerprint = dict(msg.headers() or ()).get(SCHEMA_HEADER)
         if not isinstance(fingerprint, bytes):
             raise PoisonMessageError(f"no {SCHEMA_HEADER} header")
         try:
-            value = envelope.decode_value(msg.value() or b"")
+            value = envelope.decode_value(data)
             key = envelope.decode_key(msg.key())
             ts_ms = int(value.source.get("ts_ms") or 0)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -218,7 +220,7 @@ class SinkWorker:
         ):
             raise PoisonMessageError("not a change event: key, before, after must be objects")
         try:
-            schema = self._schemas.get(fingerprint.decode())
+            schema = self._schemas.get(fingerprint)
         except TransientError as exc:
             raise PoisonMessageError(str(exc)) from exc
         if key is None and value.op is not Op.TRUNCATE:
@@ -232,9 +234,9 @@ class SinkWorker:
             after=after,
             unchanged=value.unchanged,
             ts_ms=ts_ms,
-            topic=msg.topic() or "",
-            partition=msg.partition() or 0,
-            offset=msg.offset() or 0,
+            topic=topic,
+            partition=partition,
+            offset=offset,
         )
 
     def _record(self, result: ApplyResult, messages: int, seconds: float) -> None:
