@@ -17,6 +17,7 @@ import structlog
 from cdc import metrics, systemd
 from cdc.errors import TerminalError, TransientError
 from cdc.health import Health, serve
+from cdc.kafka.connection import check_access
 from cdc.kafka.offsets import KafkaOffsetStore
 from cdc.kafka.publisher import KafkaPublisher, TopicLayout
 from cdc.postgres.replication import ReplicationError
@@ -26,9 +27,9 @@ from cdc.source import IDLE, Source
 
 log = structlog.get_logger(__name__)
 
-POLL_EVERY = 1000  # items between delivery-report polls on a busy stream
+POLL_EVERY = 5000  # messages between delivery-report polls on a busy stream
 # ... and at least this often on a slow one that never goes idle (a trickle
-# of changes): acknowledgements and health beats must not wait for 1000 items.
+# of changes): acknowledgements and health beats must not wait for 5000 messages.
 POLL_INTERVAL_S = 0.2
 # The sink allocates millions of short-lived, acyclic containers per minute
 # (decoded JSON, rows). At the default gen-0 threshold (700) the cycle
@@ -43,13 +44,14 @@ TRANSIENT = (psycopg.OperationalError, pymysql.OperationalError, ReplicationErro
 
 def build_source(settings: Settings, offsets: KafkaOffsetStore) -> Source:
     # Engines import lazily: a PostgreSQL pipeline does not load the binlog reader.
+    direct = settings if settings.snapshot.mode == "direct" else None
     if isinstance(settings.source, PostgresSettings):
         from cdc.postgres.source import PostgresSource  # noqa: PLC0415
 
-        return PostgresSource(settings.source, settings.snapshot, offsets)
+        return PostgresSource(settings.source, settings.snapshot, offsets, direct)
     from cdc.mysql.source import MysqlSource  # noqa: PLC0415
 
-    return MysqlSource(settings.source, settings.snapshot, offsets)
+    return MysqlSource(settings.source, settings.snapshot, offsets, settings.name, direct)
 
 
 class Stopper:
@@ -80,6 +82,7 @@ def run(settings: Settings, role: str, stopper: Stopper, grace_s: float = 30.0) 
     systemd.notify(systemd.status(f"starting {role} for pipeline {settings.name}"))
     server = serve(settings.metrics.address, health)
     try:
+        check_access(settings.kafka.client_config())
         if role == "source":
             run_source(settings, stopper, health, grace_s)
         elif role == "sink":
@@ -114,9 +117,9 @@ def _run_both(settings: Settings, stopper: Stopper, health: Health, grace_s: flo
 def run_source(settings: Settings, stopper: Stopper, health: Health, grace_s: float) -> None:
     kafka = settings.kafka
     prefix = kafka.topic_prefix or settings.name
-    offsets = KafkaOffsetStore(kafka.bootstrap_servers, prefix, kafka.replication_factor)
+    offsets = KafkaOffsetStore(kafka.client_config(), prefix, kafka.replication_factor)
     publisher = KafkaPublisher(
-        kafka.bootstrap_servers,
+        kafka.client_config(),
         TopicLayout(prefix, kafka.partitions, kafka.replication_factor),
         kafka.producer_config(),
         client_id=f"cdc-{settings.name}",
@@ -152,13 +155,17 @@ def run_sink(settings: Settings, stopper: Stopper, health: Health) -> None:
 
     if settings.target is None:
         raise TerminalError("the pipeline has no target", "add a target: section to run a sink")
-    worker = SinkWorker(settings, lambda: build_applier(settings))
-    gc.freeze()  # what start-up allocated lives on: out of every later collection
-    gc.set_threshold(*SINK_GC_THRESHOLD)
+    # Made in the loop: a target that is down (or refuses the login) at start-up
+    # is retried like one lost later, not a crash.
+    worker: SinkWorker | None = None
     backoff = 1.0
     try:
         while not stopper.event.is_set():
             try:
+                if worker is None:
+                    worker = SinkWorker(settings, lambda: build_applier(settings))
+                    gc.freeze()  # what start-up allocated lives on: out of every later collection
+                    gc.set_threshold(*SINK_GC_THRESHOLD)
                 worker.run_once()
                 health.set_ready(True)
                 health.beat()
@@ -171,9 +178,11 @@ def run_sink(settings: Settings, stopper: Stopper, health: Health) -> None:
                 health.beat()  # as in run_source: a backoff is not a stall
                 stopper.event.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
-                _reconnect_quietly(worker)
+                if worker is not None:
+                    _reconnect_quietly(worker)
     finally:
-        worker.close()
+        if worker is not None:
+            worker.close()
     log.info("sink_stopped")
 
 
@@ -189,18 +198,18 @@ def _pump(
 ) -> None:
     """Publish the stream until a stop is requested, acknowledging each
     checkpoint to the source once Kafka has everything before it."""
-    count = 0
+    published = 0
     polled = time.monotonic()
     for item in source.stream(None):
         if item is IDLE:
             health.set_ready(True)
         else:
-            publisher.publish(item)
-            count += 1
-        if item is IDLE or count % POLL_EVERY == 0 or time.monotonic() - polled >= POLL_INTERVAL_S:
+            published += publisher.publish(item)
+        if item is IDLE or published >= POLL_EVERY or time.monotonic() - polled >= POLL_INTERVAL_S:
             publisher.poll(0)
             _acknowledge(publisher, source)
             health.beat()
+            published = 0
             polled = time.monotonic()
         if stopper.event.is_set():
             break

@@ -28,7 +28,9 @@ class ChangeEvent:
     """One row change (or a truncate) as it happened at the source.
 
     Values in `key`, `before` and `after` are Python values (int, Decimal,
-    datetime, bytes, ...); `cdc.values` encodes them for the wire.
+    datetime, bytes, ...) or already their wire form (a source may convert
+    straight to it, e.g. a PostgreSQL numeric to its text); `cdc.values`
+    encodes them for the wire.
     `unchanged` lists columns whose value the source did not send (PostgreSQL
     unchanged TOAST): they are absent from `after` and a sink keeps the stored
     value instead of writing NULL.
@@ -50,3 +52,19 @@ class ChangeEvent:
     @property
     def snapshot(self) -> bool:
         return self.op is Op.READ
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedChanges:
+    """Row changes of one table, already encoded for the wire: a source's
+    fast path for a busy stream, one item for many rows.
+
+    Each message is `(op, key, value)` as `cdc.envelope` encodes a
+    `ChangeEvent`; the publisher adds the tombstone after a delete, as it does
+    for events. `fingerprint` names the table schema of every row here.
+    """
+
+    schema: str
+    table: str
+    fingerprint: str
+    messages: list[tuple[Op, bytes, bytes]]

@@ -82,3 +82,40 @@ SINK_RECONNECTS = Counter(
     "cdc_sink_reconnects",
     "Times the sink lost its target connection and reconnected",
 )
+
+# `cdc verify`: labels are bounded by the pipeline's tables.
+VERIFY_CHUNKS = Counter(
+    "cdc_verify_chunks",
+    "Key ranges whose row count and checksum were compared on both sides, by source table",
+    ["table"],
+)
+VERIFY_ROWS = Counter(
+    "cdc_verify_rows",
+    "Source rows in the key ranges compared, by source table",
+    ["table"],
+)
+VERIFY_MISMATCHES = Counter(
+    "cdc_verify_mismatches",
+    "Rows still different once the sink caught up, by source table and kind"
+    " (missing, extra, differing)",
+    ["table", "kind"],
+)
+VERIFY_LAST_EQUAL = Gauge(
+    "cdc_verify_last_equal",
+    "1 when the last finished verify found source and target equal, else 0",
+)
+VERIFY_LAST_FINISHED = Gauge(
+    "cdc_verify_last_finished_timestamp_seconds",
+    "When the last verify finished (Unix time)",
+)
+
+CUTOVER_PHASE = Gauge(
+    "cdc_cutover_phase",
+    "1 for the step `cdc cutover`/`cdc rollback` stands at (gates, fenced, drained, counters,"
+    " reverse, verified, done, rolled_back), 0 for the others",
+    ["step"],
+)
+CUTOVER_WRITE_UNAVAILABLE = Gauge(
+    "cdc_cutover_write_unavailable_seconds",
+    "Time applications could not write, from the fence to the end of the cut-over or rollback",
+)

@@ -21,15 +21,16 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 import threading
 from difflib import get_close_matches
 from pathlib import Path
-from typing import Any, ClassVar, Self, TypedDict
+from typing import Annotated, Any, ClassVar, NotRequired, Self, TypedDict
 from urllib.parse import unquote, urlsplit
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
-from pydantic import GetCoreSchemaHandler
+from pydantic import AfterValidator, GetCoreSchemaHandler, PlainSerializer, SecretStr
 from pydantic_core import PydanticCustomError, core_schema
 
 MASK = "***"
@@ -140,6 +141,18 @@ def forget_secrets() -> None:
     with _lock:
         _secrets.clear()
         _pattern = None
+
+
+def _registered(value: SecretStr) -> SecretStr:
+    register_secret(value.get_secret_value())
+    return value
+
+
+# A password written in the settings (say kafka.sasl.password): registered for redaction, dumped
+# as `***` like the DSN passwords; `get_secret_value()` gives it to the client library.
+Secret = Annotated[
+    SecretStr, AfterValidator(_registered), PlainSerializer(lambda _: MASK, return_type=str)
+]
 
 
 def setting_error(message: str, hint: str = "") -> PydanticCustomError:
@@ -319,15 +332,28 @@ class MysqlConnectArgs(TypedDict):
     user: str
     password: str
     database: str | None
+    ssl: NotRequired[ssl.SSLContext]
 
 
 class MysqlDsn(Dsn):
-    """A MySQL/MariaDB connection URL: `mysql://user:password@host[:port][/database]`."""
+    """A MySQL/MariaDB connection URL: `mysql://user:password@host[:port][/database]`.
 
-    __slots__ = ()
+    The endpoint's `tls:` block travels with it (`with_tls`), so that every connection made
+    from `connect_kwargs` (source, binlog stream, sink, migration commands) uses TLS alike.
+    """
+
+    __slots__ = ("_ssl",)
     engine = "mysql"
     label = "MySQL"
     form_hint = MYSQL_DSN_FORM
+
+    def __init__(self, value: str, ssl_context: ssl.SSLContext | None = None) -> None:
+        super().__init__(value)
+        self._ssl = ssl_context
+
+    def with_tls(self, ssl_context: ssl.SSLContext) -> MysqlDsn:
+        """The same DSN, connecting over TLS with `ssl_context`."""
+        return MysqlDsn(self._value, ssl_context)
 
     @classmethod
     def _check(cls, text: str) -> None:
@@ -356,10 +382,13 @@ class MysqlDsn(Dsn):
 
     def connect_kwargs(self) -> MysqlConnectArgs:
         parts = urlsplit(self._value)
-        return {
+        args: MysqlConnectArgs = {
             "host": parts.hostname or "",
             "port": parts.port or 3306,
             "user": unquote(parts.username or ""),
             "password": unquote(parts.password or ""),
             "database": unquote(parts.path.strip("/")) or None,
         }
+        if self._ssl is not None:
+            args["ssl"] = self._ssl
+        return args

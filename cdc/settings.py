@@ -44,7 +44,9 @@ from cdc.secrets import (
     setting_error,
 )
 from cdc.settings_base import SettingsModel, check_host_port, no_default
+from cdc.settings_cutover import CutoverSettings
 from cdc.settings_kafka import KafkaSettings
+from cdc.settings_tls import TlsSettings
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -60,8 +62,14 @@ def _check_name(value: str) -> str:
     )
 
 
+# schema.table: each part may hold spaces ("public.order items"), but neither starts
+# nor ends with one, which is how a stray space after the dot shows itself.
+_PART = r"[^.\s](?:[^.]*[^.\s])?"
+_TABLE_PATTERN = rf"{_PART}\.{_PART}"
+
+
 def _check_table(value: str) -> str:
-    if re.fullmatch(r"[^.\s]+\.[^.\s]+", value):
+    if re.fullmatch(_TABLE_PATTERN, value):
         return value
     raise setting_error(
         "must be schema.table (for MySQL: database.table)",
@@ -82,7 +90,7 @@ Name = Annotated[
 TableName = Annotated[
     str,
     AfterValidator(_check_table),
-    WithJsonSchema({"type": "string", "pattern": r"^[^.\s]+\.[^.\s]+$"}),
+    WithJsonSchema({"type": "string", "pattern": f"^{_TABLE_PATTERN}$"}),
 ]
 ConflictPolicy = Literal["source-wins", "target-wins", "last-writer-wins", "error"]
 
@@ -193,6 +201,22 @@ class _Endpoint(SettingsModel):
         return value
 
 
+class _MysqlEndpoint(_Endpoint):
+    dsn_type = MysqlDsn
+    dsn: MysqlDsn = Field(description=f"MySQL/MariaDB connection URL: {MYSQL_DSN_FORM}")
+    tls: TlsSettings | None = Field(
+        None,
+        description="connect over TLS: {ca_file: ..., verify_hostname: true}; none: the driver"
+        " uses TLS when the server offers it, without verifying the certificate",
+    )
+
+    @model_validator(mode="after")
+    def _dsn_with_tls(self) -> Self:
+        if self.tls is not None:
+            self.dsn = self.dsn.with_tls(self.tls.ssl_context())
+        return self
+
+
 class _Source(_Endpoint):
     tables: Tables
 
@@ -226,12 +250,10 @@ def default_server_id(name: str) -> int:
     return 4_242_000_000 + zlib.crc32(name.encode()) % 50_000_000
 
 
-class MysqlSource(_Source):
+class MysqlSource(_MysqlEndpoint, _Source):
     """Read changes from the MySQL/MariaDB binlog (binlog_format=ROW)."""
 
-    dsn_type = MysqlDsn
     type: Literal["mysql"]
-    dsn: MysqlDsn = Field(description=f"MySQL/MariaDB connection URL: {MYSQL_DSN_FORM}")
     server_id: int = Field(
         0,
         ge=1,
@@ -275,12 +297,10 @@ class PostgresTarget(_Target):
     dsn: PostgresDsn = Field(description=f"PostgreSQL connection string: {PG_DSN_FORM}")
 
 
-class MysqlTarget(_Target):
+class MysqlTarget(_MysqlEndpoint, _Target):
     """Apply changes to MySQL/MariaDB."""
 
-    dsn_type = MysqlDsn
     type: Literal["mysql"]
-    dsn: MysqlDsn = Field(description=f"MySQL/MariaDB connection URL: {MYSQL_DSN_FORM}")
 
 
 Target = Annotated[PostgresTarget | MysqlTarget, Field(discriminator="type")]
@@ -303,8 +323,10 @@ class TransformSettings(BaseModel):
 class SnapshotSettings(SettingsModel):
     """The initial copy of the selected tables, taken before streaming."""
 
-    mode: Literal["initial", "never"] = Field(
-        "initial", description="initial, or never (stream changes only)"
+    mode: Literal["initial", "direct", "never"] = Field(
+        "initial",
+        description="initial (rows through Kafka), direct (rows straight into the target,"
+        " then changes through Kafka; needs target), or never (stream changes only)",
     )
     parallelism: int = Field(4, ge=1, le=256, description="how many tables are copied at once")
     chunk_rows: int = Field(100_000, ge=1, description="how many rows are read per chunk")
@@ -352,6 +374,7 @@ class Settings(SettingsModel):
     snapshot: SnapshotSettings = Field(default_factory=SnapshotSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    cutover: CutoverSettings = Field(default_factory=CutoverSettings)
 
     @model_validator(mode="after")
     def _derive_defaults(self) -> Self:
@@ -362,6 +385,18 @@ class Settings(SettingsModel):
         elif not source.server_id:
             source.server_id = default_server_id(self.name)
         self.kafka.topic_prefix = self.kafka.topic_prefix or self.name
+        # 55 + "_reverse": still a valid name
+        self.cutover.reverse_name = self.cutover.reverse_name or f"{self.name[:55]}_reverse"
+        return self
+
+    @model_validator(mode="after")
+    def _direct_needs_target(self) -> Self:
+        if self.snapshot.mode == "direct" and self.target is None:
+            raise setting_error(
+                "snapshot.mode direct copies rows straight into the target, but there is no"
+                " target section",
+                "add a target: section (type, dsn), or use snapshot.mode: initial",
+            )
         return self
 
     @property

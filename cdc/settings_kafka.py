@@ -1,19 +1,22 @@
-"""The `kafka:` section of a pipeline: brokers, topics, librdkafka passthrough."""
+"""The `kafka:` section of a pipeline: brokers, TLS and SASL, topics, librdkafka passthrough."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_serializer, field_validator
 
-from cdc.secrets import MASK, register_secret, setting_error
+from cdc.secrets import MASK, Secret, register_secret, setting_error
 from cdc.settings_base import SettingsModel, check_host_port, no_default
+from cdc.settings_tls import TlsSettings
 
 LibrdkafkaValue = str | bool | int | float
 # cdc sets these itself; a passthrough copy would silently disagree with it.
 _RESERVED_KAFKA_KEYS = {
     "bootstrap.servers": "set kafka.bootstrap_servers instead",
     "group.id": "the consumer group is the pipeline name",
+    # the admin clients and internal topics' clients need it too, not only the producer or consumer
+    "security.protocol": "set kafka.tls and/or kafka.sasl, which every Kafka client of cdc uses",
 }
 
 
@@ -40,6 +43,16 @@ def _check_servers(value: Any) -> Any:
 _Librdkafka = dict[str, Annotated[LibrdkafkaValue, BeforeValidator(_scalar)]]
 
 
+class SaslSettings(SettingsModel):
+    """Authenticate to the brokers with SASL (over TLS when kafka.tls is set: SASL_SSL)."""
+
+    mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = Field(
+        "SCRAM-SHA-512", description="SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN"
+    )
+    username: str = Field(min_length=1, description="the Kafka user")
+    password: Secret = Field(description="its password; ${ENV_VAR} keeps it out of the file")
+
+
 class KafkaSettings(SettingsModel):
     """The Kafka cluster the change events travel through."""
 
@@ -54,6 +67,14 @@ class KafkaSettings(SettingsModel):
     )
     partitions: int = Field(6, ge=1, description="the partition count of each topic cdc creates")
     replication_factor: int = Field(1, ge=1, description="the replica count of each topic")
+    tls: TlsSettings | None = Field(
+        None,
+        description="connect over TLS (security.protocol SSL, or SASL_SSL with sasl):"
+        " {ca_file: ..., verify_hostname: true}; {} trusts the system's CAs",
+    )
+    sasl: SaslSettings | None = Field(
+        None, description="a mapping with mechanism, username, password"
+    )
     # repr=False: they may hold sasl.password and the like.
     producer: _Librdkafka = Field(
         default_factory=dict, repr=False, description="librdkafka producer settings"
@@ -78,10 +99,36 @@ class KafkaSettings(SettingsModel):
     def _mask_passthrough(self, value: dict[str, LibrdkafkaValue]) -> dict[str, LibrdkafkaValue]:
         return {key: MASK if is_secret_kafka_key(key) else item for key, item in value.items()}
 
+    def client_config(self) -> dict[str, LibrdkafkaValue]:
+        """What every client (producer, consumer, admin) needs to reach the cluster: brokers,
+        TLS and SASL. Secrets included: never log it."""
+        tls, sasl = self.tls, self.sasl
+        config: dict[str, LibrdkafkaValue] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            # PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL
+            "security.protocol": ("SASL_" if sasl else "") + ("SSL" if tls else "PLAINTEXT"),
+        }
+        if tls is not None:
+            config["ssl.endpoint.identification.algorithm"] = (
+                "https" if tls.verify_hostname else "none"
+            )
+            for key, path in (
+                ("ssl.ca.location", tls.ca_file),
+                ("ssl.certificate.location", tls.cert_file),
+                ("ssl.key.location", tls.key_file),
+            ):
+                if path is not None:
+                    config[key] = str(path)
+        if sasl is not None:
+            config["sasl.mechanism"] = sasl.mechanism
+            config["sasl.username"] = sasl.username
+            config["sasl.password"] = sasl.password.get_secret_value()
+        return config
+
     def producer_config(self) -> dict[str, LibrdkafkaValue]:
         """librdkafka settings for a producer, secrets included: never log them."""
-        return {"bootstrap.servers": self.bootstrap_servers, **self.producer}
+        return {**self.client_config(), **self.producer}
 
     def consumer_config(self, group_id: str) -> dict[str, LibrdkafkaValue]:
         """librdkafka settings for a consumer, secrets included: never log them."""
-        return {"bootstrap.servers": self.bootstrap_servers, "group.id": group_id, **self.consumer}
+        return {**self.client_config(), "group.id": group_id, **self.consumer}

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
-from cdc.events import ChangeEvent
+from cdc.events import ChangeEvent, EncodedChanges
 from cdc.position import Position
 from cdc.schemas import TableSchema
 
@@ -31,7 +31,7 @@ class Idle(Enum):
 IDLE = Idle.IDLE
 
 # A table schema comes before the first event written with it.
-StreamItem = ChangeEvent | TableSchema | Checkpoint | Idle
+StreamItem = ChangeEvent | EncodedChanges | TableSchema | Checkpoint | Idle
 
 
 class Source(Protocol):

@@ -20,10 +20,13 @@ PG_PORT=${CDC_DEV_PG_PORT:-55432}
 MY_PORT=${CDC_DEV_MYSQL_PORT:-53306}
 KAFKA_PORT=${CDC_DEV_KAFKA_PORT:-59092}
 KAFKA_CONTROLLER_PORT=$((KAFKA_PORT + 1))
+KAFKA_SSL_PORT=${CDC_DEV_KAFKA_SSL_PORT:-$((KAFKA_PORT + 2))}
+KAFKA_SASL_PORT=${CDC_DEV_KAFKA_SASL_PORT:-$((KAFKA_PORT + 3))}
 KAFKA_VERSION=4.1.1
 PG_BIN=/usr/lib/postgresql/15/bin
 DB_USER=cdc
 DB_PASSWORD=cdc-dev-password
+TLS="$DEV/tls"
 
 log() { printf '[services] %s\n' "$*" >&2; }
 die() { printf '[services] error: %s\n' "$*" >&2; exit 1; }
@@ -55,6 +58,7 @@ ensure_packages() {
   command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server mariadb-client)
   command -v java >/dev/null || missing+=(default-jre-headless)
   command -v mvn >/dev/null || missing+=(maven)
+  command -v openssl >/dev/null || missing+=(openssl)
   # tests/unit/test_deploy.py checks deploy/systemd/ with systemd-analyze (no service is started)
   command -v systemd-analyze >/dev/null || missing+=(systemd)
   [ ${#missing[@]} -eq 0 ] && return
@@ -63,6 +67,40 @@ ensure_packages() {
   # The packages' own clusters and services are not used: policy-rc.d keeps
   # apt from starting them on a machine that has an init system.
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# ----------------------------------------------------------------------- TLS
+# A throwaway CA and one server certificate (localhost, 127.0.0.1) shared by
+# the three servers, so the TLS tests verify names and chains like production.
+tls_init() {
+  [ -f "$TLS/server.pem" ] && return
+  log "creating a throwaway CA and server certificate in $TLS"
+  mkdir -p "$DEV"
+  local tmp; tmp=$(mktemp -d "$DEV/tls.XXXXXX")
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=cdc development CA" \
+    -keyout "$tmp/ca.key" -out "$tmp/ca.pem" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+    -keyout "$tmp/server.key" -out "$tmp/server.csr" 2>/dev/null
+  printf '%s\n' "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
+    "extendedKeyUsage=serverAuth" "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+    "subjectKeyIdentifier=hash" "authorityKeyIdentifier=keyid" >"$tmp/server.ext"
+  openssl x509 -req -days 3650 -in "$tmp/server.csr" -CA "$tmp/ca.pem" -CAkey "$tmp/ca.key" \
+    -CAcreateserial -extfile "$tmp/server.ext" -out "$tmp/server.pem" 2>/dev/null
+  # Kafka's PEM keystore is one file: the private key (PKCS#8), then the chain.
+  cat "$tmp/server.key" "$tmp/server.pem" >"$tmp/kafka-keystore.pem"
+  rm -f "$tmp/server.csr" "$tmp/server.ext" "$tmp/ca.srl"
+  chmod 0755 "$tmp"
+  chmod 0644 "$tmp/ca.pem" "$tmp/server.pem"
+  rm -rf "$TLS" && mv "$tmp" "$TLS"
+}
+
+# The database servers insist on owning their private key (mode 0600).
+tls_copy() {
+  local dir=$1 owner=$2
+  cmp -s "$TLS/server.pem" "$dir/server.pem" && return
+  install -o "$owner" -m 0644 "$TLS/server.pem" "$dir/server.pem"
+  install -o "$owner" -m 0600 "$TLS/server.key" "$dir/server.key"
 }
 
 # ---------------------------------------------------------------- PostgreSQL
@@ -97,8 +135,25 @@ host    replication     all     127.0.0.1/32    scram-sha-256
 EOF
 }
 
+# TLS is optional for clients (pg_hba's `host` lines match both); a cluster
+# made before TLS existed gets it on the next `up`, by a reload.
+pg_tls() {
+  local dir="$DEV/pg"
+  tls_copy "$dir" postgres
+  grep -q "^ssl = on" "$dir/data/postgresql.conf" && return 1
+  cat >>"$dir/data/postgresql.conf" <<EOF
+ssl = on
+ssl_cert_file = '$dir/server.pem'
+ssl_key_file = '$dir/server.key'
+EOF
+}
+
 pg_start() {
   pg_init
+  if pg_tls && pg_running; then
+    log "enabling TLS on PostgreSQL"
+    su -s /bin/sh postgres -c "$PG_BIN/pg_ctl -D '$DEV/pg/data' reload" >/dev/null
+  fi
   if ! pg_running; then
     log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
     su -s /bin/sh postgres -c "$PG_BIN/pg_ctl -D '$DEV/pg/data' -l '$DEV/pg/postgres.log' -w -t 60 start" >/dev/null
@@ -149,8 +204,24 @@ EOF
   mariadb-install-db --defaults-file="$dir/my.cnf" --auth-root-authentication-method=socket >/dev/null
 }
 
+# TLS is offered, not required (require_secure_transport stays off). A server
+# made before TLS existed gets it on the next `up`, by one restart.
+my_tls() {
+  local dir="$DEV/mysql"
+  tls_copy "$dir" mysql
+  grep -q "^ssl-cert" "$dir/my.cnf" && return 1
+  cat >>"$dir/my.cnf" <<EOF
+ssl-cert = $dir/server.pem
+ssl-key = $dir/server.key
+EOF
+}
+
 my_start() {
   my_init
+  if my_tls && my_running; then
+    log "restarting MariaDB to enable TLS"
+    my_stop
+  fi
   if ! my_running; then
     log "starting MariaDB on 127.0.0.1:$MY_PORT"
     (cd / && nohup mariadbd --defaults-file="$DEV/mysql/my.cnf" >/dev/null 2>&1 &)
@@ -190,8 +261,7 @@ kafka_init() {
       dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$dir/libs" >/dev/null
   fi
   [ -f "$dir/data/meta.properties" ] && return
-  sed -e "s#@DATA@#$dir/data#" -e "s#@PORT@#$KAFKA_PORT#g" -e "s#@CONTROLLER_PORT@#$KAFKA_CONTROLLER_PORT#g" \
-    "$ROOT/dev/kafka/server.properties" >"$dir/server.properties"
+  rm -f "$dir/scram-user"
   local cluster_id
   cluster_id=$(python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')
   java -cp "$dir/libs/*" -Dlog4j2.configurationFile="$ROOT/dev/kafka/log4j2.properties" \
@@ -205,7 +275,38 @@ sys.exit(s.connect_ex(("127.0.0.1", int(sys.argv[1]))))
 EOF
 }
 
+# Written on every `up`: a broker started with an older file (before the TLS
+# listeners existed) is restarted once to pick up the new one.
+kafka_config() {
+  local dir="$DEV/kafka"
+  mkdir -p "$dir"
+  sed -e "s#@DATA@#$dir/data#" -e "s#@PORT@#$KAFKA_PORT#g" -e "s#@CONTROLLER_PORT@#$KAFKA_CONTROLLER_PORT#g" \
+    -e "s#@SSL_PORT@#$KAFKA_SSL_PORT#g" -e "s#@SASL_PORT@#$KAFKA_SASL_PORT#g" -e "s#@TLS@#$TLS#g" \
+    "$ROOT/dev/kafka/server.properties" >"$dir/server.properties.new"
+  if cmp -s "$dir/server.properties.new" "$dir/server.properties"; then
+    rm "$dir/server.properties.new"
+    return 1
+  fi
+  mv "$dir/server.properties.new" "$dir/server.properties"
+}
+
+# The SCRAM user of the SASL_SSL listener lives in the cluster metadata; it is
+# added once per formatted cluster (kafka_init drops the marker when it formats).
+kafka_scram_user() {
+  local dir="$DEV/kafka"
+  [ -f "$dir/scram-user" ] && return
+  java -cp "$dir/libs/*" -Dlog4j2.configurationFile="$ROOT/dev/kafka/log4j2.properties" \
+    kafka.admin.ConfigCommand --bootstrap-server "127.0.0.1:$KAFKA_PORT" --alter \
+    --entity-type users --entity-name "$DB_USER" \
+    --add-config "SCRAM-SHA-512=[password=$DB_PASSWORD]" >/dev/null
+  touch "$dir/scram-user"
+}
+
 kafka_start() {
+  if kafka_config && kafka_running; then
+    log "restarting Kafka to apply the new listeners"
+    kafka_stop
+  fi
   kafka_init
   if ! kafka_running; then
     log "starting Kafka $KAFKA_VERSION (KRaft) on 127.0.0.1:$KAFKA_PORT"
@@ -215,8 +316,9 @@ kafka_start() {
       -cp "$DEV/kafka/libs/*" kafka.Kafka "$DEV/kafka/server.properties" >"$DEV/kafka/kafka.log" 2>&1 &
       echo $! >"$DEV/kafka/kafka.pid")
   fi
-  for _ in $(seq 1 120); do kafka_ready && return 0; kafka_running || break; sleep 0.5; done
-  die "Kafka did not start; see $DEV/kafka/kafka.log"
+  for _ in $(seq 1 120); do kafka_ready && break; kafka_running || break; sleep 0.5; done
+  kafka_ready || die "Kafka did not start; see $DEV/kafka/kafka.log"
+  kafka_scram_user
 }
 
 kafka_stop() {
@@ -233,6 +335,11 @@ write_env() {
 CDC_PG_DSN=postgresql://$DB_USER:$DB_PASSWORD@127.0.0.1:$PG_PORT/postgres
 CDC_MYSQL_DSN=mysql://$DB_USER:$DB_PASSWORD@127.0.0.1:$MY_PORT/
 CDC_KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT
+CDC_KAFKA_SSL_BOOTSTRAP=127.0.0.1:$KAFKA_SSL_PORT
+CDC_KAFKA_SASL_BOOTSTRAP=127.0.0.1:$KAFKA_SASL_PORT
+CDC_KAFKA_SASL_USER=$DB_USER
+CDC_KAFKA_SASL_PASSWORD=$DB_PASSWORD
+CDC_TLS_CA=$TLS/ca.pem
 CDC_DEV_DIR=$DEV
 EOF
 }
@@ -251,12 +358,13 @@ case $cmd in
   up)
     ensure_packages
     mkdir -p "$DEV"
+    tls_init
     pg_start; my_start; kafka_start; write_env
     log "ready: $(tr '\n' ' ' <"$DEV/env")" ;;
   down) kafka_stop; my_stop; pg_stop ;;
-  start) s=$(server "${2:?server}"); "${s}_start"; write_env ;;
+  start) s=$(server "${2:?server}"); tls_init; "${s}_start"; write_env ;;
   stop | kill) s=$(server "${2:?server}"); "${s}_$cmd" ;;
-  restart) s=$(server "${2:?server}"); "${s}_stop"; "${s}_start" ;;
+  restart) s=$(server "${2:?server}"); "${s}_stop"; tls_init; "${s}_start" ;;
   status)
     for s in pg my kafka; do
       if "${s}_running"; then echo "$s: running"; else echo "$s: stopped"; fi

@@ -11,15 +11,16 @@ from confluent_kafka import Message, Producer
 
 from cdc import metrics
 from cdc.kafka.admin import TopicAdmin
+from cdc.kafka.connection import KafkaConnection, client_config
 from cdc.topics import dead_letter_topic
 
 
 class DeadLetters:
-    def __init__(self, bootstrap_servers: str, prefix: str, replication_factor: int) -> None:
+    def __init__(self, connection: KafkaConnection, prefix: str, replication_factor: int) -> None:
         self.topic = dead_letter_topic(prefix)
-        TopicAdmin(bootstrap_servers).ensure(self.topic, 1, replication_factor)
+        TopicAdmin(connection).ensure(self.topic, 1, replication_factor)
         self._producer = Producer(
-            {"bootstrap.servers": bootstrap_servers, "enable.idempotence": True, "acks": "all"}
+            {**client_config(connection), "enable.idempotence": True, "acks": "all"}
         )
         self._errors: list[str] = []
 

@@ -21,8 +21,10 @@ before a batch's transaction begins, and a truncate is a `DELETE`.
 Session: `foreign_key_checks = 0` because tables of one source transaction
 may arrive in a different order; `unique_checks` stays on (ON DUPLICATE KEY
 needs it); `time_zone = '+00:00'` as the wire's timestamps are UTC; utf8mb4;
-READ COMMITTED, as the sink needs no snapshot and takes fewer gap locks; and
-`SQL_MODE` below.
+READ COMMITTED, as the sink needs no snapshot and takes fewer gap locks;
+`SQL_MODE` below; and a `server_id` of the range kept for sinks
+(`cdc.applied_marks`), a privileged setting (SUPER; on MySQL 8
+SYSTEM_VARIABLES_ADMIN).
 """
 
 from __future__ import annotations
@@ -35,11 +37,13 @@ from typing import Any
 
 import pymysql
 
+from cdc.applied_marks import apply_server_id
 from cdc.errors import TerminalError
 from cdc.secrets import MysqlDsn
 from sinks import mysql_statements as statements
 from sinks.base import ApplyResult
 from sinks.changes import KeyState, KeyValues, TableBatch
+from sinks.copy_progress import MysqlCopyProgress
 from sinks.mysql_ddl import Catalog
 from sinks.mysql_statements import quote
 from sinks.mysql_types import Convert, TargetColumn, converter, key_normalizer
@@ -106,6 +110,9 @@ class MysqlApplier:
         self._policy_for = policy_for
         with self._conn.cursor() as cur:
             cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            # marks every event this session writes to the binlog as applied by cdc
+            # (cdc.applied_marks), so a source reading this server skips it
+            cur.execute("SET SESSION server_id = %s", (apply_server_id(group),))
             cur.execute("SELECT VERSION(), @@max_allowed_packet")
             version, packet = cur.fetchone()
         self._catalog = Catalog(self._conn, database, str(version), create_tables)
@@ -370,6 +377,11 @@ class MysqlApplier:
         table = TargetTable(self._database, name, columns, key)
         self._tables[name] = table
         return table
+
+    def copy_progress(self, pipeline: str) -> MysqlCopyProgress:
+        """The copy progress table (snapshot.mode: direct), written in the
+        transactions `apply` runs."""
+        return MysqlCopyProgress(self._conn, self._database, pipeline)
 
     def close(self) -> None:
         self._conn.close()

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from cdc.errors import TerminalError
+from cdc.migrate import ddl_mysql
+from cdc.migrate.ddl_model import TABLES, Notes, TableDef
 from cdc.schemas import TableSchema
 from sinks.mysql_statements import quote
 from sinks.mysql_types import TargetColumn, mysql_type
@@ -49,21 +51,28 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _numbers(version: str) -> tuple[int, ...]:
+    found = _VERSION.match(version)
+    return tuple(int(n) for n in found.groups()) if found else (0, 0, 0)
+
+
+def key_collation(version: str) -> str:
+    """The collation of text key columns on a server of this VERSION(): binary
+    and NO PAD, so 'a' and 'a ' are two keys, as in PostgreSQL."""
+    if "mariadb" in version.lower():
+        return "utf8mb4_nopad_bin"
+    return "utf8mb4_0900_bin" if _numbers(version) >= (8, 0, 0) else "utf8mb4_bin"
+
+
 class Catalog:
     def __init__(self, conn: Any, database: str, version: str, create_tables: bool) -> None:
         self._conn = conn
         self._database = database
         self._create_tables = create_tables
         self.mariadb = "mariadb" in version.lower()
-        found = _VERSION.match(version)
-        numbers = tuple(int(n) for n in found.groups()) if found else (0, 0, 0)
         # MySQL 8.0.19+ wants `VALUES (...) AS alias` over VALUES(col) in ODKU
-        self.row_alias = not self.mariadb and numbers >= (8, 0, 19)
-        # binary and NO PAD: 'a' and 'a ' are two keys, as in PostgreSQL
-        if self.mariadb:
-            self.key_collation = "utf8mb4_nopad_bin"
-        else:
-            self.key_collation = "utf8mb4_0900_bin" if numbers >= (8, 0, 0) else "utf8mb4_bin"
+        self.row_alias = not self.mariadb and _numbers(version) >= (8, 0, 19)
+        self.key_collation = key_collation(version)
         db = quote(database)
         with conn.cursor() as cur:
             cur.execute(OFFSETS_DDL.format(db=db))
@@ -144,18 +153,13 @@ class Catalog:
         return columns, key
 
     def _create(self, name: str, schema: TableSchema) -> None:
-        definitions = []
-        for column in schema.columns:
-            key = column.name in schema.key
-            kind = mysql_type(column, schema.connector, key, self.key_collation)
-            null = "NULL" if column.nullable and not key else "NOT NULL"
-            definitions.append(f"{quote(column.name)} {kind} {null}")
-        definitions.append(f"PRIMARY KEY ({', '.join(quote(k) for k in schema.key)})")
+        # the DDL `cdc schema` prints, from what the wire schema tells
+        target = (self._database, name)
+        statements = ddl_mysql.render(TableDef.of(schema), target, self.key_collation, Notes())
         with self._conn.cursor() as cur:
-            cur.execute(
-                f"CREATE TABLE IF NOT EXISTS {quote(self._database)}.{quote(name)}"
-                f" ({', '.join(definitions)}) ENGINE=InnoDB DEFAULT CHARACTER SET utf8mb4"
-            )
+            for statement in statements:
+                if statement.phase == TABLES:
+                    cur.execute(statement.sql)
 
     def _extend(self, name: str, missing: list[tuple[TableSchema, Any]]) -> None:
         # added columns are nullable: the rows already there have no value

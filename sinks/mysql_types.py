@@ -21,11 +21,13 @@ sends for the type the target column actually has.
 | uuid                            | CHAR(36) ascii                                         |
 | json, jsonb, arrays             | JSON                                                   |
 | inet, cidr                      | VARCHAR(43)                                            |
+| enums with known labels (`cdc schema`) | ENUM('a','b')                                   |
 | enums, domains, anything else   | LONGTEXT                                               |
 
 A MySQL/MariaDB source keeps its types, except: timestamp(n) becomes
 DATETIME(n) holding UTC (no 2038 limit, no implicit ON UPDATE); char and
-varchar (the binlog does not carry their length) become LONGTEXT; binary and
+varchar (the binlog does not carry their length) become LONGTEXT (`cdc
+schema`, reading the catalog, keeps CHAR(n) and VARCHAR(n)); binary and
 varbinary LONGBLOB; bit BIT(64) (its width is not on the wire either).
 
 Key columns: MySQL indexes neither LONGTEXT nor LONGBLOB whole, so text keys
@@ -97,6 +99,7 @@ _MYSQL_SAME = {
     *(f"{s}{k}" for s in ("tiny", "", "medium", "long") for k in ("text", "blob")),
 }
 _MYSQL_TEMPORAL = re.compile(r"(datetime|timestamp|time)\((\d)\)")
+_MYSQL_CHARS = re.compile(r"(var)?char\(\d+\)")  # from the catalog; the binlog has no length
 _TEXT_DDL = ("LONGTEXT", "TEXT", "TINYTEXT", "MEDIUMTEXT", "JSON", "VARCHAR(", "CHAR(")
 _BYTES_DDL = ("LONGBLOB", "BLOB", "TINYBLOB", "MEDIUMBLOB")
 MAX_KEY_CHARS = 768  # InnoDB indexes at most 3072 bytes: 768 utf8mb4 characters
@@ -106,7 +109,11 @@ def _labels(labels: list[str]) -> str:
     return ",".join("'" + v.replace("\\", "\\\\").replace("'", "''") + "'" for v in labels)
 
 
-def _pg_ddl(name: str, key: bool) -> str:
+def _pg_ddl(column: Column, key: bool) -> str:
+    name = column.type
+    labels = column.extra.get("labels")
+    if column.extra.get("kind") == "e" and labels:
+        return f"ENUM({_labels(labels)})"
     if name in _PG_TYPES:
         return _PG_TYPES[name]
     if name.endswith("]"):
@@ -142,7 +149,7 @@ def _mysql_ddl(column: Column) -> str:
     name = column.type
     if name in _MYSQL_SAME:
         return name.upper()
-    if name.startswith("decimal"):
+    if name.startswith("decimal") or _MYSQL_CHARS.fullmatch(name):
         return name.upper()
     temporal = _MYSQL_TEMPORAL.fullmatch(name)
     if temporal:
@@ -160,7 +167,7 @@ def _mysql_ddl(column: Column) -> str:
 
 def mysql_type(column: Column, connector: str, key: bool, key_collation: str) -> str:
     """The target DDL type of a source column (`key`: part of the primary key)."""
-    ddl = _pg_ddl(column.type, key) if connector == "postgresql" else _mysql_ddl(column)
+    ddl = _pg_ddl(column, key) if connector == "postgresql" else _mysql_ddl(column)
     if not key:
         return ddl
     if ddl.startswith(_BYTES_DDL):

@@ -13,13 +13,16 @@ value becomes PostgreSQL's text input form (for COPY into a staging table).
 | date                          | date                         |
 | time(n)                       | interval (MySQL TIME spans -838h..838h) |
 | datetime(n) / timestamp(n)    | timestamp(n) / timestamptz(n) |
-| char, varchar, *text, enum    | text                         |
+| char, varchar, *text, enum    | text (enum: with a CHECK of its labels) |
+| varchar(n) (`cdc schema`, from the catalog) | varchar(n)    |
 | binary, varbinary, *blob, bit, geometry | bytea (geometry: SRID + WKB) |
 | set                           | text[]                       |
 | json                          | jsonb                        |
 
-A PostgreSQL source keeps its own type names (PG to PG is exact); its enums
-and other user-defined types become text unless the target already has them.
+Unsigned integers get a CHECK (column >= 0). A PostgreSQL source keeps its
+own type names (PG to PG is exact); its enums keep their type where the
+labels are known (`cdc schema` reads them from the catalog and creates the
+type), and other user-defined types become text.
 """
 
 from __future__ import annotations
@@ -62,11 +65,17 @@ def pg_type(column: Column, connector: str) -> str:
     """The target DDL type of a source column."""
     name = column.type
     if connector == "postgresql":
-        return name if column.extra.get("kind", "b") in {"b", "r", "m"} else "text"
+        kind = column.extra.get("kind", "b")
+        # an enum keeps its type where its labels are known: `cdc schema` creates it first
+        if kind in {"b", "r", "m"} or (kind == "e" and column.extra.get("labels")):
+            return name
+        return "text"
     if name in _MYSQL_TYPES:
         return _MYSQL_TYPES[name]
     if name.startswith("decimal"):
         return "numeric" + name.removeprefix("decimal")
+    if name.startswith("varchar("):  # the catalog knows the length, the binlog does not
+        return "character varying" + name.removeprefix("varchar")
     temporal = _TEMPORAL.fullmatch(name)
     if temporal:
         kind, fsp = temporal.groups()

@@ -9,7 +9,10 @@ exactly once however the process dies.
 
 The session runs with `session_replication_role = replica`: foreign keys and
 user triggers do not fire, because tables of one source transaction may
-arrive in a different order.
+arrive in a different order. It also turns `default_transaction_read_only`
+off, so that a database fenced by `cdc cutover` (which sets it on for new
+sessions) still takes the reverse stream. Each transaction is marked as
+applied by cdc (`cdc.applied_marks`), so a source reading this database skips it.
 """
 
 from __future__ import annotations
@@ -22,16 +25,22 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from cdc.applied_marks import PG_APPLICATION_NAME, PG_APPLIED_PREFIX, PG_READ_WRITE_OPTION
 from cdc.errors import TerminalError
 from cdc.events import Op
+from cdc.migrate import ddl_postgres
+from cdc.migrate.ddl_model import TABLES, Notes, TableDef
 from cdc.schemas import TableSchema
 from sinks.base import ApplyResult
 from sinks.changes import KeyState, KeyValues, TableBatch
+from sinks.copy_progress import PgCopyProgress
 from sinks.pg_copy import LineBuilder
 from sinks.pg_types import TextEncoder, pg_type, text_encoder
 from sinks.plan import LAST_WRITER_WINS, newer_keys, plan_table, row_key
 
-SESSION_OPTIONS = "-c session_replication_role=replica -c TimeZone=UTC -c datestyle=ISO"
+SESSION_OPTIONS = (
+    "-c session_replication_role=replica -c TimeZone=UTC -c datestyle=ISO" + PG_READ_WRITE_OPTION
+)
 OFFSETS_DDL = """
 CREATE TABLE IF NOT EXISTS public.cdc_offsets (
     consumer_group text NOT NULL,
@@ -89,7 +98,9 @@ class PostgresApplier:
         policy_for: Callable[[str, str], str],
         create_tables: bool,
     ) -> None:
-        self._conn = psycopg.connect(dsn, options=SESSION_OPTIONS)
+        self._conn = psycopg.connect(
+            dsn, options=SESSION_OPTIONS, application_name=PG_APPLICATION_NAME
+        )
         self._group = group
         self._policy_for = policy_for
         self._create_tables = create_tables
@@ -138,6 +149,10 @@ class PostgresApplier:
         result: ApplyResult,
     ) -> None:
         with self._conn.transaction():
+            # first in the transaction: a source decoding it drops it before any row
+            self._conn.execute(
+                "SELECT pg_logical_emit_message(true, %s, %s)", (PG_APPLIED_PREFIX, self._group)
+            )
             for step in steps:
                 for batch in step:
                     self._apply_table(batch, result)
@@ -325,6 +340,16 @@ class PostgresApplier:
                 [(table.qualified, row_key(key), s.ts_ms, *s.offset) for key, s in applied],
             )
 
+    # -- the direct copy (snapshot.mode: direct) --------------------------
+    def copy_progress(self, pipeline: str) -> PgCopyProgress:
+        """The copy progress table, written in the transactions `apply` runs."""
+        return PgCopyProgress(self._conn, pipeline)
+
+    def prepare_table(self, target: tuple[str, str], schema: TableSchema) -> dict[str, str]:
+        """The target table's column types, the table created first when allowed."""
+        with self._conn.transaction():
+            return dict(self._table(target, schema).types)
+
     # -- target tables ----------------------------------------------------
     def _table(self, target: tuple[str, str], schema: TableSchema | None) -> TargetTable:
         found = self._tables.get(target)
@@ -383,35 +408,20 @@ class PostgresApplier:
 
     def _create_or_extend(self, target: tuple[str, str], schema: TableSchema, exists: bool) -> None:
         ident = sql.Identifier(*target)
-        columns = [
-            (c.name, pg_type(c, schema.connector), c.nullable and c.name not in schema.key)
-            for c in schema.columns
-        ]
         if exists:
-            for name, kind, _ in columns:
+            for column in schema.columns:
                 self._conn.execute(
                     sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
-                        ident, sql.Identifier(name), sql.SQL(kind)
+                        ident,
+                        sql.Identifier(column.name),
+                        sql.SQL(pg_type(column, schema.connector)),
                     )
                 )
             return
-        self._conn.execute(
-            sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(target[0]))
-        )
-        definitions = [
-            sql.SQL("{} {}{}").format(
-                sql.Identifier(name), sql.SQL(kind), sql.SQL("" if nullable else " NOT NULL")
-            )
-            for name, kind, nullable in columns
-        ]
-        definitions.append(
-            sql.SQL("PRIMARY KEY ({})").format(
-                sql.SQL(", ").join(sql.Identifier(k) for k in schema.key)
-            )
-        )
-        self._conn.execute(
-            sql.SQL("CREATE TABLE {} ({})").format(ident, sql.SQL(", ").join(definitions))
-        )
+        # the DDL `cdc schema` prints, from what the wire schema tells
+        for statement in ddl_postgres.render(TableDef.of(schema), target, Notes()):
+            if statement.phase == TABLES:
+                self._conn.execute(statement.sql.encode())
 
     def close(self) -> None:
         self._conn.close()

@@ -106,7 +106,7 @@ class Replay:
         kafka = settings.kafka
         self.group = settings.consumer_group
         self._prefix = kafka.topic_prefix or settings.name
-        self._bootstrap = kafka.bootstrap_servers
+        self._connection = kafka.client_config()
         # A throwaway group: this consumer only looks things up, it never joins the sink's.
         self._consumer = Consumer(
             {**kafka.consumer_config(f"{self.group}-replay"), "enable.auto.commit": False}
@@ -125,7 +125,7 @@ class Replay:
 
     def active_members(self) -> int | None:
         """Members of the sink's consumer group (None: the broker would not say)."""
-        admin = AdminClient({"bootstrap.servers": self._bootstrap})
+        admin = AdminClient(self._connection)
         try:
             futures = admin.describe_consumer_groups([self.group], request_timeout=TIMEOUT_S)
             description = futures[self.group].result(timeout=TIMEOUT_S)
@@ -133,7 +133,7 @@ class Replay:
             return None
         return len(description.members or [])
 
-    def _watermarks(self, partitions: Iterable[Partition]) -> dict[Partition, tuple[int, int]]:
+    def watermarks(self, partitions: Iterable[Partition]) -> dict[Partition, tuple[int, int]]:
         return {
             (topic, partition): self._consumer.get_watermark_offsets(
                 TopicPartition(topic, partition), timeout=TIMEOUT_S
@@ -144,7 +144,7 @@ class Replay:
     def from_timestamp(
         self, ts_ms: int, stored: dict[tuple[str, int], int], partitions: Sequence[tuple[str, int]]
     ) -> list[Move]:
-        watermarks = self._watermarks(partitions)
+        watermarks = self.watermarks(partitions)
         found = self._consumer.offsets_for_times(
             [TopicPartition(t, p, ts_ms) for t, p in partitions], timeout=TIMEOUT_S
         )
@@ -178,7 +178,7 @@ class Replay:
                 f"not a partition of this pipeline's table topics: {', '.join(unknown)}"
                 f" (its topics: {', '.join(topics) or 'none yet'})"
             )
-        watermarks = self._watermarks(partitions)
+        watermarks = self.watermarks(partitions)
         moves = []
         for key in partitions:
             earliest, end = watermarks[key]

@@ -7,16 +7,17 @@ import uuid
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
 from cdc.errors import TransientError
+from cdc.kafka.connection import KafkaConnection, client_config
 from cdc.schemas import TableSchema
 from cdc.topics import schemas_topic
 
 
 class SchemaCache:
-    def __init__(self, bootstrap_servers: str, prefix: str) -> None:
+    def __init__(self, connection: KafkaConnection, prefix: str) -> None:
         self._topic = schemas_topic(prefix)
         self._consumer = Consumer(
             {
-                "bootstrap.servers": bootstrap_servers,
+                **client_config(connection),
                 "group.id": f"cdc-schemas-{uuid.uuid4().hex}",
                 "enable.auto.commit": False,
                 "enable.partition.eof": True,

@@ -94,8 +94,8 @@ class SinkWorker:
         self._transforms = Pipeline.from_settings(settings.transforms)
         self._applier_factory = applier_factory
         self._applier = applier_factory()
-        self._schemas = SchemaCache(kafka.bootstrap_servers, self._prefix)
-        self._dead = DeadLetters(kafka.bootstrap_servers, self._prefix, kafka.replication_factor)
+        self._schemas = SchemaCache(kafka.client_config(), self._prefix)
+        self._dead = DeadLetters(kafka.client_config(), self._prefix, kafka.replication_factor)
         config = {**CONSUMER_DEFAULTS, **kafka.consumer_config(settings.consumer_group)}
         self._consumer = Consumer(config)
         self._consumer.subscribe([table_topics_pattern(self._prefix)], on_assign=self._on_assign)

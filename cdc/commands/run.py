@@ -33,3 +33,8 @@ def run(path: Path, role: str | None) -> None:
     except TerminalError as error:
         log.error("stopped", error=error.message, fix=error.remedy, role=role)
         raise SystemExit(1) from None
+    except Exception as error:
+        # Unforeseen: still one log line, through the log's secret redaction, where
+        # a bare traceback on stderr would print an exception's text unredacted.
+        log.exception("crashed", error=str(error), role=role)
+        raise SystemExit(1) from None

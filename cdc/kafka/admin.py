@@ -10,14 +10,16 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
+from cdc.kafka.connection import KafkaConnection, client_config
+
 log = structlog.get_logger(__name__)
 
 COMPACTED = {"cleanup.policy": "compact"}
 
 
 class TopicAdmin:
-    def __init__(self, bootstrap_servers: str) -> None:
-        self._client = AdminClient({"bootstrap.servers": bootstrap_servers})
+    def __init__(self, connection: KafkaConnection) -> None:
+        self._client = AdminClient(client_config(connection))
         self._known: set[str] = set()
 
     def ensure(

@@ -23,27 +23,30 @@ from confluent_kafka import (
 )
 
 from cdc.kafka.admin import COMPACTED, TopicAdmin
+from cdc.kafka.connection import KafkaConnection, client_config
 from cdc.topics import offsets_topic
 
 
 class KafkaOffsetStore:
-    def __init__(self, bootstrap_servers: str, prefix: str, replication_factor: int = 1) -> None:
+    def __init__(
+        self, connection: KafkaConnection, prefix: str, replication_factor: int = 1
+    ) -> None:
         self._topic = offsets_topic(prefix)
-        TopicAdmin(bootstrap_servers).ensure(self._topic, 1, replication_factor, COMPACTED)
+        TopicAdmin(connection).ensure(self._topic, 1, replication_factor, COMPACTED)
         self._producer = Producer(
             {
-                "bootstrap.servers": bootstrap_servers,
+                **client_config(connection),
                 "enable.idempotence": True,
                 "acks": "all",
                 "linger.ms": 0,
             }
         )
-        self._values = self._read_all(bootstrap_servers)
+        self._values = self._read_all(connection)
 
-    def _read_all(self, bootstrap_servers: str) -> dict[str, Any]:
+    def _read_all(self, connection: KafkaConnection) -> dict[str, Any]:
         consumer = Consumer(
             {
-                "bootstrap.servers": bootstrap_servers,
+                **client_config(connection),
                 "group.id": f"cdc-offsets-reader-{uuid.uuid4().hex}",
                 "enable.auto.commit": False,
                 "enable.partition.eof": True,

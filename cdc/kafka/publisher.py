@@ -4,11 +4,15 @@ Delivery rule: a checkpoint is acknowledged when every message published
 before it was acknowledged by the broker (acks=all,
 idempotent producer). A failed delivery is never skipped: the publisher turns
 fatal, the watermark stays where it was, and the process restarts from it.
+
+The messages between two checkpoints (a transaction, a snapshot chunk) form
+one `_Segment` on the watermark: a delivery report only counts down its
+segment, so the bookkeeping per message is one decrement, not a watermark entry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,8 +21,9 @@ from confluent_kafka import KafkaError, Message, Producer
 from prometheus_client import Counter
 
 from cdc import envelope, metrics
-from cdc.events import ChangeEvent, Op
+from cdc.events import ChangeEvent, EncodedChanges, Op
 from cdc.kafka.admin import COMPACTED, TopicAdmin
+from cdc.kafka.connection import KafkaConnection, client_config
 from cdc.position import Position
 from cdc.schemas import SCHEMA_HEADER, TableSchema
 from cdc.source import Checkpoint, StreamItem
@@ -44,6 +49,39 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
 }
 
 
+Headers = list[tuple[str, str | bytes | None]]
+
+
+class _Segment:
+    """The messages published since the last checkpoint: its watermark entry
+    is delivered once the segment is closed (the next checkpoint came) and
+    Kafka acknowledged every message in it."""
+
+    __slots__ = ("_publisher", "closed", "left", "ticket")
+
+    def __init__(self, publisher: KafkaPublisher) -> None:
+        self._publisher = publisher
+        self.ticket = publisher._watermark.track(None)
+        self.left = 0
+        self.closed = False
+
+    def on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        publisher = self._publisher
+        if err is not None:
+            publisher._failed(err, msg)
+            return
+        publisher._in_flight -= 1
+        publisher._pending_delivered += 1
+        self.left -= 1
+        if self.closed and not self.left:
+            publisher._watermark.delivered(self.ticket)
+
+    def close(self) -> None:
+        self.closed = True
+        if not self.left:
+            self._publisher._watermark.delivered(self.ticket)
+
+
 class DeliveryError(RuntimeError):
     """Kafka refused or timed out a message: terminal for the process, which
     restarts from the last acknowledged position."""
@@ -59,7 +97,7 @@ class TopicLayout:
 class KafkaPublisher:
     def __init__(
         self,
-        bootstrap_servers: str,
+        connection: KafkaConnection,
         layout: TopicLayout,
         producer_config: Mapping[str, Any] | None = None,
         client_id: str = "cdc",
@@ -68,17 +106,19 @@ class KafkaPublisher:
             **PRODUCER_DEFAULTS,
             "client.id": client_id,
             **(producer_config or {}),
-            "bootstrap.servers": bootstrap_servers,
+            **client_config(connection),
         }
         self._producer = Producer(config)
-        self._admin = TopicAdmin(bootstrap_servers)
+        self._admin = TopicAdmin(connection)
         self._layout = layout
         self._watermark: Watermark[Position] = Watermark()
         self._schemas_sent: set[str] = set()
         self._partitions: dict[str, int] = {}
         self._routes: dict[tuple[str, str], str] = {}
-        self._headers: dict[str, list[tuple[str, str | bytes | None]]] = {}
+        self._headers: dict[str, Headers] = {}
         self._error: KafkaError | None = None
+        self._segment: _Segment | None = None
+        self._in_flight = 0
         self._counters: dict[tuple[str, Op], Counter] = {}
         # Prometheus takes a lock per update, which costs as much as a produce
         # call: the hot path counts in plain ints, handed over on each poll.
@@ -88,14 +128,21 @@ class KafkaPublisher:
         self._admin.ensure(self._schemas_topic, 1, layout.replication_factor, COMPACTED)
 
     # -- publishing -------------------------------------------------------
-    def publish(self, item: StreamItem) -> None:
+    def publish(self, item: StreamItem) -> int:
+        """Publish one stream item; returns how many row messages it produced."""
         self.raise_if_failed()
+        if type(item) is EncodedChanges:
+            return self._publish_encoded(item)
         if isinstance(item, ChangeEvent):
-            self._publish_event(item)
-        elif isinstance(item, TableSchema):
+            return self._publish_event(item)
+        if isinstance(item, TableSchema):
             self._publish_schema(item)
         elif isinstance(item, Checkpoint):
+            if self._segment is not None:
+                self._segment.close()
+                self._segment = None
             self._watermark.mark(item.position)
+        return 0
 
     def _publish_schema(self, schema: TableSchema) -> None:
         fingerprint = schema.fingerprint
@@ -104,66 +151,106 @@ class KafkaPublisher:
         self._produce(self._schemas_topic, fingerprint.encode(), schema.to_json())
         self._schemas_sent.add(fingerprint)
 
-    def _publish_event(self, event: ChangeEvent) -> None:
-        # Per event, only dict lookups: the topic name, its header list and
-        # its counter are made once per table (or schema version) and reused.
-        topic = self._routes.get((event.schema, event.table))
-        if topic is None:
-            topic = self._route(event)
+    def _publish_event(self, event: ChangeEvent) -> int:
         value = envelope.encode_value(event)
-        headers = self._headers.get(event.fingerprint)
-        if headers is None:
-            headers = self._headers[event.fingerprint] = [
-                (SCHEMA_HEADER, event.fingerprint.encode())
-            ]
-        if event.op is Op.TRUNCATE:
-            # A truncate has no key: every partition gets it, so it stays in
-            # order with each partition's rows.
-            for partition in range(self._partitions[topic]):
-                self._produce(topic, None, value, headers, partition)
-        else:
+        if event.op is not Op.TRUNCATE:
             key = envelope.encode_key(event)
-            self._produce(topic, key, value, headers)
-            if event.op is Op.DELETE:
-                # the tombstone lets compaction drop the key entirely
-                self._produce(topic, key, None)
-        counted = (topic, event.op)
-        pending = self._pending_events
-        pending[counted] = pending.get(counted, 0) + 1
-        if counted not in self._counters:
-            table = f"{event.schema}.{event.table}"
-            self._counters[counted] = metrics.SOURCE_EVENTS.labels(table=table, op=event.op.value)
+            assert key is not None, "every row change has a key"
+            changes = EncodedChanges(
+                event.schema, event.table, event.fingerprint, [(event.op, key, value)]
+            )
+            return self._publish_encoded(changes)
+        # A truncate has no key: every partition gets it, so it stays in
+        # order with each partition's rows.
+        topic = self._topic(event.schema, event.table)
+        headers = self._headers_of(event.fingerprint)
+        for partition in range(self._partitions[topic]):
+            self._produce(topic, None, value, headers, partition)
+        self._count(topic, event.schema, event.table, Op.TRUNCATE, 1)
+        return 1
 
-    def _route(self, event: ChangeEvent) -> str:
+    def _publish_encoded(self, changes: EncodedChanges) -> int:
+        topic = self._topic(changes.schema, changes.table)
+        headers = self._headers_of(changes.fingerprint)
+        segment = self._segment or self._open_segment()
+        on_delivery = segment.on_delivery
+        produce = self._producer.produce
+        counts: dict[Op, int] = {}
+        sent = 0
+        # The hot loop of the whole source: locals only, one produce per
+        # message, delivery reports counted per segment.
+        for op, key, value in changes.messages:
+            try:
+                produce(topic, value, key, on_delivery=on_delivery, headers=headers)
+            except BufferError:
+                self._produce_waiting(topic, value, key, on_delivery, headers)
+            sent += 1
+            if op is Op.DELETE:
+                # the tombstone lets compaction drop the key entirely
+                try:
+                    produce(topic, None, key, on_delivery=on_delivery)
+                except BufferError:
+                    self._produce_waiting(topic, None, key, on_delivery, None)
+                sent += 1
+            counts[op] = counts.get(op, 0) + 1
+        segment.left += sent
+        self._in_flight += sent
+        for op, count in counts.items():
+            self._count(topic, changes.schema, changes.table, op, count)
+        return len(changes.messages)
+
+    def _open_segment(self) -> _Segment:
+        self._segment = _Segment(self)
+        return self._segment
+
+    def _topic(self, schema: str, table: str) -> str:
         """The table's topic, created on first use."""
-        topic = table_topic(self._layout.prefix, event.schema, event.table)
-        if topic not in self._partitions:
-            layout = self._layout
-            self._admin.ensure(topic, layout.partitions, layout.replication_factor)
-            self._partitions[topic] = self._admin.partitions(topic)
-        self._routes[(event.schema, event.table)] = topic
+        topic = self._routes.get((schema, table))
+        if topic is None:
+            topic = table_topic(self._layout.prefix, schema, table)
+            if topic not in self._partitions:
+                layout = self._layout
+                self._admin.ensure(topic, layout.partitions, layout.replication_factor)
+                self._partitions[topic] = self._admin.partitions(topic)
+            self._routes[(schema, table)] = topic
         return topic
+
+    def _headers_of(self, fingerprint: str) -> Headers:
+        headers = self._headers.get(fingerprint)
+        if headers is None:
+            headers = self._headers[fingerprint] = [(SCHEMA_HEADER, fingerprint.encode())]
+        return headers
+
+    def _count(self, topic: str, schema: str, table: str, op: Op, count: int) -> None:
+        counted = (topic, op)
+        self._pending_events[counted] = self._pending_events.get(counted, 0) + count
+        if counted not in self._counters:
+            self._counters[counted] = metrics.SOURCE_EVENTS.labels(
+                table=f"{schema}.{table}", op=op.value
+            )
 
     def _produce(
         self,
         topic: str,
         key: bytes | None,
         value: bytes | None,
-        headers: list[tuple[str, str | bytes | None]] | None = None,
+        headers: Headers | None = None,
         partition: int = -1,
     ) -> None:
-        ticket = self._watermark.track(None)
+        segment = self._segment or self._open_segment()
+        self._produce_waiting(topic, value, key, segment.on_delivery, headers, partition)
+        segment.left += 1
+        self._in_flight += 1
 
-        def on_delivery(err: KafkaError | None, _msg: Message) -> None:
-            if err is None:
-                self._watermark.delivered(ticket)
-                self._pending_delivered += 1
-            else:
-                metrics.KAFKA_DELIVERY_ERRORS.inc()
-                if self._error is None:
-                    self._error = err
-                    log.error("kafka_delivery_failed", topic=topic, error=err.str())
-
+    def _produce_waiting(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None,
+        on_delivery: Callable[[KafkaError | None, Message], None],
+        headers: Headers | None,
+        partition: int = -1,
+    ) -> None:
         while True:
             try:
                 self._producer.produce(
@@ -174,10 +261,16 @@ class KafkaPublisher:
                     on_delivery=on_delivery,
                     headers=headers,
                 )
-                break
+                return
             except BufferError:
                 # the local queue is full: serve delivery reports to make room
                 self._producer.poll(0.1)
+
+    def _failed(self, err: KafkaError, msg: Message) -> None:
+        metrics.KAFKA_DELIVERY_ERRORS.inc()
+        if self._error is None:
+            self._error = err
+            log.error("kafka_delivery_failed", topic=msg.topic(), error=err.str())
 
     # -- delivery ---------------------------------------------------------
     def poll(self, timeout: float = 0.0) -> None:
@@ -191,10 +284,10 @@ class KafkaPublisher:
         remaining = self._producer.flush(timeout)
         self._update_metrics()
         self.raise_if_failed()
-        return remaining == 0 and self._watermark.in_flight == 0
+        return remaining == 0 and self._in_flight == 0
 
     def _update_metrics(self) -> None:
-        metrics.KAFKA_IN_FLIGHT.set(self._watermark.in_flight)
+        metrics.KAFKA_IN_FLIGHT.set(self._in_flight)
         if self._pending_delivered:
             metrics.KAFKA_DELIVERED.inc(self._pending_delivered)
             self._pending_delivered = 0
@@ -219,4 +312,5 @@ class KafkaPublisher:
 
     @property
     def in_flight(self) -> int:
-        return self._watermark.in_flight
+        """Messages published and not yet acknowledged by Kafka."""
+        return self._in_flight

@@ -1,6 +1,11 @@
 """An engine-neutral canonical form of rows, so PostgreSQL and MySQL tables
 can be compared value by value: numbers normalised, times in UTC, JSON with
-sorted keys, bytes as hex."""
+sorted keys, bytes as hex.
+
+`cdc verify` hashes rows with `row_hash` where the databases cannot produce
+the same text themselves (floats, JSON across engines, intervals); tests and
+the demo compare whole tables with `digest`.
+"""
 
 from __future__ import annotations
 
@@ -44,10 +49,27 @@ def canonical(value: Any) -> Any:
     return str(value)
 
 
+def canonical_row(row: Sequence[Any]) -> list[Any]:
+    """A row's columns in canonical form. A boolean column is 1/0 at this level: MySQL stores
+    booleans as TINYINT(1), so true and 1 are the same column value across engines (inside a
+    JSON document they stay true/false)."""
+    return [("1" if v else "0") if isinstance(v, bool) else canonical(v) for v in row]
+
+
+def row_text(row: Sequence[Any]) -> str:
+    return json.dumps(canonical_row(row), sort_keys=True, ensure_ascii=False)
+
+
+def row_hash(row: Sequence[Any]) -> int:
+    """A 60-bit hash of the canonical row: the first 15 hex digits of its MD5, the same width
+    the in-database checksums use, so sums of many rows stay exact integers everywhere."""
+    return int(hashlib.md5(row_text(row).encode()).hexdigest()[:15], 16)
+
+
 def digest(rows: Iterable[Sequence[Any]]) -> tuple[int, str]:
     """Row count and SHA-256 over the canonical rows, whatever order they came
     in (the engines sort text keys by different collations)."""
-    lines = sorted(json.dumps([canonical(v) for v in row], sort_keys=True) for row in rows)
+    lines = sorted(row_text(row) for row in rows)
     sha = hashlib.sha256()
     for line in lines:
         sha.update(line.encode() + b"\n")

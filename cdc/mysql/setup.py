@@ -28,16 +28,26 @@ def is_mariadb(cursor: Any) -> bool:
 
 
 def check_server(cursor: Any, server_id: int) -> None:
+    problems = server_problems(cursor, server_id)
+    if problems:
+        raise problems[0]
+
+
+def server_problems(cursor: Any, server_id: int) -> list[TerminalError]:
+    """Every reason the server cannot be a source (`cdc assess` lists them all)."""
+    problems = []
     for variable, (required, fix) in _REQUIRED.items():
         cursor.execute(f"SELECT @@GLOBAL.{variable} AS v")
         value = str(cursor.fetchone()["v"]).upper()
         if value != required:
-            raise TerminalError(f"{variable} is {value}; cdc needs {required}", fix)
+            problems.append(TerminalError(f"{variable} is {value}; cdc needs {required}", fix))
     cursor.execute("SELECT @@server_id AS v")
     if int(cursor.fetchone()["v"]) == server_id:
-        raise TerminalError(
-            f"source.server_id {server_id} is the server's own server_id",
-            "set source.server_id to a number no server or replica of this topology uses",
+        problems.append(
+            TerminalError(
+                f"source.server_id {server_id} is the server's own server_id",
+                "set source.server_id to a number no server or replica of this topology uses",
+            )
         )
     cursor.execute("SHOW GRANTS FOR CURRENT_USER()")
     grants = " ".join(str(next(iter(row.values()))) for row in cursor.fetchall()).upper()
@@ -47,10 +57,13 @@ def check_server(cursor: Any, server_id: int) -> None:
         if "REPLICATION CLIENT" not in grants and "BINLOG MONITOR" not in grants:
             missing.append("REPLICATION CLIENT")
         if missing:
-            raise TerminalError(
-                f"the source user lacks {', '.join(missing)}",
-                f"GRANT {', '.join(missing)} ON *.* TO <user>",
+            problems.append(
+                TerminalError(
+                    f"the source user lacks {', '.join(missing)}",
+                    f"GRANT {', '.join(missing)} ON *.* TO <user>",
+                )
             )
+    return problems
 
 
 def _alias(privilege: str) -> str:

@@ -4,7 +4,8 @@ Resume contract: the stored position (`mysql/position` in the offsets
 topic) is the last checkpoint Kafka acknowledged: a transaction's end, or the
 start of a large transaction plus how many of its rows are already in Kafka.
 Reading resumes there, skipping those rows, so nothing is lost and, in
-effect, nothing is repeated.
+effect, nothing is repeated. One source per pipeline: it holds the
+pipeline's lock on the server while it streams (cdc.mysql.lock).
 """
 
 from __future__ import annotations
@@ -34,9 +35,12 @@ from pymysqlreplication.row_event import (
 )
 
 from cdc import metrics
+from cdc.applied_marks import applied_by_sink
 from cdc.errors import TerminalError
 from cdc.events import ChangeEvent, Op
 from cdc.mysql import catalog, schema, setup
+from cdc.mysql.direct_copy import MysqlDirectCopy
+from cdc.mysql.lock import PipelineLock
 from cdc.mysql.position import (
     BinlogPosition,
     SnapshotComplete,
@@ -59,7 +63,7 @@ from cdc.position import Position
 from cdc.progress import Progress
 from cdc.schemas import TableSchema
 from cdc.settings import MysqlSource as MysqlSettings
-from cdc.settings import SnapshotSettings
+from cdc.settings import Settings, SnapshotSettings
 from cdc.snapshot_rows import read_events
 from cdc.source import IDLE, Checkpoint, StreamItem
 
@@ -80,8 +84,16 @@ def _table_key(name: str) -> str:
 
 class MysqlSource:
     def __init__(
-        self, settings: MysqlSettings, snapshot: SnapshotSettings, offsets: OffsetStore
+        self,
+        settings: MysqlSettings,
+        snapshot: SnapshotSettings,
+        offsets: OffsetStore,
+        pipeline: str,
+        direct: Settings | None = None,
     ) -> None:
+        """`direct`: the pipeline, whose snapshot goes straight into its target
+        (snapshot.mode: direct)."""
+        self._direct = direct
         self._settings = settings
         self._snapshot = snapshot
         self._offsets = offsets
@@ -89,6 +101,7 @@ class MysqlSource:
         self._pending: BinlogPosition | None = None
         self._stored_at = 0.0
         self._stream: BinLogStreamReader | None = None
+        self._lock = PipelineLock(self._connect, pipeline)
 
     def _connect(self) -> pymysql.Connection[Any]:
         args = self._connect_args
@@ -97,6 +110,7 @@ class MysqlSource:
             port=args["port"],
             user=args["user"],
             password=args["password"],
+            ssl=args.get("ssl"),
             charset="utf8mb4",
             autocommit=True,
             cursorclass=pymysql.cursors.DictCursor,
@@ -105,6 +119,13 @@ class MysqlSource:
 
     # -- the stream -------------------------------------------------------
     def stream(self, start: Position | None = None) -> Iterator[StreamItem]:
+        # before anything is read or stored: a second source must not touch the offsets
+        self._lock.acquire()
+        for item in self._items():
+            self._lock.keep()
+            yield item
+
+    def _items(self) -> Iterator[StreamItem]:
         with self._connect() as conn, conn.cursor() as cursor:
             setup.check_server(cursor, self._settings.server_id)
             tables = catalog.select_tables(cursor, self._settings.selects)
@@ -115,7 +136,7 @@ class MysqlSource:
                 )
             position: BinlogPosition | None
             stored = self._offsets.get(POSITION_KEY)
-            snapshot = self._snapshot.mode == "initial" and self._offsets.get(COMPLETE_KEY) is None
+            snapshot = self._snapshot.mode != "never" and self._offsets.get(COMPLETE_KEY) is None
             if stored is not None and not snapshot:
                 position = BinlogPosition.from_json(stored)
             elif snapshot:
@@ -124,7 +145,9 @@ class MysqlSource:
             else:
                 position = setup.current_position(cursor)
                 self._offsets.put(POSITION_KEY, position.to_json())
-        if snapshot:
+        if snapshot and self._direct is not None:
+            position = yield from self._direct_copy(self._direct, tables, position)
+        elif snapshot:
             position = yield from self._take_snapshot(tables, position)
         assert position is not None
         with self._connect() as conn, conn.cursor() as cursor:
@@ -135,13 +158,7 @@ class MysqlSource:
         self, tables: list[catalog.MyTable], start: BinlogPosition | None
     ) -> Generator[StreamItem, None, BinlogPosition]:
         """Yields the snapshot; returns the position streaming starts at."""
-        if start is None:
-            # the coordinator's snapshot is taken before any table is read, so
-            # streaming from its position covers every worker's snapshot
-            with self._connect() as conn, conn.cursor() as cursor:
-                start = snapshot_position(cursor)
-                cursor.execute("COMMIT")
-            self._offsets.put(START_KEY, start.to_json())
+        start = self._snapshot_start(start)
         log.info("snapshot_started", tables=len(tables), file=start.file, pos=start.pos)
         started_ms = time.time_ns() // 1_000_000
         zero_dates = self._settings.zero_dates
@@ -184,6 +201,27 @@ class MysqlSource:
         progress.finish()
         return start
 
+    def _snapshot_start(self, start: BinlogPosition | None) -> BinlogPosition:
+        """Where streaming starts: the coordinator's snapshot position, taken on
+        a first run before any table is read, so that streaming from it covers
+        every worker's snapshot."""
+        if start is None:
+            with self._connect() as conn, conn.cursor() as cursor:
+                start = snapshot_position(cursor)
+                cursor.execute("COMMIT")
+            self._offsets.put(START_KEY, start.to_json())
+        return start
+
+    def _direct_copy(
+        self, pipeline: Settings, tables: list[catalog.MyTable], start: BinlogPosition | None
+    ) -> Generator[StreamItem, None, BinlogPosition]:
+        """The snapshot straight into the target; returns where streaming starts."""
+        start = self._snapshot_start(start)
+        copier = MysqlDirectCopy(pipeline, self._connect)
+        yield from copier.run(tables, start, self._estimate_rows)
+        yield Checkpoint(SnapshotComplete(start))
+        return start
+
     def _estimate_rows(self, tables: list[catalog.MyTable]) -> int:
         with self._connect() as conn, conn.cursor() as cursor:
             total = 0
@@ -208,6 +246,7 @@ class MysqlSource:
                 "port": args["port"],
                 "user": args["user"],
                 "password": args["password"],
+                "ssl": args.get("ssl"),
             },
             server_id=self._settings.server_id,
             resume_stream=True,
@@ -252,6 +291,8 @@ class MysqlSource:
                 decoders.table_map(event)
                 continue
             if isinstance(event, _ROWS):
+                if applied_by_sink(event.packet.server_id):
+                    continue  # a cdc sink wrote it (reverse replication): never back again
                 decoder = decoders.decoder(event.table_id)
                 if (decoder.schema, decoder.table) not in by_name:
                     continue
@@ -353,6 +394,9 @@ class MysqlSource:
         self._stored_at = time.monotonic()
 
     def close(self) -> None:
-        self._store()
-        if self._stream is not None:
-            self._stream.close()
+        try:
+            self._store()
+            if self._stream is not None:
+                self._stream.close()
+        finally:
+            self._lock.release()

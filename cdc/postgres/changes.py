@@ -1,22 +1,30 @@
-"""Decoded pgoutput messages to change events: the stream's hot path.
+"""Decoded pgoutput messages to wire messages: the stream's hot path.
 
 A `RelationState` is built once per Relation message (column converters,
-key positions, the table schema) so that each row costs only its
-conversions and one dict.
+key columns, the table schema) and an envelope template once per relation and
+transaction, so that each row costs only its conversions, two dicts and
+their JSON: no event object, no envelope dicts.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from cdc.events import ChangeEvent, Op
+from cdc import values
+from cdc.envelope import ValueTemplate
+from cdc.events import ChangeEvent, EncodedChanges, Op
 from cdc.postgres.catalog import PgColumn, table_schema
 from cdc.postgres.pgoutput import UNCHANGED, Delete, Insert, Relation, TupleData, Update
 from cdc.postgres.position import PgPosition
 from cdc.postgres.types import Converter, TypeRegistry
 from cdc.schemas import TableSchema
+
+Message = tuple[Op, bytes, bytes]  # op, key, value, as in EncodedChanges
+_NULL = b"null"
+_CREATE = Op.CREATE  # a global, not an enum attribute lookup per row
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +43,10 @@ class RelationState:
     # TableSchema.fingerprint hashes the whole schema on every access: once
     # per relation here, not once per row
     fingerprint: str
+    # the envelope template of the transaction `_tx`, and its insert format
+    _template: ValueTemplate | None = field(default=None, init=False)
+    _tx: Transaction | None = field(default=None, init=False)
+    _insert: bytes = field(default=b"", init=False)
 
     def row(self, values: TupleData) -> tuple[dict[str, Any], tuple[str, ...]]:
         """Python row and the unchanged-TOAST columns left out of it."""
@@ -59,6 +71,75 @@ class RelationState:
 
     def key_of(self, row: dict[str, Any]) -> dict[str, Any]:
         return {name: row[name] for name in self.key}
+
+    def encode(
+        self,
+        message: Insert | Update | Delete,
+        tx: Transaction,
+        lsn: int,
+        now_ms: int,
+        out: list[Message],
+    ) -> None:
+        """Append the messages of one row change to `out`."""
+        if self._tx is not tx or self._template is None:
+            self._template = ValueTemplate(_event(self, Op.CREATE, tx, 0), "lsn")
+            self._insert = self._template.format(Op.CREATE)
+            self._tx = tx
+        dumps = values.dumps
+        if type(message) is Insert and UNCHANGED not in message.new:
+            # The bulk of every stream, inlined: `row` and `key_of` as above.
+            row = {
+                name: None if value is None else convert(value)  # type: ignore[arg-type]
+                for name, convert, value in zip(
+                    self.names, self.converters, message.new, strict=True
+                )
+            }
+            key = dumps({name: row[name] for name in self.key})
+            out.append((_CREATE, key, self._insert % (_NULL, dumps(row), lsn, now_ms)))
+            return
+        template = self._template
+        for op, key_row, before, after, unchanged in self._changes(message):
+            value = template.encode(
+                op,
+                _NULL if before is None else dumps(before),
+                _NULL if after is None else dumps(after),
+                lsn,
+                now_ms,
+                unchanged,
+            )
+            out.append((op, dumps(key_row), value))
+
+    def _changes(
+        self, message: Insert | Update | Delete
+    ) -> Iterator[
+        tuple[Op, dict[str, Any], dict[str, Any] | None, dict[str, Any] | None, tuple[str, ...]]
+    ]:
+        """(op, key, before, after, unchanged) of each change the message makes."""
+        if isinstance(message, Insert):
+            row, unchanged = self.row(message.new)
+            yield Op.CREATE, self.key_of(row), None, row, unchanged
+        elif isinstance(message, Update):
+            row, unchanged = self.row(message.new)
+            key = self.key_of(row)
+            old_values = message.old if message.old is not None else message.key
+            before = self.row(old_values)[0] if old_values is not None else None
+            if before is not None and any(before.get(k) != key[k] for k in self.key):
+                # a key change is a delete of the old key and an insert of the new
+                # one, so each key's history stays in its own partition
+                old_key = {k: before.get(k) for k in self.key}
+                yield Op.DELETE, old_key, before, None, ()
+                yield Op.CREATE, key, None, row, unchanged
+            else:
+                full_before = before if message.old is not None else None
+                yield Op.UPDATE, key, full_before, row, unchanged
+        elif message.old is not None:
+            before, _ = self.row(message.old)
+            yield Op.DELETE, self.key_of(before), before, None, ()
+        else:
+            assert message.key is not None, "pgoutput always sends the old key of a delete"
+            # only the key columns were sent; the others are not known, not NULL
+            key = self.key_of(self.row(message.key)[0])
+            yield Op.DELETE, key, dict(key), None, ()
 
 
 def relation_state(
@@ -85,65 +166,66 @@ def relation_state(
     )
 
 
-def _event(
-    state: RelationState,
-    op: Op,
-    key: dict[str, Any] | None,
-    before: dict[str, Any] | None,
-    after: dict[str, Any] | None,
-    tx: Transaction,
-    lsn: int,
-    unchanged: tuple[str, ...] = (),
-) -> ChangeEvent:
+class ChangeBatch:
+    """Encoded row changes gathered into one `EncodedChanges` per relation
+    run, at most `limit` rows: the pipeline then pays its per-item costs
+    (generator hop, dispatch, poll check) once per batch instead of per row."""
+
+    __slots__ = ("_limit", "_messages", "_now_ms", "_state")
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._state: RelationState | None = None
+        self._messages: list[Message] = []
+        self._now_ms = 0
+
+    def add(
+        self, state: RelationState, message: Insert | Update | Delete, tx: Transaction, lsn: int
+    ) -> list[EncodedChanges]:
+        """Encode one row change; returns the batch it completed, if any, to
+        be published before this one."""
+        full = []
+        if state is not self._state or len(self._messages) >= self._limit:
+            full = self.take()
+            self._state = state
+            # the envelope's processing time, once per batch: its rows are
+            # encoded within milliseconds
+            self._now_ms = time.time_ns() // 1_000_000
+        state.encode(message, tx, lsn, self._now_ms, self._messages)
+        return full
+
+    def take(self) -> list[EncodedChanges]:
+        """The rows gathered so far (none or one batch); publish them before
+        any other item."""
+        state = self._state
+        if state is None or not self._messages:
+            return []
+        batch = EncodedChanges(
+            state.schema.schema, state.schema.table, state.fingerprint, self._messages
+        )
+        self._state, self._messages = None, []
+        return [batch]
+
+
+def _event(state: RelationState, op: Op, tx: Transaction, lsn: int) -> ChangeEvent:
     schema = state.schema
     return ChangeEvent(
         op=op,
         schema=schema.schema,
         table=schema.table,
-        key=key,
-        before=before,
-        after=after,
+        key=None,
+        before=None,
+        after=None,
         ts_ms=tx.commit_ms,
         position=PgPosition(lsn),
         fingerprint=state.fingerprint,
         txid=tx.xid,
         source={**state.source, "lsn": lsn},
-        unchanged=unchanged,
     )
-
-
-def row_events(
-    state: RelationState, message: Insert | Update | Delete, tx: Transaction, lsn: int
-) -> Iterator[ChangeEvent]:
-    if isinstance(message, Insert):
-        row, unchanged = state.row(message.new)
-        yield _event(state, Op.CREATE, state.key_of(row), None, row, tx, lsn, unchanged)
-    elif isinstance(message, Update):
-        row, unchanged = state.row(message.new)
-        key = state.key_of(row)
-        old_values = message.old if message.old is not None else message.key
-        before = state.row(old_values)[0] if old_values is not None else None
-        if before is not None and any(before.get(k) != key[k] for k in state.key):
-            # a key change is a delete of the old key and an insert of the new
-            # one, so each key's history stays in its own partition
-            old_key = {k: before.get(k) for k in state.key}
-            yield _event(state, Op.DELETE, old_key, before, None, tx, lsn)
-            yield _event(state, Op.CREATE, key, None, row, tx, lsn, unchanged)
-        else:
-            full_before = before if message.old is not None else None
-            yield _event(state, Op.UPDATE, key, full_before, row, tx, lsn, unchanged)
-    elif message.old is not None:
-        before, _ = state.row(message.old)
-        yield _event(state, Op.DELETE, state.key_of(before), before, None, tx, lsn)
-    else:
-        assert message.key is not None, "pgoutput always sends the old key of a delete"
-        # only the key columns were sent; the others are not known, not NULL
-        key = state.key_of(state.row(message.key)[0])
-        yield _event(state, Op.DELETE, key, dict(key), None, tx, lsn)
 
 
 def truncate_events(
     states: Sequence[RelationState], tx: Transaction, lsn: int
 ) -> Iterator[ChangeEvent]:
     for state in states:
-        yield _event(state, Op.TRUNCATE, None, None, None, tx, lsn)
+        yield _event(state, Op.TRUNCATE, tx, lsn)

@@ -42,7 +42,10 @@ class CopyProtocolError(ValueError):
     """A CopyData payload that is not a well-formed replication message."""
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: one is made per message of the stream, and a frozen dataclass
+# sets each field through object.__setattr__ (three times the cost). Nothing
+# modifies it.
+@dataclass(slots=True)
 class XLogData:
     """One pgoutput message. `wal_start` is the LSN of the change it came from,
     but 0 for messages with no WAL record of their own (a logical walsender

@@ -112,14 +112,17 @@ class TypeMessage:
     xid: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+# Insert, Update and Delete are made once per row of the stream: plain
+# dataclasses, because a frozen one sets each field through
+# object.__setattr__, about three times the cost. Nothing modifies them.
+@dataclass(slots=True)
 class Insert:
     relation_id: int
     new: TupleData
     xid: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Update:
     """`key` ('K') when the replica identity columns changed: the old key
     values, every other column None. `old` ('O') with REPLICA IDENTITY FULL:
@@ -132,7 +135,7 @@ class Update:
     xid: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Delete:
     """Exactly one of `key` (identity index columns, others None) or `old` (FULL)."""
 

@@ -13,6 +13,14 @@ from cdc.postgres.catalog import PgTable
 
 
 def check_server(conn: psycopg.Connection[Any]) -> None:
+    problems = server_problems(conn)
+    if problems:
+        raise problems[0]
+
+
+def server_problems(conn: psycopg.Connection[Any]) -> list[TerminalError]:
+    """Every reason the server cannot be a source (`cdc assess` lists them all)."""
+    problems = []
     row = conn.execute(
         "SELECT current_setting('wal_level'), current_setting('server_encoding'),"
         " r.rolreplication OR r.rolsuper"
@@ -21,20 +29,27 @@ def check_server(conn: psycopg.Connection[Any]) -> None:
     assert row is not None
     wal_level, encoding, can_replicate = row
     if wal_level != "logical":
-        raise TerminalError(
-            f"wal_level is {wal_level!r}; logical decoding needs 'logical'",
-            "ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL",
+        problems.append(
+            TerminalError(
+                f"wal_level is {wal_level!r}; logical decoding needs 'logical'",
+                "ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL",
+            )
         )
     if encoding != "UTF8":
-        raise TerminalError(
-            f"server_encoding is {encoding!r}; cdc reads UTF8 databases",
-            "migrate from a UTF8 database (CREATE DATABASE ... ENCODING 'UTF8')",
+        problems.append(
+            TerminalError(
+                f"server_encoding is {encoding!r}; cdc reads UTF8 databases",
+                "migrate from a UTF8 database (CREATE DATABASE ... ENCODING 'UTF8')",
+            )
         )
     if not can_replicate:
-        raise TerminalError(
-            "the source user has no REPLICATION privilege",
-            "ALTER ROLE <user> REPLICATION (and grant SELECT on the tables)",
+        problems.append(
+            TerminalError(
+                "the source user has no REPLICATION privilege",
+                "ALTER ROLE <user> REPLICATION (and grant SELECT on the tables)",
+            )
         )
+    return problems
 
 
 def check_tables(tables: Sequence[PgTable]) -> None:
@@ -44,24 +59,42 @@ def check_tables(tables: Sequence[PgTable]) -> None:
             "list tables as schema.table, or check the include/exclude patterns",
         )
     for table in tables:
-        if table.primary_key or table.replica_identity in {"f", "i"}:
-            continue
-        name = sql.Identifier(table.schema, table.name).as_string(None)
-        raise TerminalError(
-            f"table {table.qualified} has no primary key, so its updates and deletes"
-            " cannot be identified",
-            f"ALTER TABLE {name} REPLICA IDENTITY FULL (or add a primary key)",
-        )
+        problem = identity_problem(table)
+        if problem is not None:
+            raise problem
+
+
+def identity_problem(table: PgTable) -> TerminalError | None:
+    """Why the table's updates and deletes could not be identified, if they could not."""
+    if table.primary_key or table.replica_identity in {"f", "i"}:
+        return None
+    name = sql.Identifier(table.schema, table.name).as_string(None)
+    return TerminalError(
+        f"table {table.qualified} has no primary key, so its updates and deletes"
+        " cannot be identified",
+        f"ALTER TABLE {name} REPLICA IDENTITY FULL (or add a primary key)",
+    )
 
 
 def ensure_publication(
     conn: psycopg.Connection[Any], publication: str, tables: Sequence[PgTable]
 ) -> None:
-    """Create the publication, or make it publish exactly the configured tables."""
+    """Create the publication, or make it publish exactly the configured tables.
+
+    A publication that already publishes exactly those tables is left alone: it
+    may belong to the tables' owner (least privilege: the source role then needs
+    neither CREATE on the database nor ownership of the tables)."""
     names = sql.SQL(", ").join(sql.Identifier(t.schema, t.name) for t in tables)
     exists = conn.execute(
         "SELECT 1 FROM pg_publication WHERE pubname = %s", (publication,)
     ).fetchone()
+    if exists:
+        published = conn.execute(
+            "SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = %s",
+            (publication,),
+        ).fetchall()
+        if set(published) == {(t.schema, t.name) for t in tables}:
+            return
     verb = "ALTER PUBLICATION {} SET TABLE {}" if exists else "CREATE PUBLICATION {} FOR TABLE {}"
     conn.execute(sql.SQL(verb).format(sql.Identifier(publication), names))
 

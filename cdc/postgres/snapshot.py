@@ -91,18 +91,53 @@ def chunk_query(
         # no key to page by: the table is one chunk
         return sql.SQL("COPY (SELECT {} FROM {}) TO STDOUT").format(columns, source)
     key = sql.SQL(", ").join(sql.Identifier(k) for k in table.primary_key)
+    where = key_where(table, key_types, key_range, resume)
+    return sql.SQL("COPY (SELECT {} FROM {}{} ORDER BY {} LIMIT {}) TO STDOUT").format(
+        columns, source, where, key, sql.Literal(limit)
+    )
+
+
+def key_where(
+    table: PgTable,
+    key_types: Sequence[str],
+    key_range: KeyRange,
+    after: bool,
+    through: bool = False,
+) -> sql.Composable:
+    """` WHERE` the key is in the range, and with `after` above a key, with
+    `through` at most a key: each takes the key as text parameters, cast
+    back to the key types (`after`'s first)."""
+    key = sql.SQL(", ").join(sql.Identifier(k) for k in table.primary_key)
+    typed = sql.SQL(", ").join(sql.SQL("CAST(%s AS " + name + ")") for name in key_types)
     conditions: list[sql.Composable] = []
-    if resume:
-        typed = sql.SQL(", ").join(sql.SQL("CAST(%s AS " + name + ")") for name in key_types)
+    if after:
         conditions.append(sql.SQL("({}) > ({})").format(key, typed))
+    if through:
+        conditions.append(sql.SQL("({}) <= ({})").format(key, typed))
     if key_range.lower is not None:
         conditions.append(sql.SQL("{} >= {}").format(key, sql.Literal(key_range.lower)))
     if key_range.upper is not None:
         conditions.append(sql.SQL("{} < {}").format(key, sql.Literal(key_range.upper)))
-    where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("")
-    return sql.SQL("COPY (SELECT {} FROM {}{} ORDER BY {} LIMIT {}) TO STDOUT").format(
-        columns, source, where, key, sql.Literal(limit)
-    )
+    return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("")
+
+
+def export_snapshot(
+    connect: Callable[[], psycopg.Connection[Any]],
+) -> tuple[psycopg.Connection[Any], str]:
+    """A new snapshot for a resumed copy (the slot's exported one is gone with
+    the connection that created the slot): keep the returned connection, whose
+    transaction holds it, open while readers import the name."""
+    holder = connect()
+    holder.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    row = holder.execute("SELECT pg_export_snapshot()").fetchone()
+    assert row is not None
+    return holder, str(row[0])
+
+
+def import_snapshot(conn: psycopg.Connection[Any], name: str) -> None:
+    """Start a read-only transaction on `conn` in the exported snapshot `name`."""
+    conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(name))
 
 
 class ParallelReader:
@@ -135,9 +170,7 @@ class ParallelReader:
         key_order = [names.index(k) for k in table.primary_key]
         types = self._key_types[table.oid]
         with self._connect() as conn:
-            # every range reads in the one exported snapshot
-            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(self._snapshot))
+            import_snapshot(conn, self._snapshot)  # every range reads in the one snapshot
             while True:
                 query = chunk_query(table, types, key_range, after is not None, self._chunk_rows)
                 rows: list[list[bytes | None]] = []

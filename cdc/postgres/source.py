@@ -16,23 +16,26 @@ import psycopg
 import structlog
 
 from cdc import metrics
+from cdc.applied_marks import PG_APPLICATION_NAME, PG_APPLIED_PREFIX, PG_READ_WRITE_OPTION
 from cdc.offsets import OffsetStore
 from cdc.position import Position
 from cdc.postgres import catalog, setup
 from cdc.postgres.changes import (
+    ChangeBatch,
     RelationState,
     Transaction,
     relation_state,
-    row_events,
     truncate_events,
 )
 from cdc.postgres.copy_protocol import PrimaryKeepalive, parse_copy_data, standby_status_update
+from cdc.postgres.direct_copy import PgDirectCopy
 from cdc.postgres.pgoutput import (
     Begin,
     Commit,
     Decoder,
     Delete,
     Insert,
+    LogicalMessage,
     Relation,
     StreamAbort,
     StreamCommit,
@@ -45,13 +48,13 @@ from cdc.postgres.pgoutput import (
 )
 from cdc.postgres.position import PgPosition, SnapshotComplete, SnapshotMark
 from cdc.postgres.replication import ReplicationConnection
-from cdc.postgres.snapshot import KeyRange, ParallelReader, plan_ranges
+from cdc.postgres.snapshot import KeyRange, ParallelReader, export_snapshot, plan_ranges
 from cdc.postgres.txbuffer import StreamedTransaction
 from cdc.postgres.types import SESSION_OPTIONS, TypeRegistry
 from cdc.progress import Progress
 from cdc.schemas import TableSchema
 from cdc.settings import PostgresSource as PostgresSettings
-from cdc.settings import SnapshotSettings
+from cdc.settings import Settings, SnapshotSettings
 from cdc.snapshot_rows import read_events
 from cdc.source import IDLE, Checkpoint, StreamItem
 
@@ -63,6 +66,12 @@ SLOT_KEY = "postgres/slot"
 PLAN_KEY = "snapshot/plan"
 COMPLETE_KEY = "snapshot/complete"
 STREAM_MEMORY_BUDGET = 64 * 1024 * 1024  # per streamed transaction, then spill to disk
+BATCH_ROWS = 500  # row changes per published item
+
+
+def _applied_by_sink(message: LogicalMessage) -> bool:
+    """The mark a cdc sink puts first in each transaction it applies (cdc.applied_marks)."""
+    return message.transactional and message.prefix == PG_APPLIED_PREFIX
 
 
 def _range_key(table: str, index: int) -> str:
@@ -71,9 +80,16 @@ def _range_key(table: str, index: int) -> str:
 
 class PostgresSource:
     def __init__(
-        self, settings: PostgresSettings, snapshot: SnapshotSettings, offsets: OffsetStore
+        self,
+        settings: PostgresSettings,
+        snapshot: SnapshotSettings,
+        offsets: OffsetStore,
+        direct: Settings | None = None,
     ) -> None:
+        """`direct`: the pipeline, whose snapshot goes straight into its target
+        (snapshot.mode: direct)."""
         self._settings = settings
+        self._direct = direct
         self._snapshot = snapshot
         self._offsets = offsets
         self._dsn = settings.dsn.get_secret_value()
@@ -84,7 +100,13 @@ class PostgresSource:
         self._repl: ReplicationConnection | None = None
 
     def _connect(self) -> psycopg.Connection[Any]:
-        return psycopg.connect(self._dsn, options=SESSION_OPTIONS, autocommit=True)
+        # named and read-write: a cutover's fence spares this session (heartbeats go on)
+        return psycopg.connect(
+            self._dsn,
+            options=SESSION_OPTIONS + PG_READ_WRITE_OPTION,
+            application_name=PG_APPLICATION_NAME,
+            autocommit=True,
+        )
 
     # -- the stream -------------------------------------------------------
     def stream(self, start: Position | None = None) -> Iterator[StreamItem]:
@@ -97,13 +119,19 @@ class PostgresSource:
         repl = self._repl = ReplicationConnection(self._dsn)
         created = None
         if not setup.check_slot(conn, self._slot, self._offsets.get(SLOT_KEY) is not None):
-            export = self._snapshot.mode == "initial"
+            export = self._snapshot.mode != "never"
             created = repl.create_slot(self._slot, export_snapshot=export)
             self._offsets.put(SLOT_KEY, {"slot": self._slot, "lsn": created.consistent_point})
             log.info("slot_created", slot=self._slot, lsn=created.consistent_point)
-        if self._snapshot.mode == "initial" and self._offsets.get(COMPLETE_KEY) is None:
+        if self._snapshot.mode != "never" and self._offsets.get(COMPLETE_KEY) is None:
             exported = created.snapshot_name if created else None
-            yield from self._take_snapshot(conn, registry, tables, exported)
+            if self._direct is None:
+                yield from self._take_snapshot(conn, registry, tables, exported)
+            else:
+                copier = PgDirectCopy(self._direct, self._connect)
+                yield from copier.run(conn, registry, tables, exported)
+                slot = self._offsets.get(SLOT_KEY) or {}
+                yield Checkpoint(SnapshotComplete(int(slot.get("lsn", 0))))
         yield from self._replicate(conn, repl, registry)
 
     def _take_snapshot(
@@ -142,11 +170,7 @@ class PostgresSource:
         # one and keep this transaction open while the readers import it.
         holder = None
         if exported is None:
-            holder = self._connect()
-            holder.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            row = holder.execute("SELECT pg_export_snapshot()").fetchone()
-            assert row is not None
-            exported = row[0]
+            holder, exported = export_snapshot(self._connect)
         log.info("snapshot_started", ranges=len(todo), tables=len(tables))
         estimate = conn.execute(
             "SELECT coalesce(sum(greatest(reltuples, 0)), 0)::bigint FROM pg_class"
@@ -200,6 +224,7 @@ class PostgresSource:
         streams: dict[int, StreamedTransaction] = {}
         stream_xid: int | None = None
         tx: Transaction | None = None
+        batch = ChangeBatch(BATCH_ROWS)
         interval = self._settings.heartbeat_interval_s
         next_heartbeat = time.monotonic() + interval
         next_status = 0.0
@@ -213,8 +238,10 @@ class PostgresSource:
 
         def apply(message: Any, lsn: int, txn: Transaction) -> Iterator[StreamItem]:
             if isinstance(message, Insert | Update | Delete):
-                yield from row_events(relations[message.relation_id], message, txn, lsn)
-            elif isinstance(message, Relation):
+                yield from batch.add(relations[message.relation_id], message, txn, lsn)
+                return
+            yield from batch.take()
+            if isinstance(message, Relation):
                 state = relation_state(message, registry, catalog_key, database)
                 relations[message.relation_id] = state
                 yield state.schema
@@ -237,10 +264,12 @@ class PostgresSource:
                 next_heartbeat = now + interval
             data = repl.read(timeout=0.5)
             if data is None:
+                yield from batch.take()
                 yield IDLE
                 continue
             frame = parse_copy_data(data)
             if isinstance(frame, PrimaryKeepalive):
+                yield from batch.take()
                 if frame.reply_requested:
                     next_status = 0.0
                 # The server keeps sending keepalives while it decodes WAL of
@@ -255,11 +284,15 @@ class PostgresSource:
                 streams[stream_xid].add(xid, lsn, frame.payload)
                 continue
             if tx is not None and isinstance(message, (Insert, Update, Delete)):
-                # the bulk of every stream: to events without the dispatch below
-                yield from row_events(relations[message.relation_id], message, tx, lsn)
+                # the bulk of every stream: into the batch without the dispatch below
+                yield from batch.add(relations[message.relation_id], message, tx, lsn)
                 continue
+            # the rows gathered so far go before anything else the caller gets
+            yield from batch.take()
             if isinstance(message, Begin):
                 tx = Transaction(message.xid, pg_time_to_unix_ms(message.commit_time))
+            elif isinstance(message, LogicalMessage) and _applied_by_sink(message):
+                tx = None  # a cdc sink wrote it (reverse replication): never back again
             elif isinstance(message, Commit):
                 commit_ms = pg_time_to_unix_ms(message.commit_time)
                 tx = None
@@ -284,7 +317,11 @@ class PostgresSource:
                     "streamed_transaction_committed", xid=message.xid, spilled=buffered.spilled
                 )
                 for change_lsn, payload in buffered.replay():
-                    yield from apply(decode(payload, in_stream=True), change_lsn, txn)
+                    change = decode(payload, in_stream=True)
+                    if isinstance(change, LogicalMessage) and _applied_by_sink(change):
+                        break  # the mark comes first: nothing of it was applied
+                    yield from apply(change, change_lsn, txn)
+                yield from batch.take()
                 buffered.close()
                 yield Checkpoint(PgPosition(message.end_lsn, commit=True, ts_ms=txn.commit_ms))
             elif tx is not None:

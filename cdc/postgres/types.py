@@ -2,8 +2,10 @@
 
 pgoutput and `COPY ... TO STDOUT` both send values in their text output form,
 so the stream and the snapshot share these converters. The common types take
-a direct path (int(b"42") is several times cheaper than a generic loader);
-everything else goes through psycopg's own loader for the OID.
+a direct path (int(b"42") is several times cheaper than a generic loader),
+straight to their wire form where PostgreSQL's text already is it or nearly
+(numeric, date, timestamp: see cdc.values), so no Decimal or datetime is made
+per row; everything else goes through psycopg's own loader for the OID.
 
 The sessions that produce the text (walsender, snapshot readers) run with
 the settings in `SESSION_OPTIONS`, which the converters rely on.
@@ -14,7 +16,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -33,10 +34,12 @@ SESSION_OPTIONS = (
 
 BOOL, BYTEA, NAME, INT8, INT2, INT4, TEXT, OID, JSON = 16, 17, 19, 20, 21, 23, 25, 26, 114
 FLOAT4, FLOAT8, BPCHAR, VARCHAR, INTERVAL, NUMERIC, JSONB = 700, 701, 1042, 1043, 1186, 1700, 3802
+DATE, TIMESTAMP, TIMESTAMPTZ = 1082, 1114, 1184
 
 
-def _text(data: bytes) -> str:
-    return data.decode()
+# The method itself, not a def around it: it runs for most columns of every
+# row, and a Python frame per call costs more than the decoding.
+_text: Converter = bytes.decode
 
 
 def _float(data: bytes) -> float | str:
@@ -45,10 +48,6 @@ def _float(data: bytes) -> float | str:
         return value
     # JSON has no NaN/Infinity: the wire carries them as words (see cdc.values)
     return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-
-
-def _numeric(data: bytes) -> Decimal:
-    return Decimal(data.decode())
 
 
 _DIRECT: dict[int, Converter] = {
@@ -63,7 +62,12 @@ _DIRECT: dict[int, Converter] = {
     BOOL: lambda data: data == b"t",
     FLOAT4: _float,
     FLOAT8: _float,
-    NUMERIC: _numeric,
+    # PostgreSQL writes numerics in plain notation with their scale, and
+    # NaN/Infinity/-Infinity as the wire's words: its text is the wire form.
+    NUMERIC: _text,
+    # ISO dates as the wire wants them; BC, infinity and years past 9999 as
+    # PostgreSQL wrote them, as for every value Python cannot hold.
+    DATE: _text,
     INTERVAL: _text,
     JSON: orjson.loads,
     JSONB: orjson.loads,
@@ -78,6 +82,46 @@ class TypeInfo:
     name: str  # format_type(): "numeric(10,2)", "character varying(20)", "my_enum"
     kind: str  # pg_type.typtype: b base, e enum, d domain, r range, m multirange, c composite
     base_oid: int  # the domain's base type; the type itself otherwise
+
+
+# Fraction digits to append to "HH:MM:SS[.f...]" ending at a given length of
+# "YYYY-MM-DD HH:MM:SS[.f...]", so that there are always six.
+_MICROS_PAD = {19: ".000000", 21: "00000", 22: "0000", 23: "000", 24: "00", 25: "0", 26: ""}
+
+
+def _iso_micros(data: bytes) -> str | None:
+    """ "2024-05-01 12:00:00.5" -> "2024-05-01T12:00:00.500000", the wire
+    form of `encode_datetime`; None for anything else (BC, infinity, a year
+    past 9999), which the type's loader handles."""
+    pad = _MICROS_PAD.get(len(data))
+    # data[-1] != "C": not "... BC"
+    if pad is not None and data[4] == 45 and data[10] == 32 and data[-1] != 67:
+        return data.decode().replace(" ", "T") + pad
+    return None
+
+
+def _timestamp(fallback: Converter) -> Converter:
+    def convert(data: bytes) -> Any:
+        wire = _iso_micros(data)
+        return fallback(data) if wire is None else wire
+
+    return convert
+
+
+def _timestamptz(fallback: Converter) -> Converter:
+    # With TimeZone=UTC (SESSION_OPTIONS) the text ends in "+00".
+    def convert(data: bytes) -> Any:
+        wire = _iso_micros(data[:-3]) if data.endswith(b"+00") else None
+        return fallback(data) if wire is None else wire + "Z"
+
+    return convert
+
+
+# Types whose direct path needs the loader for the values it does not take.
+_DIRECT_WITH_FALLBACK: dict[int, Callable[[Converter], Converter]] = {
+    TIMESTAMP: _timestamp,
+    TIMESTAMPTZ: _timestamptz,
+}
 
 
 def _lenient(loader: Converter) -> Converter:
@@ -146,5 +190,6 @@ class TypeRegistry:
             # enum labels are text; ranges keep their canonical text ("[1,5)"),
             # which every PostgreSQL target reads back unchanged
             return _text
-        loader = self._transformer.get_loader(oid, Format.TEXT)
-        return _lenient(loader.load)
+        loader = _lenient(self._transformer.get_loader(oid, Format.TEXT).load)
+        with_fallback = _DIRECT_WITH_FALLBACK.get(oid)
+        return loader if with_fallback is None else with_fallback(loader)

@@ -1,0 +1,58 @@
+"""`cdc rollback`: give writes back to the source after (or during) a cut-over."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import click
+
+from cdc.commands.common import config_option
+from cdc.commands.workflow import (
+    EXIT_COULD_NOT_RUN,
+    EXIT_NOT_DONE,
+    fail,
+    json_option,
+    load_with_target,
+    metrics_option,
+    progress,
+    serve_metrics,
+)
+from cdc.errors import TerminalError
+from cdc.secrets import redact
+
+
+@click.command()
+@config_option
+@json_option
+@metrics_option
+def rollback(path: Path, as_json: bool, metrics_listen: str | None) -> None:
+    """Roll a cut-over back: fence writes on the target, wait until the reverse
+    pipeline applied every change made there to the source, and lift the source's
+    fence. A cut-over that did not finish only needs the source's fence lifted.
+    Each step is recorded: run it again after an interruption; once rolled back,
+    running it again does nothing.
+
+    Exit status: 0 rolled back (or already), 1 a step could not finish (the reverse
+    pipeline did not catch up in cutover.fence.timeout_s), 2 could not run.
+    """
+    from cdc.migrate.rollback import rollback as run_rollback  # noqa: PLC0415
+
+    settings = load_with_target("rollback", path)
+    try:
+        serve_metrics(metrics_listen)
+        report = run_rollback(settings, progress(as_json))
+    except TerminalError as exc:
+        fail("rollback", str(exc), EXIT_COULD_NOT_RUN)
+    except Exception as exc:  # a server down, a refused privilege: say what and stop
+        fail("rollback", f"{type(exc).__name__}: {exc}", EXIT_COULD_NOT_RUN)
+    if as_json:
+        click.echo(redact(json.dumps(dataclasses.asdict(report), indent=2, default=str)))
+    else:
+        for warning in report.warnings:
+            click.echo(f"warning: {warning}", err=True)
+        if report.window_s is not None and report.outcome == "done":
+            click.echo(f"rolled back: writes were unavailable for {report.window_s:.3f} s")
+    if report.outcome == "step_failed":
+        fail("rollback", f"{report.failed_step} failed: {report.reason}", EXIT_NOT_DONE)

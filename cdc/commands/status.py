@@ -1,0 +1,60 @@
+"""`cdc status`: one screen on where a pipeline stands."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import click
+
+from cdc.commands.common import config_option
+from cdc.commands.workflow import EXIT_COULD_NOT_RUN, fail, json_option, load
+from cdc.secrets import redact
+
+
+@click.command()
+@config_option
+@json_option
+def status(path: Path, as_json: bool) -> None:
+    """Show, per pipeline (and its reverse after a cut-over) and table: the phase
+    (snapshot, streaming, cutting over, cut over, rolled back), the lag in seconds
+    and messages, source bytes not yet in Kafka, what the source retains (PostgreSQL
+    slot WAL, MySQL binlogs), dead letters and the last verify.
+
+    Exit status: 0 shown, 2 could not run (configuration, a server unreachable).
+    """
+    from cdc.migrate.status import status as read_status  # noqa: PLC0415
+
+    settings = load(path)
+    try:
+        found = read_status(settings)
+    except Exception as exc:  # a server down: say which and stop
+        fail("status", f"{type(exc).__name__}: {exc}", EXIT_COULD_NOT_RUN)
+    if as_json:
+        documents = [dataclasses.asdict(pipeline) for pipeline in found]
+        click.echo(redact(json.dumps(documents, indent=2, default=str)))
+        return
+    for pipeline in found:
+        verify = "unknown"
+        if pipeline.last_verify is not None:
+            at, equal = pipeline.last_verify
+            verify = f"{'equal' if equal else 'DIFFERENT'} at {at.isoformat(timespec='seconds')}"
+        click.echo(
+            f"{pipeline.name}: {pipeline.phase}; source "
+            + ("streaming" if pipeline.source_streaming else "NOT streaming")
+            + f", {_bytes(pipeline.source_lag_bytes)} not yet in Kafka,"
+            f" retains {_bytes(pipeline.retained_bytes)}; dead letters {pipeline.dead_letters};"
+            f" last verify {verify}"
+        )
+        width = max([5, *(len(t.table) for t in pipeline.tables)])
+        click.echo(f"  {'TABLE':<{width}}  {'PHASE':<12}  {'LAG S':>8}  {'LAG MSGS':>9}")
+        for table in pipeline.tables:
+            click.echo(
+                f"  {table.table:<{width}}  {table.phase:<12}  {table.lag_seconds:>8.1f}"
+                f"  {table.lag_messages:>9}"
+            )
+
+
+def _bytes(value: int | None) -> str:
+    return "? bytes" if value is None else f"{value} bytes"

@@ -1,0 +1,97 @@
+"""`cdc status`: where a pipeline (and its reverse, after a cut-over) stands.
+
+Read from the servers, not from a running process: the source's slot or
+binlog, the offsets topic, the table topics against the target's
+`cdc_offsets`, the dead-letter topic, the last verify and `cdc_cutover`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from cdc.kafka.offsets import KafkaOffsetStore
+from cdc.migrate.cutover_state import CutoverState
+from cdc.migrate.gates import sink_lag
+from cdc.migrate.positions import KafkaView, source_lag
+from cdc.migrate.sequences import source_tables
+from cdc.migrate.verify_record import last_verify
+from cdc.settings import Settings
+from cdc.settings_load import load_settings
+from cdc.topics import table_topic
+
+COMPLETE_KEY = "snapshot/complete"  # as both sources record a finished snapshot
+
+
+@dataclass
+class TableStatus:
+    table: str
+    phase: str
+    lag_seconds: float
+    lag_messages: int
+
+
+@dataclass
+class PipelineStatus:
+    name: str
+    phase: str  # snapshot, streaming, cutting over (<step>), cut over, rolled back
+    source_streaming: bool
+    source_lag_seconds: float | None
+    source_lag_bytes: int | None
+    retained_bytes: int | None  # PG: WAL the slot holds; MySQL: binlogs from its position on
+    dead_letters: int
+    last_verify: tuple[datetime, bool] | None  # (finished at, equal); None: never ran
+    tables: list[TableStatus] = field(default_factory=list)
+    cutover: dict[str, str] = field(default_factory=dict)  # step -> when
+
+
+def status(settings: Settings) -> list[PipelineStatus]:
+    """The pipeline's status, then its reverse pipeline's once a cut-over wrote one."""
+    steps = CutoverState(settings).steps() if settings.target is not None else {}
+    found = [_one(settings, _cutover_phase(steps))]
+    found[0].cutover = {step: at.isoformat() for step, (at, _) in steps.items()}
+    if "reverse" in steps:
+        found.append(_one(load_settings(steps["reverse"][1]), None))
+    return found
+
+
+def _cutover_phase(steps: dict[str, tuple[datetime, str]]) -> str | None:
+    if "rolled_back" in steps:
+        return "rolled back"
+    if "done" in steps:
+        return "cut over"
+    if steps:
+        last = max(steps, key=lambda step: steps[step][0])
+        return f"cutting over ({last})"
+    return None
+
+
+def _one(settings: Settings, cutover_phase: str | None) -> PipelineStatus:
+    kafka = settings.kafka
+    offsets = KafkaOffsetStore(
+        kafka.bootstrap_servers, kafka.topic_prefix, kafka.replication_factor
+    )
+    snapshot_done = settings.snapshot.mode == "never" or offsets.get(COMPLETE_KEY) is not None
+    phase = cutover_phase or ("streaming" if snapshot_done else "snapshot")
+    source = source_lag(settings)
+    view = KafkaView(settings)
+    try:
+        lag = sink_lag(settings, view) if settings.target is not None else {}
+        dead = view.dead_letters(None)
+    finally:
+        view.close()
+    verify = last_verify(settings)
+    result = PipelineStatus(
+        settings.name,
+        phase,
+        source.streaming,
+        source.seconds,
+        source.bytes,
+        source.retained_bytes,
+        dead,
+        verify,
+    )
+    for schema, table in source_tables(settings):
+        seconds, messages = lag.get(table_topic(kafka.topic_prefix, schema, table), (0.0, 0))
+        result.tables.append(TableStatus(f"{schema}.{table}", phase, seconds, messages))
+    return result
