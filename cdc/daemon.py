@@ -21,6 +21,7 @@ from cdc.kafka.connection import check_access
 from cdc.kafka.offsets import KafkaOffsetStore
 from cdc.kafka.publisher import KafkaPublisher, TopicLayout
 from cdc.postgres.replication import ReplicationError
+from cdc.refusals import refusal
 from cdc.settings import PostgresSource as PostgresSettings
 from cdc.settings import Settings
 from cdc.source import IDLE, Source
@@ -131,6 +132,8 @@ def run_source(settings: Settings, stopper: Stopper, health: Health, grace_s: fl
             _pump(source, publisher, health, stopper, grace_s)
             backoff = 1.0
         except TRANSIENT as exc:
+            if (terminal := refusal(exc)) is not None:
+                raise terminal from exc
             # The stream resumes from the last acknowledged position. What
             # Kafka accepted is still acknowledged: snapshot progress lives
             # in Kafka, not in the lost connection.
@@ -155,8 +158,8 @@ def run_sink(settings: Settings, stopper: Stopper, health: Health) -> None:
 
     if settings.target is None:
         raise TerminalError("the pipeline has no target", "add a target: section to run a sink")
-    # Made in the loop: a target that is down (or refuses the login) at start-up
-    # is retried like one lost later, not a crash.
+    # Made in the loop: a target that is down at start-up is retried like one
+    # lost later, not a crash (a refused login stops it: cdc.refusals).
     worker: SinkWorker | None = None
     backoff = 1.0
     try:
@@ -171,6 +174,8 @@ def run_sink(settings: Settings, stopper: Stopper, health: Health) -> None:
                 health.beat()
                 backoff = 1.0
             except TRANSIENT as exc:
+                if (terminal := refusal(exc)) is not None:
+                    raise terminal from exc
                 health.set_ready(False)
                 metrics.SINK_RECONNECTS.inc()
                 log.warning("sink_reconnecting", error=str(exc), in_s=backoff)
@@ -190,6 +195,8 @@ def _reconnect_quietly(worker: Any) -> None:
     try:
         worker.reconnect()
     except TRANSIENT as exc:  # still down: the next turn of the loop tries again
+        if (terminal := refusal(exc)) is not None:
+            raise terminal from exc
         log.warning("sink_reconnect_failed", error=str(exc))
 
 

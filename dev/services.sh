@@ -2,7 +2,9 @@
 # Installs (if missing) and runs the local servers cdc is developed and tested
 # against: PostgreSQL 15, MariaDB 10.11 and one Apache Kafka broker in KRaft
 # mode. Everything listens on 127.0.0.1 on ports that do not clash with a
-# system server; data lives under .dev/ (ignored by git).
+# system server; data lives under .dev/ (ignored by git). Every server also
+# speaks TLS with a throwaway CA in .dev/tls (Kafka on extra SSL and SASL_SSL
+# listeners), for the TLS tests; plain clients keep working.
 #
 #   dev/services.sh up                 install what is missing, start all, write .dev/env
 #   dev/services.sh down               stop all
@@ -224,7 +226,7 @@ my_start() {
   fi
   if ! my_running; then
     log "starting MariaDB on 127.0.0.1:$MY_PORT"
-    (cd / && nohup mariadbd --defaults-file="$DEV/mysql/my.cnf" >/dev/null 2>&1 &)
+    (cd / && nohup mariadbd --defaults-file="$DEV/mysql/my.cnf" </dev/null >/dev/null 2>&1 &)
     for _ in $(seq 1 120); do
       mariadb-admin --no-defaults -S "$DEV/mysql/mariadbd.sock" -u root ping >/dev/null 2>&1 && break
       sleep 0.5

@@ -20,7 +20,16 @@ from cdc.errors import TerminalError
     help="source: the database's changes into Kafka; sink: Kafka into the target; all: both"
     " (the default when the pipeline has a target, else source).",
 )
-def run(path: Path, role: str | None) -> None:
+@click.option(
+    "--grace-seconds",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="on SIGTERM/SIGINT, how long to wait for Kafka acknowledgements and the last sink"
+    " transaction before exiting (keep it under systemd's TimeoutStopSec and Kubernetes'"
+    " terminationGracePeriodSeconds).",
+)
+def run(path: Path, role: str | None, grace_seconds: float) -> None:
     """Run the pipeline until SIGTERM/SIGINT (a second signal exits at once)."""
     settings = load_or_exit(path)
     role = role or ("all" if settings.target is not None else "source")
@@ -29,7 +38,7 @@ def run(path: Path, role: str | None) -> None:
     stopper = daemon.Stopper()
     stopper.install()
     try:
-        daemon.run(settings, role, stopper)
+        daemon.run(settings, role, stopper, grace_seconds)
     except TerminalError as error:
         log.error("stopped", error=error.message, fix=error.remedy, role=role)
         raise SystemExit(1) from None
