@@ -10,6 +10,7 @@ from typing import Any
 
 from bench import (
     bulk_copy,
+    direct_copy,
     end_to_end,
     mysql_decoding,
     mysql_source,
@@ -27,6 +28,8 @@ WORKLOADS: list[Workload[Any]] = [
     pg_decoding.WORKLOAD,
     mysql_decoding.WORKLOAD,
     bulk_copy.WORKLOAD,
+    direct_copy.PG_WORKLOAD,
+    direct_copy.MYSQL_WORKLOAD,
     sink_apply.WORKLOAD,
     end_to_end.WORKLOAD,
 ]

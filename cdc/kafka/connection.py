@@ -40,7 +40,8 @@ def check_access(connection: KafkaConnection, timeout: float = 10.0) -> None:
     """
     refusals: list[KafkaError] = []
     config = client_config(connection)
-    with_callback: dict[str, Any] = {**config, "error_cb": refusals.append}
+    # log_level 0: the refusal is reported once, below, not as librdkafka's stream of retries
+    with_callback: dict[str, Any] = {**config, "error_cb": refusals.append, "log_level": 0}
     admin = AdminClient(with_callback)
     deadline = time.monotonic() + timeout
     while True:

@@ -43,7 +43,7 @@ def check_kafka(settings: Settings, report: Assessment) -> None:
             "reachable",
             "blocker",
             f"Kafka at {settings.kafka.bootstrap_servers} did not answer: {exc.args[0]}",
-            "check kafka.bootstrap_servers, the brokers, and the producer security settings",
+            "check kafka.bootstrap_servers, the brokers, and kafka.tls / kafka.sasl",
         )
         return
     prefix = f"{settings.kafka.topic_prefix}."

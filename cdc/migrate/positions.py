@@ -74,7 +74,7 @@ def published(settings: Settings) -> Marker | None:
                 (settings.source.slot_name,),
             ).fetchone()
             return Marker(lsn=int(row[0])) if row and row[0] is not None else None
-    store = KafkaOffsetStore(settings.kafka.bootstrap_servers, settings.kafka.topic_prefix)
+    store = KafkaOffsetStore(settings.kafka.client_config(), settings.kafka.topic_prefix)
     stored = store.get(POSITION_KEY)
     if stored is None:
         return None
@@ -103,11 +103,11 @@ class KafkaView:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        bootstrap = settings.kafka.bootstrap_servers
-        self._admin = AdminClient({"bootstrap.servers": bootstrap})
+        connection = settings.kafka.client_config()
+        self._admin = AdminClient(connection)
         self._consumer = Consumer(
             {
-                "bootstrap.servers": bootstrap,
+                **connection,
                 "group.id": f"cdc-inspect-{uuid.uuid4().hex}",
                 "enable.auto.commit": False,
             }

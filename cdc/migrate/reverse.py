@@ -95,7 +95,7 @@ def prepare_start(reverse: Settings) -> str:
     """Fix where the reverse pipeline starts reading: now. Idempotent; what was done."""
     source = reverse.source
     kafka = reverse.kafka
-    store = KafkaOffsetStore(kafka.bootstrap_servers, kafka.topic_prefix, kafka.replication_factor)
+    store = KafkaOffsetStore(kafka.client_config(), kafka.topic_prefix, kafka.replication_factor)
     if isinstance(source, PostgresSource):
         with pg_connect(source.dsn) as conn:
             tables = pg_catalog.select_tables(conn, source.selects)

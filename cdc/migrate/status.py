@@ -68,9 +68,7 @@ def _cutover_phase(steps: dict[str, tuple[datetime, str]]) -> str | None:
 
 def _one(settings: Settings, cutover_phase: str | None) -> PipelineStatus:
     kafka = settings.kafka
-    offsets = KafkaOffsetStore(
-        kafka.bootstrap_servers, kafka.topic_prefix, kafka.replication_factor
-    )
+    offsets = KafkaOffsetStore(kafka.client_config(), kafka.topic_prefix, kafka.replication_factor)
     snapshot_done = settings.snapshot.mode == "never" or offsets.get(COMPLETE_KEY) is not None
     phase = cutover_phase or ("streaming" if snapshot_done else "snapshot")
     source = source_lag(settings)

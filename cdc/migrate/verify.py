@@ -16,7 +16,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -80,7 +80,7 @@ class TableResult:
     seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return asdict(self)
 
 
 @dataclass
@@ -198,7 +198,8 @@ def _verify_table(
     schema, table = name.split(".", 1)
     ours = _describe(source, schema, table)
     if ours is None:
-        return TableResult(name, "", "error", f"the source has no table {name}")
+        reason = f"the source has no table {name} (check source.tables and --tables)"
+        return TableResult(name, "", "error", reason)
     plan = plan_table(
         settings, transforms, (schema, table), tuple(c.name for c in ours.columns), ours.key
     )
@@ -208,17 +209,20 @@ def _verify_table(
     theirs = _describe(target, *plan.target)
     if theirs is None:
         result.status = "different"
-        result.reason = f"the target has no table {result.target}"
+        result.reason = (
+            f"the target has no table {result.target} (cdc schema --apply creates it,"
+            " or the sink with target.create_tables: true)"
+        )
         return result
     absent = [t for _, t in plan.columns if theirs.column(t) is None]
     if absent:
         result.status = "different"
         result.reason = f"the target table {result.target} lacks {', '.join(absent)}"
         return result
-    sides = _sides(settings, source, target, plan, ours, theirs)
-    result.hashing = "database" if sides[2] else "python"
-    found = _compare(name, sides[0], sides[1], chunk_rows, result)
-    remaining, caught_up = settle(sides[0], sides[1], found, progress.caught_up, rounds)
+    ours_side, theirs_side, in_sql = _sides(settings, source, target, plan, ours, theirs)
+    result.hashing = "database" if in_sql else "python"
+    found = _compare(name, ours_side, theirs_side, chunk_rows, result)
+    remaining, caught_up = settle(ours_side, theirs_side, found, progress.caught_up, rounds)
     result.unconfirmed = bool(remaining) and not caught_up
     result.in_flight = len(found.keys()) - len(remaining.keys())
     _report(result, remaining, plan.key)

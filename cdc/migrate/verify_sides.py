@@ -93,7 +93,6 @@ class TableSide:
         hash_in_sql: bool,
     ) -> None:
         self._conn = conn
-        self._dialect = dialect
         self._table = f"{dialect.ident(schema)}.{dialect.ident(table)}"
         self._width = len(key)
         self._key_select = ", ".join(dialect.ident(c.name) for c in key)

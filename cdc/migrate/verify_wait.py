@@ -34,7 +34,7 @@ from sinks.worker import build_applier
 
 log = structlog.get_logger(__name__)
 
-POLL_S = 0.5
+POLL_S = 1.0  # the MySQL source stores its position once a second; a poll reads a topic
 
 
 class SinkProgress:
@@ -102,7 +102,7 @@ class SinkProgress:
 
         def acknowledged() -> bool:
             # read afresh each time: the store is a snapshot of the compacted topic
-            stored = KafkaOffsetStore(kafka.bootstrap_servers, prefix).get(POSITION_KEY)
+            stored = KafkaOffsetStore(kafka.client_config(), prefix).get(POSITION_KEY)
             if stored is None:
                 return False
             position = BinlogPosition.from_json(stored)

@@ -86,6 +86,9 @@ class MysqlDirectCopy:
             )
             for t in tables
         }
+        for table_schema, _ in prepared.values():
+            # on the schemas topic before the stream's first event, as with the initial snapshot
+            yield table_schema
         states = {s.table: s for s in todo}
         parallelism = self._settings.snapshot.parallelism
         for first, rows, last, done in parallel(todo, read, parallelism):

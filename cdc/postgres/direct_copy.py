@@ -27,6 +27,7 @@ from dataclasses import replace
 from typing import Any
 
 import psycopg
+import structlog
 
 from cdc.direct_copy import CopyMeter, ranges_to_copy
 from cdc.postgres import catalog
@@ -42,6 +43,8 @@ from cdc.source import IDLE, StreamItem
 from sinks.copy_progress import RangeState
 from sinks.direct_writer import DirectWriter
 from sinks.postgres import SESSION_OPTIONS as TARGET_SESSION
+
+log = structlog.get_logger(__name__)
 
 FIRST_USER_OID = 16384  # below: built-in types, the same OID and binary form on every server
 
@@ -94,6 +97,8 @@ class PgDirectCopy:
                 registry, table.schema, table.name, table.columns, table.key, table.not_null
             )
             schemas[table.qualified] = schema
+            # on the schemas topic before the stream's first event, as with the initial snapshot
+            yield schema
             types = {c.name: registry.info(c.type_oid, c.typmod).name for c in table.columns}
             key_types[table.oid] = [types[k] for k in table.primary_key]
             target_types = None if writer.transforms else writer.prepare_table(schema)
@@ -103,6 +108,8 @@ class PgDirectCopy:
                     for c in table.columns
                 )
                 piped[table.qualified] = "binary" if same else "text"
+            path = f"copy {piped[table.qualified]}" if table.qualified in piped else "rows"
+            log.info("direct_copy_table", table=table.qualified, path=path)
         estimate = conn.execute(
             "SELECT coalesce(sum(greatest(reltuples, 0)), 0)::bigint FROM pg_class"
             " WHERE oid = ANY(%s)",

@@ -19,7 +19,7 @@ import psycopg
 import yaml
 
 from tests.integration.convergence import pg_digest, wait_equal
-from tests.integration.daemon_process import cdc_command, wait_until
+from tests.integration.daemon_process import cdc_command
 from tests.integration.roles import new_password, pg_source_role, pg_target_role, with_user
 from tests.integration.sink_support import SinkProcess
 

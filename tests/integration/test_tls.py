@@ -273,7 +273,7 @@ def test_mariadb_with_another_ca_is_refused(
     )
     source = build_source(settings, KafkaOffsetStore(tls["CDC_KAFKA_BOOTSTRAP"], topic_prefix))
     with pytest.raises(pymysql.OperationalError, match="certificate verify failed"):
-        next(iter(source.stream()))
+        next(iter(source.stream(None)))
     with pytest.raises(pymysql.OperationalError, match="certificate verify failed"):
         build_applier(settings)
 

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
+import pymysql
 
 from cdc.migrate.verify import last_verify, verify
 from cdc.settings import Settings
@@ -31,7 +32,7 @@ MYSQL_TABLES = [
     # floats and JSON: hashed in Python
     """CREATE TABLE items (id INT PRIMARY KEY, amount DECIMAL(14,4), ratio DOUBLE,
        seen DATETIME(6), stamped TIMESTAMP(6) NULL, doc JSON, data BLOB, note TEXT,
-       flag TINYINT(1), day DATE) CHARSET utf8mb4""",
+       flag TINYINT(1), day DATE, tags SET('x','y','z'), took TIME(6)) CHARSET utf8mb4""",
     # only types both engines can write alike: hashed in the databases
     """CREATE TABLE plain (id BIGINT PRIMARY KEY, amount DECIMAL(12,2), seen DATETIME(6),
        stamped TIMESTAMP(6) NULL, data VARBINARY(64), note VARCHAR(100), day DATE)
@@ -199,9 +200,10 @@ def test_mariadb_to_pg(
         rows = [item(i) for i in range(1, ROWS + 1)]
         for r in rows:
             stamped = r[4][:-6] if r[4] else None  # the session is in UTC
+            extra = ("z,x", f"-{r[0] % 30}:02:03.5") if r[1] is not None else (None, None)
             cur.execute(
-                "INSERT INTO items VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                (*r[:4], stamped, *r[5:]),
+                "INSERT INTO items VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (*r[:4], stamped, *r[5:], *extra),
             )
             cur.execute(
                 "INSERT INTO plain VALUES (%s, %s, %s, %s, %s, %s, %s)",
@@ -282,3 +284,43 @@ def test_live_load_with_a_lagging_sink_reports_no_false_difference(
     assert report.equal, report.to_json()
     assert report.tables[0].rows >= ROWS * 0.8
     assert report.tables[0].in_flight > 0  # the sink did lag: rows differed, then settled
+
+
+def mysql_count(dsn: str, table: str) -> int:
+    with mysql_connect(dsn) as conn, conn.cursor() as cur:
+        try:
+            cur.execute(f"SELECT count(*) FROM {table}")
+        except pymysql.err.ProgrammingError:
+            return -1
+        return int(cur.fetchone()[0])
+
+
+def test_pg_to_mariadb(
+    tmp_path: Path, pg_dsn: str, mysql_dsn: str, kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    pg_source(pg_dsn)
+    settings = pg_pipeline(
+        tmp_path,
+        topic_prefix,
+        pg_dsn,
+        kafka_bootstrap,
+        ["public.items", "public.names"],
+        target={"type": "mysql", "dsn": mysql_dsn, "create_tables": True},
+        heartbeat_interval_s=0.5,
+    )
+    with running(settings, "all"):
+        assert wait_until(lambda: mysql_count(mysql_dsn, "items") == ROWS, timeout=120)
+        assert wait_until(lambda: mysql_count(mysql_dsn, "names") == 13, timeout=60)
+        report = verify(settings, chunk_rows=300)
+        assert report.equal, report.to_json()
+        with mysql_connect(mysql_dsn) as conn, conn.cursor() as cur:
+            cur.execute("UPDATE items SET stamped = stamped + INTERVAL 1 SECOND WHERE id = 321")
+            cur.execute("DELETE FROM names WHERE name = '🚀'")
+        edited = verify(settings, chunk_rows=300)
+    keys = {t.table: t.keys for t in edited.tables}
+    assert keys == {
+        "public.items": {"differing": [{"id": 321}]},
+        "public.names": {"missing": [{"name": "🚀"}]},
+    }
+    found = last_verify(settings)
+    assert found is not None and found[1] is False

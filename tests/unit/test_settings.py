@@ -481,3 +481,12 @@ def test_section_of_the_wrong_kind(tmp_path: Path) -> None:
     data["snapshot"] = 5
     issue = only_issue(tmp_path, data)
     assert (issue.path, issue.message) == ("snapshot", "must be a mapping of keys, got a number")
+
+
+def test_direct_snapshot_needs_a_target(tmp_path: Path) -> None:
+    data = {**minimal(), "snapshot": {"mode": "direct"}}
+    issue = only_issue(tmp_path, data)
+    assert "snapshot.mode direct" in issue.message and "no target section" in issue.message
+    assert "add a target" in issue.hint
+    data["target"] = {"type": "postgres", "dsn": f"postgresql://cdc:{PASSWORD}@pg.internal/shop"}
+    assert load_settings(write(tmp_path, data)).snapshot.mode == "direct"
