@@ -13,14 +13,26 @@ the sink's upsert leaves each row at its latest state.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
+import psycopg
 import structlog
 
 from cdc import metrics
 from cdc.progress import Progress
+from cdc.settings import PostgresTarget, Settings
 from sinks.copy_progress import CopyProgress, RangeState
+from sinks.postgres import SESSION_OPTIONS
 
 log = structlog.get_logger(__name__)
+
+
+def connect_pg_target(settings: Settings) -> psycopg.Connection[Any]:
+    """A connection to the PostgreSQL target, in the sink's session settings
+    (no triggers or foreign keys fire: tables are copied in any order)."""
+    target = settings.target
+    assert isinstance(target, PostgresTarget)
+    return psycopg.connect(target.dsn.get_secret_value(), options=SESSION_OPTIONS)
 
 
 def ranges_to_copy(

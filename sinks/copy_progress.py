@@ -11,12 +11,15 @@ the tables the same way.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
 import psycopg
 import pymysql
+from psycopg import sql
+from psycopg.abc import Buffer
 
 from sinks.mysql_statements import quote
 
@@ -162,3 +165,22 @@ class MysqlCopyProgress:
         with self._conn.cursor() as cur:
             query = _RECORD.format(table=self._table, now="CURRENT_TIMESTAMP(6)")
             cur.execute(query, _params(self._pipeline, state, rows))
+
+
+def copy_chunk(
+    conn: psycopg.Connection[Any],
+    progress: PgCopyProgress,
+    copy_in: sql.Composed,
+    blocks: Iterable[Buffer | str],
+    state: RangeState,
+) -> int:
+    """COPY one chunk into a PostgreSQL target and record `state` in the same
+    transaction; the number of rows the target took."""
+    with conn.transaction():
+        with conn.cursor() as cur:
+            with cur.copy(copy_in) as writing:
+                for block in blocks:
+                    writing.write(block)
+            rows = max(cur.rowcount, 0)
+        progress.record(state, rows)
+    return rows

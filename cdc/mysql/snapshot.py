@@ -153,17 +153,24 @@ def read_table(
     table: MyTable,
     after: tuple[Any, ...] | None,
     chunk_rows: int,
+    select: str | None = None,
 ) -> Iterator[tuple[list[tuple[Any, ...]], tuple[Any, ...] | None, bool]]:
-    """(rows, last key, done) per chunk, in a consistent snapshot of its own."""
+    """(rows, last key, done) per chunk, in a consistent snapshot of its own.
+    With `select` (an SQL expression, `%` doubled as in every statement with
+    parameters), rows are (its value, *key) instead of the table's columns."""
     quote = quote_name
-    columns = ", ".join(quote(c.name) for c in table.columns)
-    source = f"{quote(table.schema)}.{quote(table.name)}"
     names = [c.name for c in table.columns]
-    key_at = [names.index(k) for k in table.primary_key]
+    if select is None:
+        columns = ", ".join(quote(c.name) for c in table.columns)
+        key_at = [names.index(k) for k in table.primary_key]
+    else:
+        columns = ", ".join([select, *(quote(k) for k in table.primary_key)])
+        key_at = list(range(1, len(table.primary_key) + 1))
+    source = f"{quote(table.schema)}.{quote(table.name)}"
     with connect() as conn, conn.cursor(pymysql.cursors.SSCursor) as cursor:
         cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
         if not table.primary_key:
-            cursor.execute(f"SELECT {columns} FROM {source}")
+            cursor.execute(f"SELECT {columns} FROM {source}", ())
             while rows := cursor.fetchmany(chunk_rows):
                 yield list(rows), None, False
             yield [], None, True

@@ -29,7 +29,7 @@ from typing import Any
 import psycopg
 import structlog
 
-from cdc.direct_copy import CopyMeter, ranges_to_copy
+from cdc.direct_copy import CopyMeter, connect_pg_target, ranges_to_copy
 from cdc.postgres import catalog
 from cdc.postgres.catalog import PgTable
 from cdc.postgres.copy_pipe import CopyPipe, Format
@@ -37,12 +37,11 @@ from cdc.postgres.position import PgPosition
 from cdc.postgres.snapshot import KeyRange, ParallelReader, export_snapshot, plan_ranges
 from cdc.postgres.types import TypeRegistry
 from cdc.schemas import TableSchema
-from cdc.settings import PostgresTarget, Settings
+from cdc.settings import Settings
 from cdc.snapshot_rows import read_events
 from cdc.source import IDLE, StreamItem
 from sinks.copy_progress import RangeState
 from sinks.direct_writer import DirectWriter
-from sinks.postgres import SESSION_OPTIONS as TARGET_SESSION
 
 log = structlog.get_logger(__name__)
 
@@ -122,7 +121,7 @@ class PgDirectCopy:
         try:
             pipe = CopyPipe(
                 self._connect,
-                self._connect_target,
+                lambda: connect_pg_target(self._settings),
                 self._settings.name,
                 exported,
                 key_types,
@@ -167,11 +166,6 @@ class PgDirectCopy:
             if holder is not None:
                 holder.close()
         meter.finish()
-
-    def _connect_target(self) -> psycopg.Connection[Any]:
-        target = self._settings.target
-        assert isinstance(target, PostgresTarget)  # only a PostgreSQL target takes the pipe
-        return psycopg.connect(target.dsn.get_secret_value(), options=TARGET_SESSION)
 
 
 def _key_range(table: PgTable, state: RangeState) -> KeyRange:

@@ -1,0 +1,88 @@
+"""MariaDB writes PostgreSQL's COPY text lines itself, for the direct copy
+into a PostgreSQL target.
+
+Decoding rows in Python is what limits the row path (`sinks.direct_writer`):
+here the source server formats each row as one COPY line (NULL as `\\N`, text
+escaped, temporal values in ISO form, bytes as `\\x` hex) and Python only
+moves the lines to the target's COPY. Each column is formatted the way the
+row path converts it into the type `target.create_tables` gives it (see
+`sinks.pg_types`); a table with any other column type, or whose target
+column has another type, takes the row path.
+
+Expressions use `CHAR(n USING utf8mb4)` rather than backslashes in string
+literals, so they mean the same whatever the server's `sql_mode`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from cdc.mysql.snapshot import quote_name
+from cdc.schemas import Column, TableSchema
+from sinks.pg_types import pg_type
+
+_BACKSLASH = "CHAR(92 USING utf8mb4)"
+_NULL = f"CONCAT({_BACKSLASH}, 'N')"
+_NUMBER_SOURCES = ("tinyint", "smallint", "mediumint", "int", "bigint", "year", "decimal")
+_TEXT_SOURCES = ("char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "json")
+_BYTES_SOURCES = ("binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob")
+_ZONES = ((" without time zone", ""), (" with time zone", "tz"))
+
+
+def _escaped(expr: str) -> str:
+    """COPY text escapes: backslash first, then tab, newline, carriage return."""
+    out = f"REPLACE({expr}, {_BACKSLASH}, CONCAT({_BACKSLASH}, {_BACKSLASH}))"
+    for code, letter in ((9, "t"), (10, "n"), (13, "r")):
+        out = f"REPLACE({out}, CHAR({code} USING utf8mb4), CONCAT({_BACKSLASH}, '{letter}'))"
+    return out
+
+
+def _no_zero_date(name: str, value: str) -> str:
+    # dates Python cannot hold (zero dates, year 0) are NULL on the row path
+    # with source.zero_dates: null ('error' takes the row path, which raises)
+    return f"IF(YEAR({name}) = 0 OR MONTH({name}) = 0 OR DAYOFMONTH({name}) = 0, NULL, {value})"
+
+
+def _field(column: Column, zero_dates: str) -> str | None:
+    """The SQL of one column's COPY field (NULL still to be replaced), or None."""
+    name = quote_name(column.name)
+    source = column.type
+    if source.startswith(_NUMBER_SOURCES):
+        return name
+    if zero_dates == "null" and source == "date":
+        return _no_zero_date(name, name)
+    if zero_dates == "null" and source.startswith(("datetime(", "timestamp(")):
+        text = f"DATE_FORMAT({name}, '%%Y-%%m-%%d %%H:%%i:%%s.%%f')"  # % doubled: see line_sql
+        # the session runs in UTC: a TIMESTAMP's text is UTC
+        value = f"CONCAT({text}, '+00')" if source.startswith("timestamp") else text
+        return _no_zero_date(name, value)
+    if source.startswith(_TEXT_SOURCES):
+        return _escaped(name)
+    if source in _BYTES_SOURCES:
+        return f"CONCAT({_BACKSLASH}, {_BACKSLASH}, 'x', HEX({name}))"
+    return None
+
+
+def _short(target_type: str) -> str:
+    """format_type()'s name as `sinks.pg_types` writes it:
+    timestamp(6) with time zone -> timestamptz(6)."""
+    for long, short in _ZONES:
+        if target_type.endswith(long) and target_type.startswith("timestamp"):
+            return target_type.removesuffix(long).replace("timestamp", "timestamp" + short, 1)
+    return target_type
+
+
+def line_sql(schema: TableSchema, target_types: Mapping[str, str], zero_dates: str) -> str | None:
+    """The select expression of one COPY line per row, for a statement with
+    parameters (`%` doubled), or None when a column needs the row path."""
+    fields = []
+    for column in schema.columns:
+        target = target_types.get(column.name)
+        if target is None or _short(target) != pg_type(column, "mysql"):
+            return None  # not the type create_tables gives: the row path converts it
+        field = _field(column, zero_dates)
+        if field is None:
+            return None
+        fields.append(f"IFNULL({field}, {_NULL})")
+    # text, never a binary string (which the driver would give as bytes)
+    return f"CONVERT(CONCAT_WS(CHAR(9 USING utf8mb4), {', '.join(fields)}) USING utf8mb4)"
