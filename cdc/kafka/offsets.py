@@ -26,6 +26,12 @@ from cdc.kafka.admin import COMPACTED, TopicAdmin
 from cdc.kafka.connection import KafkaConnection, client_config
 from cdc.topics import offsets_topic
 
+_NOT_READY_YET = {
+    KafkaError._UNKNOWN_PARTITION,
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+}
+
 
 class KafkaOffsetStore:
     def __init__(
@@ -80,13 +86,14 @@ class KafkaOffsetStore:
         return values
 
     def _high_watermark(self, consumer: Consumer) -> int:
-        # A topic created a moment ago may not be in every broker's metadata yet.
+        # A topic created a moment ago may not be in every broker's metadata yet,
+        # or its partition leader not elected yet.
         deadline = time.monotonic() + 30
         while True:
             try:
                 return consumer.get_watermark_offsets(TopicPartition(self._topic, 0), timeout=10)[1]
             except KafkaException as exc:
-                if exc.args[0].code() != KafkaError._UNKNOWN_PARTITION:
+                if exc.args[0].code() not in _NOT_READY_YET:
                     raise
                 if time.monotonic() > deadline:
                     raise

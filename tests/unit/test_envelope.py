@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
 import orjson
+import pytest
 
-from cdc import envelope
+from cdc import envelope, values
 from cdc.events import ChangeEvent, Op
 from cdc.schemas import Column, TableSchema
 from cdc.topics import schemas_topic, table_topic
@@ -88,3 +89,37 @@ def test_fingerprint_changes_with_the_shape_only() -> None:
     assert one.fingerprint == same.fingerprint
     assert one.fingerprint != retyped.fingerprint
     assert TableSchema.from_json(one.to_json()) == one
+
+
+def test_template_writes_the_bytes_encode_value_writes() -> None:
+    # a table name with "%" and "\x00" must not disturb the template's holes
+    base = replace(update_event(), table="100%b %d \x00odd", unchanged=())
+    template = envelope.ValueTemplate(base, "lsn")
+    for op, before, after, unchanged in [
+        (Op.CREATE, None, {"id": 2, "note": "50%"}, ()),
+        (Op.UPDATE, {"id": 2}, {"id": 2, "balance": Decimal("2.50")}, ("doc", "pic")),
+        (Op.DELETE, {"id": 2, "balance": None}, None, ()),
+    ]:
+        event = replace(
+            base,
+            op=op,
+            before=before,
+            after=after,
+            source={**base.source, "lsn": 9_000_000_001},
+            unchanged=unchanged,
+        )
+        encoded = template.encode(
+            op,
+            b"null" if before is None else values.dumps(before),
+            b"null" if after is None else values.dumps(after),
+            9_000_000_001,
+            1_700_000_000_999,
+            unchanged,
+        )
+        assert encoded == envelope.encode_value(event, now_ms=1_700_000_000_999)
+
+
+def test_template_position_must_be_a_field_of_the_source() -> None:
+    template = envelope.ValueTemplate(update_event(), "table")
+    with pytest.raises(ValueError, match="'table' is written by the envelope itself"):
+        template.format(Op.CREATE)

@@ -1,0 +1,110 @@
+"""pgoutput row changes to wire messages: the same bytes as the envelope of
+the equivalent change event (cdc.postgres.changes)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from cdc import envelope, values
+from cdc.events import ChangeEvent, Op
+from cdc.postgres.changes import ChangeBatch, RelationState, Transaction
+from cdc.postgres.pgoutput import UNCHANGED, Delete, Insert, Update
+from cdc.postgres.position import PgPosition
+from cdc.schemas import Column, TableSchema
+
+SCHEMA = TableSchema(
+    "postgresql",
+    "public",
+    "items",
+    (Column("id", "bigint", False), Column('odd "name"', "text"), Column("price", "numeric")),
+    ("id",),
+)
+TX = Transaction(xid=7, commit_ms=1_700_000_000_123)
+
+
+def decimal(data: bytes) -> Decimal:
+    # a Python value, which the envelope encodes (numeric's own converter
+    # passes the text through)
+    return Decimal(data.decode())
+
+
+def state() -> RelationState:
+    return RelationState(
+        schema=SCHEMA,
+        names=SCHEMA.column_names,
+        converters=(int, bytes.decode, decimal),
+        key=("id",),
+        source={"connector": "postgresql", "db": "app"},
+        fingerprint=SCHEMA.fingerprint,
+    )
+
+
+def expected(
+    op: Op,
+    key: dict[str, Any],
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    unchanged: tuple[str, ...] = (),
+) -> tuple[Op, bytes, bytes]:
+    event = ChangeEvent(
+        op=op,
+        schema="public",
+        table="items",
+        key=key,
+        before=before,
+        after=after,
+        ts_ms=TX.commit_ms,
+        position=PgPosition(42),
+        fingerprint=SCHEMA.fingerprint,
+        txid=TX.xid,
+        source={"connector": "postgresql", "db": "app", "lsn": 42},
+        unchanged=unchanged,
+    )
+    return op, values.dumps(key), envelope.encode_value(event, now_ms=5)
+
+
+def encode(message: Insert | Update | Delete) -> list[tuple[Op, bytes, bytes]]:
+    out: list[tuple[Op, bytes, bytes]] = []
+    state().encode(message, TX, 42, 5, out)
+    return out
+
+
+def test_insert() -> None:
+    row = {"id": 1, 'odd "name"': None, "price": Decimal("1.50")}
+    assert encode(Insert(1, (b"1", None, b"1.50"))) == [expected(Op.CREATE, {"id": 1}, None, row)]
+
+
+def test_update_with_an_unchanged_toast_value() -> None:
+    after = {"id": 1, "price": Decimal("2")}
+    assert encode(Update(1, (b"1", UNCHANGED, b"2"))) == [
+        expected(Op.UPDATE, {"id": 1}, None, after, ('odd "name"',))
+    ]
+
+
+def test_key_change_is_a_delete_and_an_insert() -> None:
+    old = {"id": 1, 'odd "name"': None, "price": None}
+    new = {"id": 2, 'odd "name"': "x", "price": Decimal("3")}
+    assert encode(Update(1, (b"2", b"x", b"3"), key=(b"1", None, None))) == [
+        expected(Op.DELETE, {"id": 1}, old, None),
+        expected(Op.CREATE, {"id": 2}, None, new),
+    ]
+
+
+def test_delete_by_key() -> None:
+    assert encode(Delete(1, key=(b"1", None, None))) == [
+        expected(Op.DELETE, {"id": 1}, {"id": 1}, None)
+    ]
+
+
+def test_batch_holds_one_relation_and_at_most_its_limit() -> None:
+    batch = ChangeBatch(limit=2)
+    first, second = state(), state()
+    assert batch.add(first, Insert(1, (b"1", None, b"1")), TX, 1) == []
+    assert batch.add(first, Insert(1, (b"2", None, b"1")), TX, 2) == []
+    full = batch.add(first, Insert(1, (b"3", None, b"1")), TX, 3)  # over the limit
+    assert [len(b.messages) for b in full] == [2]
+    switched = batch.add(second, Insert(1, (b"4", None, b"1")), TX, 4)  # another relation
+    assert [[key for _, key, _ in b.messages] for b in switched] == [[b'{"id":3}']]
+    assert [b.fingerprint for b in batch.take()] == [SCHEMA.fingerprint]
+    assert batch.take() == []
