@@ -1,33 +1,45 @@
-"""The `cdc` command line: one group, each command in its own module."""
+"""The `cdc` command line: one group, each command in its own module.
+
+Commands are imported when they run, not at start-up: the daemon (`cdc run`)
+does not pay for the migration commands' imports on every start or restart.
+"""
 
 from __future__ import annotations
+
+import importlib
 
 import click
 
 from cdc import __version__
-from cdc.commands.assess import assess
-from cdc.commands.config import config
-from cdc.commands.cutover import cutover
-from cdc.commands.replay import replay
-from cdc.commands.rollback import rollback
-from cdc.commands.run import run
-from cdc.commands.schema import schema
-from cdc.commands.status import status
-from cdc.commands.verify import verify
+
+# name -> module in cdc.commands holding the click command of that name
+COMMANDS = {
+    "config": "config",
+    "run": "run",
+    "replay": "replay",
+    "assess": "assess",
+    "schema": "schema",
+    "verify": "verify",
+    "cutover": "cutover",
+    "rollback": "rollback",
+    "status": "status",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMANDS.get(cmd_name)
+        if module is None:
+            return None
+        command = getattr(importlib.import_module(f"cdc.commands.{module}"), cmd_name)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="cdc")
 def main() -> None:
     """Stream changes from PostgreSQL or MySQL/MariaDB through Kafka into a target database."""
-
-
-main.add_command(config)
-main.add_command(run)
-main.add_command(replay)
-main.add_command(schema)
-main.add_command(assess)
-main.add_command(verify)
-main.add_command(cutover)
-main.add_command(rollback)
-main.add_command(status)
