@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
@@ -31,12 +32,14 @@ class SchemaCache:
         """The schema; reads newer records when it is not known yet (the source
         publishes a schema before the first event that uses it, but on another
         topic, so it may arrive a little later)."""
-        found = self._schemas.get(fingerprint)
-        if found is None:
-            self._read_to_end(timeout)
-            found = self._schemas.get(fingerprint)
-            if found is None:
+        deadline = time.monotonic() + timeout
+        while (found := self._schemas.get(fingerprint)) is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 raise TransientError(f"schema {fingerprint.decode()} is not on {self._topic} yet")
+            # Reaching the end once is not enough: the end may have been reported before
+            # the schema's record was written (it is produced apart from the event).
+            self._read_to_end(left)
         return found
 
     def _read_to_end(self, timeout: float) -> None:

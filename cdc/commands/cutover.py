@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import click
 
 from cdc.commands.common import config_option
 from cdc.commands.workflow import (
-    EXIT_COULD_NOT_RUN,
     EXIT_NOT_DONE,
+    echo_json,
     fail,
     json_option,
-    load_with_target,
     metrics_option,
     progress,
-    serve_metrics,
+    run_step,
 )
-from cdc.errors import TerminalError
-from cdc.secrets import redact
 
 
 @click.command()
@@ -43,16 +39,14 @@ def cutover(path: Path, as_json: bool, metrics_listen: str | None) -> None:
     """
     from cdc.migrate.cutover import cutover as run_cutover  # noqa: PLC0415
 
-    settings = load_with_target("cutover", path)
-    try:
-        serve_metrics(metrics_listen)
-        report = run_cutover(settings, path, progress(as_json))
-    except TerminalError as exc:
-        fail("cutover", str(exc), EXIT_COULD_NOT_RUN)
-    except Exception as exc:  # a server down, a refused privilege: say what and stop
-        fail("cutover", f"{type(exc).__name__}: {exc}", EXIT_COULD_NOT_RUN)
+    report = run_step(
+        "cutover",
+        path,
+        metrics_listen,
+        lambda settings: run_cutover(settings, path, progress(as_json)),
+    )
     if as_json:
-        click.echo(redact(json.dumps(dataclasses.asdict(report), indent=2, default=str)))
+        echo_json(dataclasses.asdict(report))
     elif report.window_s is not None and report.outcome == "done":
         click.echo(f"cut over: writes were unavailable for {report.window_s:.3f} s")
         if report.reverse_config:

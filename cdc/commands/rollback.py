@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import click
 
 from cdc.commands.common import config_option
 from cdc.commands.workflow import (
-    EXIT_COULD_NOT_RUN,
     EXIT_NOT_DONE,
+    echo_json,
     fail,
     json_option,
-    load_with_target,
     metrics_option,
     progress,
-    serve_metrics,
+    run_step,
 )
-from cdc.errors import TerminalError
-from cdc.secrets import redact
 
 
 @click.command()
@@ -39,16 +35,11 @@ def rollback(path: Path, as_json: bool, metrics_listen: str | None) -> None:
     """
     from cdc.migrate.rollback import rollback as run_rollback  # noqa: PLC0415
 
-    settings = load_with_target("rollback", path)
-    try:
-        serve_metrics(metrics_listen)
-        report = run_rollback(settings, progress(as_json))
-    except TerminalError as exc:
-        fail("rollback", str(exc), EXIT_COULD_NOT_RUN)
-    except Exception as exc:  # a server down, a refused privilege: say what and stop
-        fail("rollback", f"{type(exc).__name__}: {exc}", EXIT_COULD_NOT_RUN)
+    report = run_step(
+        "rollback", path, metrics_listen, lambda settings: run_rollback(settings, progress(as_json))
+    )
     if as_json:
-        click.echo(redact(json.dumps(dataclasses.asdict(report), indent=2, default=str)))
+        echo_json(dataclasses.asdict(report))
     else:
         for warning in report.warnings:
             click.echo(f"warning: {warning}", err=True)

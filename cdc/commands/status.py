@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import click
 
 from cdc.commands.common import config_option
-from cdc.commands.workflow import EXIT_COULD_NOT_RUN, fail, json_option, load
-from cdc.secrets import redact
+from cdc.commands.workflow import EXIT_COULD_NOT_RUN, echo_json, fail, json_option, load
 
 
 @click.command()
@@ -32,8 +30,7 @@ def status(path: Path, as_json: bool) -> None:
     except Exception as exc:  # a server down: say which and stop
         fail("status", f"{type(exc).__name__}: {exc}", EXIT_COULD_NOT_RUN)
     if as_json:
-        documents = [dataclasses.asdict(pipeline) for pipeline in found]
-        click.echo(redact(json.dumps(documents, indent=2, default=str)))
+        echo_json([dataclasses.asdict(pipeline) for pipeline in found])
         return
     for pipeline in found:
         verify = "unknown"

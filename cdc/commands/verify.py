@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 import click
 from pydantic import ValidationError
 
-from cdc import logs
-from cdc.commands.common import EXIT_CONFIG, config_option, load_or_exit
+from cdc.commands.common import EXIT_CONFIG, config_option
+from cdc.commands.workflow import load
 from cdc.secrets import redact
 from cdc.settings import MetricsSettings
 
@@ -85,8 +85,7 @@ def verify(
     from cdc.migrate.verify import VerifyError  # noqa: PLC0415
     from cdc.migrate.verify import verify as run_verify  # noqa: PLC0415
 
-    settings = load_or_exit(path)
-    logs.configure(settings.log.format, settings.log.level)  # stderr: stdout is the report
+    settings = load(path)
     server = serve(metrics_listen, Health()) if metrics_listen is not None else None
     names = [t.strip() for t in tables.split(",") if t.strip()] if tables else None
     try:
@@ -148,6 +147,12 @@ def _print_human(report: VerifyReport) -> None:
             more = len(keys) - KEYS_SHOWN
             suffix = f" and {more} more (--json lists them)" if more > 0 else ""
             console.print(f"{r.table} {kind}: {shown}{suffix}", markup=False)
+        if r.busy:
+            console.print(
+                f"{r.table}: {r.busy} rows changed between every two re-checks (busy keys,"
+                " in flight through the stream): not counted as different",
+                markup=False,
+            )
         if r.unconfirmed:
             console.print(
                 f"{r.table}: the sink did not catch up within the wait timeout, so these rows"

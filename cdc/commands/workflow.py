@@ -1,18 +1,23 @@
-"""What `cdc cutover`, `cdc rollback` and `cdc status` share: loading a pipeline
-with a target, progress lines, errors and exit status, the metrics endpoint."""
+"""What `cdc cutover`, `cdc rollback`, `cdc status` and `cdc verify` share: loading
+a pipeline (with a target), progress lines, errors and exit status, the metrics
+endpoint, the JSON report."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 import click
 
 from cdc import logs
 from cdc.commands.common import EXIT_CONFIG, load_or_exit
+from cdc.errors import TerminalError
 from cdc.secrets import redact
 from cdc.settings import Settings
+
+T = TypeVar("T")
 
 EXIT_NOT_DONE = 1  # a gate failed, or a step could not finish (the reason says which)
 EXIT_COULD_NOT_RUN = 2
@@ -60,3 +65,23 @@ def progress(as_json: bool) -> Callable[[str, str], None]:
             click.echo(redact(f"{step:<20} {detail}"))
 
     return say
+
+
+def run_step(
+    command: str, path: Path, metrics_listen: str | None, action: Callable[[Settings], T]
+) -> T:
+    """`action` on the pipeline at `path` (it needs a target), the metrics endpoint
+    serving meanwhile; whatever stops it ends the command with exit 2 and the reason."""
+    settings = load_with_target(command, path)
+    try:
+        serve_metrics(metrics_listen)
+        return action(settings)
+    except TerminalError as exc:
+        fail(command, str(exc), EXIT_COULD_NOT_RUN)
+    except Exception as exc:  # a server down, a refused privilege: say what and stop
+        fail(command, f"{type(exc).__name__}: {exc}", EXIT_COULD_NOT_RUN)
+
+
+def echo_json(document: object) -> None:
+    """A report on stdout as JSON, secrets redacted."""
+    click.echo(redact(json.dumps(document, indent=2, default=str)))

@@ -6,7 +6,7 @@ that stopped half way continues where it was and a finished one is a no-op:
 1. gates: lag, dead letters, last verify (checked only before the fence);
 2. fenced: writes stopped on the source (`cdc.migrate.fence`);
 3. drained: the source's final position is in Kafka and the sink applied
-   every message up to the topics' ends (`cdc.migrate.positions`);
+   every message up to the topics' ends (`cdc.migrate.positions.wait_applied`);
 4. counters: sequences / AUTO_INCREMENT of the target above the source's;
 5. reverse: with `cutover.reverse`, the reverse pipeline's file and start point;
 6. verified: a final verify, with nothing in flight;
@@ -26,15 +26,7 @@ from cdc import metrics
 from cdc.migrate.cutover_state import CutoverState
 from cdc.migrate.fence import fence, unfence
 from cdc.migrate.gates import Gate, check_gates
-from cdc.migrate.positions import (
-    KafkaView,
-    Marker,
-    applied,
-    behind,
-    mark_source,
-    published,
-    reached,
-)
+from cdc.migrate.positions import Marker, mark_source, wait_applied
 from cdc.migrate.reverse import prepare_start, write_reverse
 from cdc.migrate.sequences import source_tables, sync_counters
 from cdc.migrate.verify import verify
@@ -42,7 +34,6 @@ from cdc.settings import Settings
 from cdc.settings_load import load_settings
 
 STEPS = ("gates", "fenced", "drained", "counters", "reverse", "verified", "done")
-POLL_S = 0.2
 Say = Callable[[str, str], None]
 
 
@@ -77,32 +68,28 @@ def wait_drained(settings: Settings, marker: Marker, timeout_s: float, say: Say,
     """Wait until the source published past `marker` and the sink applied every
     message of its topics; what was waited for. StepFailedError after `timeout_s`,
     its message ending with `again` (what the operator may do next)."""
-    deadline = time.monotonic() + timeout_s
-    while not reached(published(settings), marker):
-        if time.monotonic() > deadline:
-            raise StepFailedError(
-                "drained",
-                f"the source of {settings.name} did not put the changes up to {marker} into"
-                f" Kafka within {timeout_s:g} s: is its `cdc run` running? {again}",
-            )
-        time.sleep(POLL_S)
-    view = KafkaView(settings)
-    try:
-        ends = view.ends()  # final: the source is fenced and everything is in Kafka
-    finally:
-        view.close()
-    say("drained", f"source published up to {marker}; waiting for the sink")
-    while left := behind(ends, applied(settings)):
-        if time.monotonic() > deadline:
-            raise StepFailedError(
-                "drained",
-                f"the sink of {settings.name} still has {sum(left.values())} messages to apply"
-                f" after {timeout_s:g} s: is its `cdc run` running? {again}",
-            )
-        time.sleep(POLL_S)
-    messages = sum(high for _, high in ends.values())
+    result = wait_applied(
+        settings,
+        marker,
+        timeout_s,
+        lambda: say("drained", f"source published up to {marker}; waiting for the sink"),
+    )
+    if not result.published:
+        raise StepFailedError(
+            "drained",
+            f"the source of {settings.name} did not put the changes up to {marker} into"
+            f" Kafka within {timeout_s:g} s: is its `cdc run` running? {again}",
+        )
+    if result.left:
+        raise StepFailedError(
+            "drained",
+            f"the sink of {settings.name} still has {sum(result.left.values())} messages to"
+            f" apply after {timeout_s:g} s: is its `cdc run` running? {again}",
+        )
+    messages = sum(high for _, high in result.ends.values())
     return (
-        f"source position {marker}; sink applied all {messages} messages of {len(ends)} partitions"
+        f"source position {marker}; sink applied all {messages} messages"
+        f" of {len(result.ends)} partitions"
     )
 
 

@@ -1,11 +1,19 @@
 """How far each stage of a pipeline got: the source's position, what its table
-topics hold, and what the sink applied (the target's `cdc_offsets`).
+topics hold, and what the sink applied (the target's `cdc_offsets`); and
+`wait_applied`, the wait until the sink applied everything the source had at
+a marked moment, which the cut-over, the rollback and verify share.
 
-A fence point is marked on the source: on PostgreSQL a transactional logical
-message (its commit is the last thing the fenced database writes, and the
-source's slot moves past it only once Kafka has every change before it); on
-MySQL/MariaDB the binlog position once read_only holds, compared with the
-position the source stored in its offsets topic once Kafka had it all.
+A point is marked on the source: on PostgreSQL a transactional logical message
+(its commit is the last thing a fenced database writes, and the source's slot
+moves past it only once Kafka has every change before it); on MySQL/MariaDB
+the binlog position, compared with the position the source stored in its
+offsets topic once Kafka had it all. On MariaDB the comparison is by GTID
+(every replication domain's sequence number): a binlog rotation moves the file
+and position with no transaction the source could acknowledge, the GTIDs not.
+
+The sink stores a batch's offsets in the batch's own target transaction, so
+once its offsets reach the topics' end offsets read after the source published
+the marker, every change up to the marker is applied.
 """
 
 from __future__ import annotations
@@ -13,7 +21,8 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import psycopg.errors
@@ -23,13 +32,14 @@ from confluent_kafka.admin import AdminClient
 
 from cdc.kafka.offsets import KafkaOffsetStore
 from cdc.migrate.connections import is_postgres, mysql_connect, pg_connect
-from cdc.mysql.position import BinlogPosition
+from cdc.mysql.position import BinlogPosition, parse_gtids
 from cdc.mysql.setup import current_position
 from cdc.mysql.source import POSITION_KEY
 from cdc.settings import PostgresSource, Settings
 from cdc.topics import dead_letter_topic, table_topics_pattern
 
 FENCE_PREFIX = "cdc_fence"
+POLL_S = 0.2
 
 Partition = tuple[str, int]
 _MISSING_TABLE = (psycopg.errors.UndefinedTable, pymysql.err.ProgrammingError)
@@ -37,11 +47,13 @@ _MISSING_TABLE = (psycopg.errors.UndefinedTable, pymysql.err.ProgrammingError)
 
 @dataclass(frozen=True)
 class Marker:
-    """A source position: a PostgreSQL LSN, or a MySQL binlog file and position."""
+    """A source position: a PostgreSQL LSN, or a MySQL binlog file and position
+    (on MariaDB with its GTID state, `@@gtid_binlog_pos`)."""
 
     lsn: int = 0
     file: str = ""
     pos: int = 0
+    gtid: str = ""
 
     def __str__(self) -> str:
         if self.file:
@@ -61,7 +73,7 @@ def mark_source(settings: Settings) -> Marker:
             return Marker(lsn=int(row[0]))
     with mysql_connect(settings.source.dsn) as conn, conn.cursor() as cur:
         position = current_position(cur)
-        return Marker(file=position.file, pos=position.pos)
+        return Marker(file=position.file, pos=position.pos, gtid=position.gtid)
 
 
 def published(settings: Settings) -> Marker | None:
@@ -79,18 +91,30 @@ def published(settings: Settings) -> Marker | None:
     if stored is None:
         return None
     position = BinlogPosition.from_json(stored)
-    return Marker(file=position.file, pos=position.pos)
+    return Marker(file=position.file, pos=position.pos, gtid=position.gtid)
 
 
 def reached(position: Marker | None, marker: Marker) -> bool:
     if position is None:
         return False
+    # MySQL's own GTID sets ("uuid:1-5") parse to nothing: file and position compare
+    wanted = parse_gtids(marker.gtid)
+    if wanted:
+        have = parse_gtids(position.gtid)
+        return all(
+            domain in have and _sequence(have[domain]) >= _sequence(gtid)
+            for domain, gtid in wanted.items()
+        )
     if marker.file:
         return (_binlog_index(position.file), position.pos) >= (
             _binlog_index(marker.file),
             marker.pos,
         )
     return position.lsn > marker.lsn  # the slot stops at commit ends, after the marker
+
+
+def _sequence(gtid: str) -> int:
+    return int(gtid.rsplit("-", 1)[1])
 
 
 def _binlog_index(name: str) -> int:
@@ -199,6 +223,45 @@ def behind(
         if count > 0:
             left[key] = count
     return left
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What `wait_applied` found when it returned."""
+
+    marker: Marker
+    published: bool  # the source put every change up to the marker into Kafka
+    ends: dict[Partition, tuple[int, int]] = field(default_factory=dict)
+    left: dict[Partition, int] = field(default_factory=dict)  # messages the sink had still
+
+    @property
+    def done(self) -> bool:
+        return self.published and not self.left
+
+
+def wait_applied(
+    settings: Settings,
+    marker: Marker,
+    timeout_s: float,
+    on_published: Callable[[], None] = lambda: None,
+) -> Applied:
+    """Wait until the source published past `marker` (`mark_source`), then until the
+    sink applied every message its table topics then held; gives up after `timeout_s`.
+    `on_published` is called between the two waits."""
+    deadline = time.monotonic() + timeout_s
+    while not reached(published(settings), marker):
+        if time.monotonic() > deadline:
+            return Applied(marker, published=False)
+        time.sleep(POLL_S)
+    view = KafkaView(settings)
+    try:
+        ends = view.ends()
+    finally:
+        view.close()
+    on_published()
+    while (left := behind(ends, applied(settings))) and time.monotonic() <= deadline:
+        time.sleep(POLL_S)
+    return Applied(marker, True, ends, left)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ mismatching ranges are bisected down to rows (`verify_chunks`), hashing a
 canonical row form in the databases where both engines can write it
 (`verify_columns`), else in Python. It runs while replication is live: the
 rows found different are read again once the sink has applied everything the
-source had at that moment (`verify_wait`), and only those that still differ
+source had at that moment (`positions.wait_applied`), and only those that still differ
 are reported. Each finished run is recorded in the target's `cdc_verify_runs`
 (`verify_record`), which `last_verify` reads.
 """
@@ -27,6 +27,7 @@ import structlog
 
 from cdc import metrics
 from cdc.migrate.canonical import canonical
+from cdc.migrate.positions import mark_source, wait_applied
 from cdc.migrate.verify_chunks import (
     ROW_LEVEL_ROWS,
     Key,
@@ -41,7 +42,6 @@ from cdc.migrate.verify_columns import TableInfo, comparable_in_sql, describe_my
 from cdc.migrate.verify_plan import TablePlan, plan_table
 from cdc.migrate.verify_record import last_verify, record_run
 from cdc.migrate.verify_sides import Connection, Dialect, TableSide, connect
-from cdc.migrate.verify_wait import SinkProgress
 from cdc.mysql import catalog as mysql_catalog
 from cdc.postgres import catalog as pg_catalog
 from cdc.settings import PostgresSource, PostgresTarget, Settings
@@ -77,6 +77,7 @@ class TableResult:
     keys: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # kind -> keys listed
     in_flight: int = 0  # rows that differed at first, then matched once the sink caught up
     unconfirmed: bool = False  # the sink did not catch up in time: differences may be in flight
+    busy: int = 0  # rows changed between every two re-checks: in flight, not different
     seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
@@ -135,13 +136,16 @@ def verify(
     try:
         names = _tables(settings, source, tables)
         transforms = build(settings.transforms)
-        progress = SinkProgress(settings, source, wait_timeout_s)
+
+        def caught_up() -> bool:
+            return _sink_caught_up(settings, wait_timeout_s)
+
         results = []
         for name in names:
             clock = time.monotonic()
             try:
                 result = _verify_table(
-                    settings, source, target, transforms, name, chunk_rows, progress, rounds
+                    settings, source, target, transforms, name, chunk_rows, caught_up, rounds
                 )
             except (psycopg.Error, pymysql.Error) as exc:
                 # this table could not be read; the others are still worth checking
@@ -159,6 +163,15 @@ def verify(
     metrics.VERIFY_LAST_EQUAL.set(1 if report.equal else 0)
     metrics.VERIFY_LAST_FINISHED.set(report.finished_at.timestamp())
     return report
+
+
+def _sink_caught_up(settings: Settings, timeout_s: float) -> bool:
+    """Whether the sink applied everything the source has now, within `timeout_s`."""
+    result = wait_applied(settings, mark_source(settings), timeout_s)
+    if not result.done:
+        stage = "sink" if result.published else "source"
+        log.warning("verify_not_caught_up", stage=stage, timeout_s=timeout_s)
+    return result.done
 
 
 def _tables(settings: Settings, source: Connection, wanted: Sequence[str] | None) -> list[str]:
@@ -192,7 +205,7 @@ def _verify_table(
     transforms: list[Transform],
     name: str,
     chunk_rows: int,
-    progress: SinkProgress,
+    sink_caught_up: Callable[[], bool],
     rounds: int,
 ) -> TableResult:
     schema, table = name.split(".", 1)
@@ -222,10 +235,13 @@ def _verify_table(
     ours_side, theirs_side, in_sql = _sides(settings, source, target, plan, ours, theirs)
     result.hashing = "database" if in_sql else "python"
     found = _compare(name, ours_side, theirs_side, chunk_rows, result)
-    remaining, caught_up = settle(ours_side, theirs_side, found, progress.caught_up, rounds)
+    remaining, busy, caught_up = settle(ours_side, theirs_side, found, sink_caught_up, rounds)
     result.unconfirmed = bool(remaining) and not caught_up
-    result.in_flight = len(found.keys()) - len(remaining.keys())
+    result.busy = len(busy.keys())
+    result.in_flight = len(found.keys()) - len(remaining.keys()) - result.busy
     _report(result, remaining, plan.key)
+    if busy:
+        result.keys["busy"] = [_shown(plan.key, k) for k in busy.keys()[:LISTED_KEYS]]
     return result
 
 

@@ -149,21 +149,24 @@ def settle(
     found: RowDiff,
     sink_caught_up: Callable[[], bool],
     max_rounds: int,
-) -> tuple[RowDiff, bool]:
+) -> tuple[RowDiff, RowDiff, bool]:
     """The keys of `found` that still differ once the sink has applied what the source had
-    when they were read, and whether the sink did catch up (False: the rest is unconfirmed).
+    when they were read; the busy keys, whose rows changed between every two rounds; and
+    whether the sink did catch up (False: the rest is unconfirmed).
 
     Each round reads the source rows first, then waits (`sink_caught_up` reads the source's
     position only then), then reads the target: the target then holds at least what the
     source had. A key still different is confirmed when both sides show the same rows as in
     the round before: a row the source keeps changing (a hot key) differs for a while
-    without being different, so it gets another round, up to `max_rounds`.
+    without being different, so it gets another round, up to `max_rounds`. One still
+    changing after that is busy, not different: the application rewrites it faster than
+    the rounds go, and each of its changes reaches the target through the stream.
     """
     confirmed, pending = RowDiff(), found
     seen: dict[CanonicalKey, tuple[int | None, int | None]] = {}
     for _ in range(max_rounds):
         if not pending:
-            return confirmed, True
+            return confirmed, RowDiff(), True
         keys = pending.keys()
         ours = source.row_hashes_for(keys)
         caught_up = sink_caught_up()
@@ -171,7 +174,7 @@ def settle(
         still = compare_rows(ours, theirs)
         if not caught_up:
             confirmed.add(still)
-            return confirmed, False
+            return confirmed, RowDiff(), False
         pending = RowDiff()
         for kind in ("missing", "extra", "differing"):
             for key in getattr(still, kind):
@@ -180,8 +183,7 @@ def settle(
                 stable = seen.get(canon) == state
                 seen[canon] = state
                 getattr(confirmed if stable else pending, kind).append(key)
-    confirmed.add(pending)  # never settled in time: reported as they were last seen
-    return confirmed, True
+    return confirmed, pending, True
 
 
 def _hash(rows: RowHashes, key: CanonicalKey) -> int | None:

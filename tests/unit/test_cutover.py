@@ -39,6 +39,15 @@ def test_a_binlog_position_compares_by_file_number_then_position() -> None:
     assert not reached(Marker(file="binlog.000008", pos=9999), marker)
 
 
+def test_a_mariadb_position_compares_by_gtid_per_domain() -> None:
+    marker = Marker(file="binlog.000009", pos=500, gtid="0-1-100,1-2-5")
+    # a rotation moved file and position, no transaction: the GTIDs still count
+    assert reached(Marker(file="binlog.000009", pos=700, gtid="0-1-100,1-2-5"), marker)
+    assert reached(Marker(file="binlog.000008", pos=9, gtid="0-1-101,1-2-5"), marker)
+    assert not reached(Marker(file="binlog.000010", pos=4, gtid="0-1-99,1-2-5"), marker)
+    assert not reached(Marker(file="binlog.000010", pos=4, gtid="0-1-100"), marker)
+
+
 def test_behind_counts_what_the_sink_has_not_applied() -> None:
     ends = {("t", 0): (0, 10), ("t", 1): (5, 8), ("t", 2): (0, 0), ("t", 3): (100, 120)}
     done = {("t", 0): 10, ("t", 1): 6}
