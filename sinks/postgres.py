@@ -224,10 +224,8 @@ class PostgresApplier:
         copy: psycopg.Copy, lines: LineBuilder, rows: list[dict[str, Any]], suffix: str
     ) -> None:
         """COPY `rows` in chunks, so the server works on one while we build the next."""
-        line = lines.line
         for start in range(0, len(rows), COPY_CHUNK_ROWS):
-            chunk = rows[start : start + COPY_CHUNK_ROWS]
-            copy.write("".join([line(row, suffix) for row in chunk]))
+            copy.write(lines.text(rows[start : start + COPY_CHUNK_ROWS], suffix))
 
     def _existing(self, table: TargetTable, keys: list[KeyValues]) -> set[KeyValues]:
         """Which keys have a target row (one query for the whole batch)."""
@@ -346,8 +344,13 @@ class PostgresApplier:
         return PgCopyProgress(self._conn, pipeline)
 
     def prepare_table(self, target: tuple[str, str], schema: TableSchema) -> dict[str, str]:
-        """The target table's column types, the table created first when allowed."""
+        """The target table's column types, the table created first when allowed.
+        An existing table may lack its key: the direct copy loads some tables
+        bare and builds their keys before the stream (`cdc.postgres.deferred_keys`)."""
         with self._conn.transaction():
+            types, _ = self._describe(target)
+            if types and set(schema.column_names) <= set(types):
+                return types
             return dict(self._table(target, schema).types)
 
     # -- target tables ----------------------------------------------------
