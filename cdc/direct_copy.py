@@ -27,12 +27,22 @@ from sinks.postgres import SESSION_OPTIONS
 log = structlog.get_logger(__name__)
 
 
-def connect_pg_target(settings: Settings) -> psycopg.Connection[Any]:
+def connect_pg_target(settings: Settings, async_commit: bool = False) -> psycopg.Connection[Any]:
     """A connection to the PostgreSQL target, in the sink's session settings
-    (no triggers or foreign keys fire: tables are copied in any order)."""
+    (no triggers or foreign keys fire: tables are copied in any order).
+
+    `async_commit`: for the sessions that write chunks. A commit returns
+    before its WAL is flushed; a target crash may then lose the last chunks,
+    but each with its progress row (one transaction, and recovery never
+    replays part of one), so the restarted copy finds them not copied and
+    copies them again. The chunk that completes a range commits synchronously
+    (`sinks.copy_progress.copy_chunk`), which flushes every earlier commit
+    too: no range is ever recorded complete on rows a crash could lose, and
+    the daemon moves on to the stream only after every range is complete."""
     target = settings.target
     assert isinstance(target, PostgresTarget)
-    return psycopg.connect(target.dsn.get_secret_value(), options=SESSION_OPTIONS)
+    options = f"{SESSION_OPTIONS} -c synchronous_commit=off" if async_commit else SESSION_OPTIONS
+    return psycopg.connect(target.dsn.get_secret_value(), options=options)
 
 
 def ranges_to_copy(

@@ -6,7 +6,8 @@ so after a crash the table says exactly which chunks the target holds: a
 restarted copy resumes each range after its `last_key` and skips the ranges
 marked `done`; no chunk is written twice or lost. The plan (ranges and their
 bounds) is written once, before the first chunk, so a resumed copy splits
-the tables the same way.
+the tables the same way. Which keys a PostgreSQL target table was loaded
+without, and still needs, is in `cdc_copy_deferred` (`cdc.postgres.deferred_keys`).
 """
 
 from __future__ import annotations
@@ -177,6 +178,10 @@ def copy_chunk(
     """COPY one chunk into a PostgreSQL target and record `state` in the same
     transaction; the number of rows the target took."""
     with conn.transaction():
+        if state.done:
+            # flushes this range's earlier chunks too, when the session commits
+            # asynchronously (`cdc.direct_copy.connect_pg_target`)
+            conn.execute("SET LOCAL synchronous_commit = on")
         with conn.cursor() as cur:
             with cur.copy(copy_in) as writing:
                 for block in blocks:

@@ -8,13 +8,12 @@ two workers keep two cores busy.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any, Literal
 
 import psycopg
-from psycopg import sql
-from psycopg.abc import Buffer
+from psycopg import pq, sql
 
 from cdc.parallel import parallel
 from cdc.postgres.catalog import PgTable
@@ -73,11 +72,8 @@ class CopyPipe:
                 )
                 params = (*(after or ()), *(bound or ()))
                 end = replace(state, last_key=bound or after, done=bound is None)
-                with (
-                    source.cursor() as cur,
-                    cur.copy(copy_out, params or None) as reading,
-                ):
-                    rows = copy_chunk(target, progress, copy_in, _blocks(reading), end)
+                query = psycopg.ClientCursor(source).mogrify(copy_out, params or None)
+                rows = copy_chunk(target, progress, copy_in, _copy_out(source, query), end)
                 state = end
                 yield state, rows
             source.execute("COMMIT")
@@ -106,14 +102,45 @@ class CopyPipe:
         return tuple(row) if row else None
 
 
-def _blocks(reading: Iterable[Buffer]) -> Iterator[bytearray]:
-    """The source's rows (one COPY message each) in blocks of about BLOCK_BYTES:
-    fewer, larger writes cost the pipe less per row than one write per row."""
+def _copy_out(conn: psycopg.Connection[Any], query: str) -> Iterator[bytearray]:
+    """The rows of `COPY ... TO STDOUT` (one COPY message each) in blocks of
+    about BLOCK_BYTES: fewer, larger writes cost the pipe less per row.
+
+    Read through libpq directly: psycopg's `Copy` iterator costs a Python
+    generator round per row, which on two cores took a third of the pipe's
+    CPU (500k rows: 0.65 s against 0.49 s read alone, 1.25 s against 0.70 s
+    read by two threads at once)."""
+    pgconn = conn.pgconn
+    pgconn.send_query(query.encode())
+    result = pgconn.get_result()
+    if result is None or result.status != pq.ExecStatus.COPY_OUT:
+        _finish(pgconn)
+        raise (
+            psycopg.errors.error_from_result(result)
+            if result
+            else psycopg.OperationalError(pgconn.get_error_message())
+        )
     block = bytearray()
-    for data in reading:
+    while True:
+        size, data = pgconn.get_copy_data(0)
+        if size < 0:
+            break
         block += data
         if len(block) >= BLOCK_BYTES:
             yield block
             block = bytearray()  # a new one: the writer may still hold the last
     if block:
         yield block
+    if size == -2:
+        raise psycopg.OperationalError(pgconn.get_error_message())
+    _finish(pgconn)
+
+
+def _finish(pgconn: pq.abc.PGconn) -> None:
+    """Reads the query's remaining results, raising the first error among them."""
+    error = None
+    while (result := pgconn.get_result()) is not None:
+        if error is None and result.status == pq.ExecStatus.FATAL_ERROR:
+            error = psycopg.errors.error_from_result(result)
+    if error is not None:
+        raise error

@@ -16,7 +16,8 @@ of the `initial` snapshot), each range in chunks of `chunk_rows` rows: a
 chunk ends at the key `chunk_rows - 1` rows past the last one copied, so it
 is one bounded index range. Every chunk is one target transaction with its
 progress row (`sinks.copy_progress`); see `cdc.direct_copy` for the
-consistency contract.
+consistency contract. Tables the pipe loads from empty go in without their
+keys and indexes, built when the copy is complete (`deferred_keys`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import psycopg
 import structlog
 
 from cdc.direct_copy import CopyMeter, connect_pg_target, ranges_to_copy
-from cdc.postgres import catalog
+from cdc.postgres import catalog, deferred_keys
 from cdc.postgres.catalog import PgTable
 from cdc.postgres.copy_pipe import CopyPipe, Format
 from cdc.postgres.position import PgPosition
@@ -115,13 +116,15 @@ class PgDirectCopy:
             ([by_name[s.table].oid for s in todo],),
         ).fetchone()
         meter = CopyMeter(estimate[0] if estimate else 0, len(todo))
+        if piped:
+            self._defer_keys([t for t in tables if t.qualified in piped], todo)
         holder = None
         if exported is None:
             holder, exported = export_snapshot(self._connect)
         try:
             pipe = CopyPipe(
                 self._connect,
-                lambda: connect_pg_target(self._settings),
+                lambda: connect_pg_target(self._settings, async_commit=True),
                 self._settings.name,
                 exported,
                 key_types,
@@ -133,6 +136,8 @@ class PgDirectCopy:
             for state, rows in pipe.copy(jobs):
                 meter.chunk(state.table, rows, state.done)
                 yield IDLE
+            if piped:
+                self._build_keys()
             wire = [(_key_range(by_name[s.table], s), s) for s in todo if s.table not in piped]
             reader = ParallelReader(
                 self._connect, exported, key_types, snapshot.chunk_rows, snapshot.parallelism
@@ -166,6 +171,28 @@ class PgDirectCopy:
             if holder is not None:
                 holder.close()
         meter.finish()
+
+    def _connect_target(self) -> psycopg.Connection[Any]:
+        return connect_pg_target(self._settings)
+
+    def _defer_keys(self, tables: list[PgTable], todo: list[RangeState]) -> None:
+        """Loads the tables the copy has not started bare (`deferred_keys`)."""
+        with self._connect_target() as target:
+            for table in tables:
+                ranges = [s for s in todo if s.table == table.qualified]
+                if ranges and not any(s.last_key for s in ranges):
+                    deferred_keys.drop(
+                        target, self._settings.name, table.qualified, table.schema, table.name
+                    )
+
+    def _build_keys(self) -> None:
+        """What the copy left to build (this run's or a killed one's), before
+        the stream: the sink's upserts need the keys."""
+        with self._connect_target() as target:
+            todo = deferred_keys.pending(target, self._settings.name)
+        deferred_keys.build(
+            self._connect_target, self._settings.name, todo, self._snapshot.parallelism
+        )
 
 
 def _key_range(table: PgTable, state: RangeState) -> KeyRange:

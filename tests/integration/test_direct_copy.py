@@ -13,6 +13,8 @@ import psycopg
 import yaml
 
 from cdc.migrate.canonical import digest, mysql_rows, pg_rows
+from cdc.migrate.schema_apply import PostgresTarget, apply
+from cdc.migrate.schema_plan import build, read_tables
 from cdc.settings_load import load_settings
 from tests.integration.conftest import mysql_connect
 from tests.integration.daemon_process import DaemonProcess, logged, wait_until, write_pg_config
@@ -32,11 +34,14 @@ CREATE TABLE items (
     id bigint PRIMARY KEY, name text, price numeric(12,2), tags text[], doc jsonb,
     created timestamptz, data bytea, ratio double precision
 );
+CREATE INDEX items_created ON items (created);
 CREATE TABLE readings (
     sensor integer, label text, at timestamp(6), value real,
     PRIMARY KEY (sensor, label)
 );
-CREATE TABLE moods (id integer PRIMARY KEY, feeling mood NOT NULL, note varchar(40));
+CREATE TABLE moods (
+    id integer PRIMARY KEY, feeling mood NOT NULL, note varchar(40) CONSTRAINT moods_note UNIQUE
+);
 """
 PG_COLUMNS = {
     "items": ["id", "name", "price", "tags", "doc", "created", "data", "ratio"],
@@ -106,6 +111,32 @@ def progress_rows(target: str, pipeline: str) -> dict[tuple[str, int], tuple[Any
     return {(r[0], r[1]): tuple(r[2:]) for r in rows}
 
 
+def indexes(target: str, table: str) -> dict[str, str]:
+    """Index name -> "primary", "unique" or "index" of a target table."""
+    with psycopg.connect(target) as conn:
+        rows = conn.execute(
+            "SELECT c.relname, CASE WHEN i.indisprimary THEN 'primary'"
+            " WHEN con.contype = 'u' THEN 'unique' ELSE 'index' END"
+            " FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+            " LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid"
+            " AND con.conrelid = i.indrelid WHERE i.indrelid = %s::regclass",
+            (table,),
+        ).fetchall()
+    return dict(rows)
+
+
+def keys_left(target: str, pipeline: str) -> int:
+    """How many dropped keys and indexes the direct copy has still to build."""
+    with psycopg.connect(target) as conn:
+        try:
+            row = conn.execute(
+                "SELECT count(*) FROM cdc_copy_deferred WHERE pipeline = %s", (pipeline,)
+            ).fetchone()
+        except psycopg.errors.UndefinedTable:
+            return 0
+    return row[0] if row else 0
+
+
 def test_pg_to_pg_direct_copy_under_writes_ends_equal(
     tmp_path: Path, pg_dsn: str, pg_target_dsn: str, kafka_bootstrap: str, unique_name: str
 ) -> None:
@@ -124,11 +155,30 @@ def test_pg_to_pg_direct_copy_under_writes_ends_equal(
     )
     settings.snapshot.mode = "direct"
     settings.snapshot.parallelism = 2
+    # the whole schema first (`cdc schema --apply`): the copy loads the tables
+    # without their keys and indexes, then builds them all again
+    with psycopg.connect(pg_target_dsn, autocommit=True) as conn:
+        outcomes = apply(PostgresTarget(conn), build(settings, read_tables(settings)).statements)
+    assert {o.statement.name for o in outcomes if o.action == "created"} >= {
+        "items",
+        "items_created",
+        "moods",
+    }
     with running(settings, "all"):
         writer = threading.Thread(target=pg_workload, args=(pg_dsn, 1, 1500, rows))
         writer.start()
         writer.join()
         assert wait_for(lambda: pg_equal(pg_dsn, pg_target_dsn), timeout=120)
+    assert indexes(pg_target_dsn, "public.items") == {
+        "items_pkey": "primary",
+        "items_created": "index",
+    }
+    assert indexes(pg_target_dsn, "public.readings") == {"readings_pkey": "primary"}
+    assert indexes(pg_target_dsn, "public.moods") == {
+        "moods_pkey": "primary",
+        "moods_note": "unique",
+    }
+    assert keys_left(pg_target_dsn, unique_name) == 0
     progress = progress_rows(pg_target_dsn, unique_name)
     assert {table for table, _ in progress} == {f"public.{t}" for t in PG_COLUMNS}
     assert all(done for done, *_ in progress.values())
@@ -273,6 +323,9 @@ def test_direct_copy_killed_half_way_resumes_without_recopying(
         first.kill9()
     before = progress_rows(pg_target_dsn, unique_name)
     assert not all(done for done, *_ in before.values()), "the copy ended before the kill"
+    # loaded without its key, which the restarted copy builds when it is done
+    assert indexes(pg_target_dsn, "public.big") == {}
+    assert keys_left(pg_target_dsn, unique_name) == 2  # its index, then the key on it
     # changes while no source runs: the resumed copy and the stream must both carry them
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         conn.execute("UPDATE big SET n = -1 WHERE id % 997 = 0")
@@ -300,6 +353,8 @@ def test_direct_copy_killed_half_way_resumes_without_recopying(
         second.stop()
     after = progress_rows(pg_target_dsn, unique_name)
     assert all(done for done, *_ in after.values())
+    assert indexes(pg_target_dsn, "public.big") == {"big_pkey": "primary"}
+    assert keys_left(pg_target_dsn, unique_name) == 0
     for key, (done, chunks, copied, updated_at) in before.items():
         if done:  # finished before the kill: never copied again
             assert after[key] == (done, chunks, copied, updated_at)
@@ -310,3 +365,76 @@ def test_direct_copy_killed_half_way_resumes_without_recopying(
     assert started["resumed"] and started["ranges_done"] == sum(v[0] for v in before.values())
     copied_now = next(e for e in events if e["event"] == "direct_copy_done")["chunks"]
     assert copied_now == sum(v[1] for v in after.values()) - sum(v[1] for v in before.values())
+
+
+def test_direct_copy_killed_before_its_key_is_built_builds_it_on_restart(
+    tmp_path: Path, pg_dsn: str, pg_target_dsn: str, kafka_bootstrap: str, unique_name: str
+) -> None:
+    # large enough, in small chunks, that the copy outlasts the test's polling
+    # between the key's drop and the lock below (the copy is a few seconds)
+    rows = 100_000
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE big (id bigint PRIMARY KEY, n integer)")
+        conn.execute("INSERT INTO big SELECT i, i FROM generate_series(1, %s) i", (rows,))
+    config = write_pg_config(
+        tmp_path / "direct.yaml",
+        unique_name,
+        pg_dsn,
+        kafka_bootstrap,
+        ["public.big"],
+        snapshot={"mode": "direct", "chunk_rows": 500, "parallelism": 1},
+    )
+    raw = yaml.safe_load(config.read_text())
+    raw["target"] = {"type": "postgres", "dsn": pg_target_dsn, "create_tables": True}
+    config.write_text(yaml.safe_dump(raw))
+
+    first = DaemonProcess(config, tmp_path / "first.log")
+    with psycopg.connect(pg_target_dsn) as blocker:
+        try:
+            wait_until(
+                lambda: keys_left(pg_target_dsn, unique_name) > 0, 60, "key dropped", first, 0.05
+            )
+            # ROW EXCLUSIVE lets the COPYs in but holds CREATE INDEX (SHARE) back:
+            # the daemon is stopped exactly between the copy and the key
+            blocker.execute("LOCK TABLE big IN ROW EXCLUSIVE MODE")
+            wait_until(
+                lambda: index_build_waiting(pg_target_dsn), 120, "the key build waiting", first
+            )
+        finally:
+            first.kill9()
+    progress = progress_rows(pg_target_dsn, unique_name)
+    assert all(done for done, *_ in progress.values())
+    assert sum(copied for _, _, copied, _ in progress.values()) == rows
+    assert indexes(pg_target_dsn, "public.big") == {}
+
+    second = DaemonProcess(config, tmp_path / "second.log")
+    try:
+        with running(load_settings(config), "sink"):
+            wait_until(lambda: logged(second, "direct_copy_done"), 120, "the copy", second)
+            assert indexes(pg_target_dsn, "public.big") == {"big_pkey": "primary"}
+            with psycopg.connect(pg_dsn, autocommit=True) as conn:
+                conn.execute("UPDATE big SET n = -n WHERE id % 7 = 0")
+                conn.execute("INSERT INTO big VALUES (%s, 1)", (rows + 1,))
+            assert wait_for(
+                lambda: (
+                    digest(pg_rows(pg_dsn, "public.big", ["id", "n"]))
+                    == digest(pg_rows(pg_target_dsn, "public.big", ["id", "n"]))
+                ),
+                timeout=120,
+            )
+    finally:
+        second.stop()
+    assert keys_left(pg_target_dsn, unique_name) == 0
+    started = next(e for e in second.log_events() if e["event"] == "direct_copy_started")
+    assert started["ranges_left"] == 0
+
+
+def index_build_waiting(target: str) -> bool:
+    """Whether a session of the target waits for a lock to build an index."""
+    with psycopg.connect(target) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            " AND query ILIKE 'CREATE UNIQUE INDEX%'"
+        ).fetchone()
+    return bool(row and row[0])
