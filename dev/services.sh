@@ -226,7 +226,7 @@ my_start() {
   fi
   if ! my_running; then
     log "starting MariaDB on 127.0.0.1:$MY_PORT"
-    (cd / && nohup mariadbd --defaults-file="$DEV/mysql/my.cnf" </dev/null >/dev/null 2>&1 &)
+    (cd / && setsid nohup mariadbd --defaults-file="$DEV/mysql/my.cnf" </dev/null >/dev/null 2>&1 &)
     for _ in $(seq 1 120); do
       mariadb-admin --no-defaults -S "$DEV/mysql/mariadbd.sock" -u root ping >/dev/null 2>&1 && break
       sleep 0.5
@@ -313,7 +313,7 @@ kafka_start() {
   if ! kafka_running; then
     log "starting Kafka $KAFKA_VERSION (KRaft) on 127.0.0.1:$KAFKA_PORT"
     (cd "$DEV/kafka" || exit 1
-      nohup java -Xms128m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+      setsid nohup java -Xms128m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
       -Djava.awt.headless=true -Dlog4j2.configurationFile="$ROOT/dev/kafka/log4j2.properties" \
       -cp "$DEV/kafka/libs/*" kafka.Kafka "$DEV/kafka/server.properties" >"$DEV/kafka/kafka.log" 2>&1 &
       echo $! >"$DEV/kafka/kafka.pid")
