@@ -24,6 +24,21 @@ def write_config(path: Path, config: dict[str, Any]) -> Settings:
     return load_settings(path)
 
 
+def command_config(
+    tmp_path: Path, name: str, source: dict[str, Any], target: dict[str, Any], bootstrap: str
+) -> Path:
+    """pipeline.yaml for a `cdc` command run in the test (assess, schema, ...)."""
+    path = tmp_path / "pipeline.yaml"
+    config = {
+        "name": name,
+        "source": source,
+        "kafka": {"bootstrap_servers": bootstrap},
+        "target": target,
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
 def pg_pipeline(
     tmp_path: Path,
     name: str,

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-import yaml
 from click.testing import CliRunner, Result
 
 from cdc.cli import main
 from tests.integration.conftest import mysql_connect
+from tests.integration.pipeline import command_config
 from tests.integration.roles import (
     mysql_source_user,
     mysql_target_user,
@@ -21,20 +21,6 @@ from tests.integration.roles import (
 )
 
 ROWS = 1000
-
-
-def write_config(
-    tmp_path: Path, name: str, source: dict[str, Any], target: dict[str, Any], bootstrap: str
-) -> Path:
-    path = tmp_path / "pipeline.yaml"
-    config = {
-        "name": name,
-        "source": source,
-        "kafka": {"bootstrap_servers": bootstrap},
-        "target": target,
-    }
-    path.write_text(yaml.safe_dump(config))
-    return path
 
 
 def assess(config: Path, *args: str) -> Result:
@@ -74,7 +60,7 @@ def test_healthy_pg_to_pg(
     tmp_path: Path, pg_dsn: str, pg_target_dsn: str, kafka_bootstrap: str, unique_name: str
 ) -> None:
     pg_items(pg_dsn, "CREATE TABLE events (id bigserial PRIMARY KEY, at timestamptz)")
-    config = write_config(
+    config = command_config(
         tmp_path,
         unique_name,
         {"type": "postgres", "dsn": pg_dsn, "tables": ["public.items", "public.events"]},
@@ -114,7 +100,7 @@ def test_table_without_key_is_a_blocker_with_the_fix(
         "ALTER TABLE full_identity REPLICA IDENTITY FULL",
     )
     tables = ["public.items", "public.nokey", "public.full_identity"]
-    config = write_config(
+    config = command_config(
         tmp_path,
         unique_name,
         {"type": "postgres", "dsn": pg_dsn, "tables": tables},
@@ -144,7 +130,7 @@ def test_least_privilege_source_without_select_is_a_blocker(
         pg_source_role(pg_dsn, ["public.items"], unique_name) as source_dsn,
         pg_target_role(pg_target_dsn) as target_dsn,
     ):
-        config = write_config(
+        config = command_config(
             tmp_path,
             unique_name,
             {"type": "postgres", "dsn": source_dsn, "tables": ["public.items", "public.secrets"]},
@@ -169,7 +155,7 @@ def test_least_privilege_roles_pass(
         pg_source_role(pg_dsn, ["public.items"], unique_name) as source_dsn,
         mysql_target_user(mysql_dsn, database) as target_dsn,
     ):
-        config = write_config(
+        config = command_config(
             tmp_path,
             unique_name,
             {"type": "postgres", "dsn": source_dsn, "tables": ["public.items"]},
@@ -193,7 +179,7 @@ def test_mariadb_source(
         mysql_source_user(mysql_dsn, database) as source_dsn,
         pg_target_role(pg_target_dsn) as target_dsn,
     ):
-        config = write_config(
+        config = command_config(
             tmp_path,
             unique_name,
             {"type": "mysql", "dsn": source_dsn, "tables": {"include": [f"{database}.*"]}},
@@ -216,7 +202,7 @@ def test_mariadb_source(
 def test_unreachable_source_exits_2(
     tmp_path: Path, pg_target_dsn: str, kafka_bootstrap: str, unique_name: str
 ) -> None:
-    config = write_config(
+    config = command_config(
         tmp_path,
         unique_name,
         {"type": "postgres", "dsn": "postgresql://cdc:pw@127.0.0.1:1/x", "tables": ["public.t"]},

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
-import yaml
 from click.testing import CliRunner, Result
 
 from cdc.cli import main
 from tests.integration.conftest import mysql_connect
+from tests.integration.pipeline import command_config
 
 PG_SOURCE = """
 CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
@@ -69,20 +68,6 @@ MYSQL_SOURCE = [
         CONSTRAINT fk_customer FOREIGN KEY (customer_id) REFERENCES customers (id)
     ) ENGINE=InnoDB""",
 ]
-
-
-def write_config(
-    tmp_path: Path, name: str, source: dict[str, Any], target: dict[str, Any], bootstrap: str
-) -> Path:
-    path = tmp_path / "pipeline.yaml"
-    config = {
-        "name": name,
-        "source": source,
-        "kafka": {"bootstrap_servers": bootstrap},
-        "target": target,
-    }
-    path.write_text(yaml.safe_dump(config))
-    return path
 
 
 def schema(config: Path, *args: str) -> Result:
@@ -143,7 +128,7 @@ def mysql_source(mysql_dsn: str) -> str:
 def test_pg_to_pg_prints_then_applies_once(
     tmp_path: Path, pg_source: str, pg_target_dsn: str, kafka_bootstrap: str, unique_name: str
 ) -> None:
-    config = write_config(
+    config = command_config(
         tmp_path,
         unique_name,
         {"type": "postgres", "dsn": pg_source, "tables": PG_TABLES},
@@ -192,7 +177,7 @@ def test_pg_to_pg_reports_a_table_that_differs(
 ) -> None:
     with psycopg.connect(pg_target_dsn, autocommit=True) as conn:
         conn.execute("CREATE TABLE customers (id bigint PRIMARY KEY, email text)")
-    config = write_config(
+    config = command_config(
         tmp_path,
         unique_name,
         {"type": "postgres", "dsn": pg_source, "tables": PG_TABLES},
@@ -218,7 +203,7 @@ def test_mariadb_to_pg(
     kafka_bootstrap: str,
     unique_name: str,
 ) -> None:
-    config = write_config(
+    config = command_config(
         tmp_path,
         unique_name,
         {"type": "mysql", "dsn": mysql_source, "tables": {"include": [f"{unique_name}.*"]}},
@@ -269,7 +254,7 @@ def test_mariadb_to_pg(
 def test_pg_to_mariadb(
     tmp_path: Path, pg_source: str, mysql_dsn: str, kafka_bootstrap: str, unique_name: str
 ) -> None:
-    config = write_config(
+    config = command_config(
         tmp_path,
         unique_name,
         {"type": "postgres", "dsn": pg_source, "tables": PG_TABLES},
@@ -325,7 +310,7 @@ def test_untranslatable_type_exits_1(
 ) -> None:
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         conn.execute("CREATE TABLE docs (id int PRIMARY KEY, body tsvector)")
-    config = write_config(
+    config = command_config(
         tmp_path,
         unique_name,
         {"type": "postgres", "dsn": pg_dsn, "tables": ["public.docs"]},
