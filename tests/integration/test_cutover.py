@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -384,6 +385,7 @@ def test_lag_gate_fails_with_the_sink_stopped(
         reader = TopicReader(kafka_bootstrap, table_topic(topic_prefix, "public", "items"))
         assert len(reader.read_until(20)) >= 20  # changes reach Kafka; no sink applies them
         reader.close()
+        time.sleep(2)  # the oldest unapplied change is now older than max_lag_seconds
         done = load.done
         result = cdc("cutover", "-c", str(path))
         assert result.returncode == 1, result.stderr
