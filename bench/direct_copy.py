@@ -166,7 +166,14 @@ MYSQL_WORKLOAD: Workload[CopyDbs] = Workload(
     title="Initial copy MariaDB->PG: cdc direct copy vs pgloader",
     prepare=bulk_copy.prepare,
     reference=replace(bulk_copy.PGLOADER, role="reference"),
-    runners=[Runner(MYSQL_NAME, "ours", run_mysql, note=f"{_NOTE}; rows through the sink's types")],
+    runners=[
+        Runner(
+            MYSQL_NAME,
+            "ours",
+            run_mysql,
+            note=f"{_NOTE}; CSV COPY lines formatted by MariaDB, read in blocks",
+        )
+    ],
     cleanup=bulk_copy.cleanup,
     tools=("pgloader",),
 )

@@ -2,9 +2,9 @@
 
 Reference: the raw COPY pipe of ``bulk_copy`` (PG to PG into a keyless table),
 the ceiling of the data path, on the same rows.
-Ours: ``cdc run --role all`` (source and sink in one process) with an initial
-snapshot of the loaded bench table, ``target.create_tables: true`` and an
-empty target database; timed from the spawn until the target's
+Ours: ``cdc run --role all`` (source and sink in one daemon, a sink process
+per CPU) with an initial snapshot of the loaded bench table,
+``target.create_tables: true`` and an empty target database; timed from the spawn until the target's
 ``cdc_offsets`` cover every event of the table topic (one per row), then the
 target is checked against the source: PG to PG by an md5 over every row's
 text, MariaDB to PG by count and aggregates of every column. Every run has its
@@ -62,6 +62,7 @@ def _run_all(
         "dsn": sink_apply.pg_dsn(ctx.servers, ctx.dst_db),
         "create_tables": True,
     }
+    config["sink"] = {"workers": sink_apply.SINK_WORKERS}
     try:
         with (
             tempfile.TemporaryDirectory(prefix="cdc-bench-e2e-", dir=ctx.workdir) as tmp,
@@ -147,19 +148,21 @@ REFERENCE: Runner[EndToEndState] = Runner(
     run_copy_pipe,
     note="PG->PG, text COPY through a pipe into a keyless table (same rows)",
 )
+NOTE = (
+    f"snapshot -> Kafka -> sink in one daemon (sink.workers: {sink_apply.SINK_WORKERS}),"
+    " empty target (created by the sink) until every row is applied"
+)
 PG_TO_PG: Runner[EndToEndState] = Runner(
     PG_NAME,
     "ours",
     run_pg,
-    note="snapshot -> Kafka -> sink in one process, empty target (created by the sink)"
-    " until every row is applied",
+    note=NOTE,
 )
 MYSQL_TO_PG: Runner[EndToEndState] = Runner(
     MYSQL_NAME,
     "ours",
     run_mysql,
-    note="snapshot -> Kafka -> sink in one process, empty target (created by the sink)"
-    " until every row is applied",
+    note=NOTE,
 )
 
 WORKLOAD: Workload[EndToEndState] = Workload(

@@ -43,6 +43,8 @@ TIMEOUT_S = 1800.0
 POLL_S = 0.05
 PG_PASSWORD_VAR = "CDC_BENCH_PG_PASSWORD"
 MYSQL_PASSWORD_VAR = "CDC_BENCH_MYSQL_PASSWORD"
+# sink.workers of our runners: one sink process per CPU, as an operator would set it
+SINK_WORKERS = len(os.sched_getaffinity(0))
 
 
 # -- helpers shared with bench.end_to_end ---------------------------------------------------
@@ -244,6 +246,7 @@ def run_sink(ctx: Context, state: SinkState) -> Measurement:
     }
     config = base_config(state.name, source, state.bootstrap)
     config["target"] = {"type": "postgres", "dsn": pg_dsn(ctx.servers, ctx.dst_db)}
+    config["sink"] = {"workers": SINK_WORKERS}
     with (
         tempfile.TemporaryDirectory(prefix="cdc-bench-sink-", dir=ctx.workdir) as tmp,
         pg_connect(ctx.servers, ctx.dst_db) as conn,
@@ -272,8 +275,9 @@ SINK: Runner[SinkState] = Runner(
     NAME,
     "ours",
     run_sink,
-    note="cdc run --role sink from offset 0 into a keyed empty table, spawn until cdc_offsets"
-    " reach the topic's end; rows and offsets commit together per batch",
+    note=f"cdc run --role sink (sink.workers: {SINK_WORKERS}) from offset 0 into a keyed empty"
+    " table, spawn until cdc_offsets reach the topic's end; rows and offsets commit together"
+    " per batch",
 )
 
 WORKLOAD: Workload[SinkState] = Workload(

@@ -7,6 +7,8 @@ import gc
 import signal
 import threading
 import time
+from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -36,8 +38,10 @@ POLL_INTERVAL_S = 0.2
 # (decoded JSON, rows). At the default gen-0 threshold (700) the cycle
 # collector ran every few hundred messages and rescanned all that was alive:
 # a third of the sink's time in profiles. Reference counting still frees
-# them at once; cycles are just collected less often.
-SINK_GC_THRESHOLD = (50_000, 20, 20)
+# them at once; cycles are just collected less often. The threshold counts
+# containers alive beyond the last collection: a batch of 5000 messages holds
+# about 40,000 until it is applied, so below 200,000 no collection scans them.
+SINK_GC_THRESHOLD = (200_000, 20, 20)
 MAX_BACKOFF_S = 30.0
 # Failures that a new connection can cure: a server restart, a network cut.
 TRANSIENT = (psycopg.OperationalError, pymysql.OperationalError, ReplicationError, TransientError)
@@ -75,10 +79,33 @@ class Stopper:
         self.event.set()
 
 
-def run(settings: Settings, role: str, stopper: Stopper, grace_s: float = 30.0) -> None:
+def run_logged(role: str, body: Callable[[], None]) -> int:
+    """Run `body`: 0 when it returns; a failure becomes one log line and 1."""
+    log = structlog.get_logger("cdc")
+    try:
+        body()
+    except TerminalError as error:
+        log.error("stopped", error=error.message, fix=error.remedy, role=role)
+        return 1
+    except Exception as error:
+        # Unforeseen: still one log line, through the log's secret redaction, where
+        # a bare traceback on stderr would print an exception's text unredacted.
+        log.exception("crashed", error=str(error), role=role)
+        return 1
+    return 0
+
+
+def run(
+    settings: Settings,
+    role: str,
+    stopper: Stopper,
+    grace_s: float = 30.0,
+    config_path: Path | None = None,
+) -> None:
     """Run `role` (source, sink or all) until `stopper` fires; /metrics,
     /healthz and /readyz are served meanwhile; under systemd the same readiness and
-    beats become READY=1 and WATCHDOG=1 (see cdc.systemd)."""
+    beats become READY=1 and WATCHDOG=1 (see cdc.systemd). `config_path`, the file
+    `settings` came from, is read again by sink worker processes (`sink.workers`)."""
     health = systemd.NotifyingHealth()
     systemd.notify(systemd.status(f"starting {role} for pipeline {settings.name}"))
     server = serve(settings.metrics.address, health)
@@ -87,14 +114,20 @@ def run(settings: Settings, role: str, stopper: Stopper, grace_s: float = 30.0) 
         if role == "source":
             run_source(settings, stopper, health, grace_s)
         elif role == "sink":
-            run_sink(settings, stopper, health)
+            _run_sink_role(settings, stopper, health, grace_s, config_path)
         else:
-            _run_both(settings, stopper, health, grace_s)
+            _run_both(settings, stopper, health, grace_s, config_path)
     finally:
         server.shutdown()
 
 
-def _run_both(settings: Settings, stopper: Stopper, health: Health, grace_s: float) -> None:
+def _run_both(
+    settings: Settings,
+    stopper: Stopper,
+    health: Health,
+    grace_s: float,
+    config_path: Path | None,
+) -> None:
     errors: list[BaseException] = []
 
     def source() -> None:
@@ -107,7 +140,7 @@ def _run_both(settings: Settings, stopper: Stopper, health: Health, grace_s: flo
     thread = threading.Thread(target=source, name="cdc-source", daemon=True)
     thread.start()
     try:
-        run_sink(settings, stopper, health)
+        _run_sink_role(settings, stopper, health, grace_s, config_path)
     finally:
         stopper.event.set()
         thread.join()
@@ -151,6 +184,27 @@ def run_source(settings: Settings, stopper: Stopper, health: Health, grace_s: fl
         finally:
             _close_quietly(source)
     log.info("source_stopped", in_flight=publisher.in_flight)
+
+
+def _run_sink_role(
+    settings: Settings,
+    stopper: Stopper,
+    health: Health,
+    grace_s: float,
+    config_path: Path | None,
+) -> None:
+    if settings.sink.workers == 1:
+        run_sink(settings, stopper, health)
+        return
+    if config_path is None:
+        raise TerminalError(
+            "sink.workers > 1 starts worker processes that read the configuration file,"
+            " but no file was given",
+            "run the pipeline with `cdc run -c FILE`, or set sink.workers: 1",
+        )
+    from cdc.sink_workers import run_sink_workers  # noqa: PLC0415 (only with sink.workers > 1)
+
+    run_sink_workers(settings, config_path.absolute(), stopper.event, health, grace_s)
 
 
 def run_sink(settings: Settings, stopper: Stopper, health: Health) -> None:

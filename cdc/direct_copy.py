@@ -12,13 +12,14 @@ the sink's upsert leaves each row at its latest state.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import psycopg
 import structlog
 
 from cdc import metrics
+from cdc.postgres import deferred_keys
 from cdc.progress import Progress
 from cdc.settings import PostgresTarget, Settings
 from sinks.copy_progress import CopyProgress, RangeState
@@ -43,6 +44,30 @@ def connect_pg_target(settings: Settings, async_commit: bool = False) -> psycopg
     assert isinstance(target, PostgresTarget)
     options = f"{SESSION_OPTIONS} -c synchronous_commit=off" if async_commit else SESSION_OPTIONS
     return psycopg.connect(target.dsn.get_secret_value(), options=options)
+
+
+def defer_keys(
+    settings: Settings, tables: Iterable[tuple[str, str, str]], todo: list[RangeState]
+) -> None:
+    """Loads bare (`cdc.postgres.deferred_keys`) the target tables the copy
+    has not started; `tables`: (source table, target schema, target table)."""
+    with connect_pg_target(settings) as target:
+        for table, schema, name in tables:
+            ranges = [s for s in todo if s.table == table]
+            if ranges and not any(s.last_key for s in ranges):
+                deferred_keys.drop(target, settings.name, table, schema, name)
+
+
+def build_keys(settings: Settings) -> None:
+    """What the copy left to build (this run's or a killed one's), before
+    the stream: the sink's upserts need the keys."""
+
+    def connect() -> psycopg.Connection[Any]:
+        return connect_pg_target(settings)
+
+    with connect() as target:
+        todo = deferred_keys.pending(target, settings.name)
+    deferred_keys.build(connect, settings.name, todo, settings.snapshot.parallelism)
 
 
 def ranges_to_copy(

@@ -82,6 +82,22 @@ SINK_RECONNECTS = Counter(
     "cdc_sink_reconnects",
     "Times the sink lost its target connection and reconnected",
 )
+SINK_WORKER_RESTARTS = Counter(
+    "cdc_sink_worker_restarts",
+    "Sink worker processes (sink.workers > 1) that died from a signal and were started again",
+)
+# What a sink worker process counts: with sink.workers > 1 the daemon serves them
+# summed over its workers (cdc.sink_workers).
+SINK_METRICS = (
+    SINK_ROWS,
+    SINK_BATCH_ROWS,
+    SINK_BATCH_SECONDS,
+    SINK_CONFLICTS,
+    DLQ_EVENTS,
+    SINK_LAG_SECONDS,
+    SINK_CONSUMER_LAG,
+    SINK_RECONNECTS,
+)
 
 # `cdc verify`: labels are bounded by the pipeline's tables.
 VERIFY_CHUNKS = Counter(

@@ -332,6 +332,21 @@ class SnapshotSettings(SettingsModel):
     chunk_rows: int = Field(100_000, ge=1, description="how many rows are read per chunk")
 
 
+class SinkSettings(SettingsModel):
+    """How the sink role runs."""
+
+    # Default 1: every worker holds a target connection and a Kafka consumer, and the CPU
+    # count a container sees is usually the host's; scale up where the target and the
+    # host are known to take it (beyond the topics' partition count, workers idle).
+    workers: int = Field(
+        1,
+        ge=1,
+        le=256,
+        description="sink processes sharing the topics' partitions in one consumer group;"
+        " up to the host's CPUs pays, more than kafka.partitions idle",
+    )
+
+
 class MetricsSettings(SettingsModel):
     """The Prometheus endpoint, /metrics."""
 
@@ -372,6 +387,7 @@ class Settings(SettingsModel):
         default_factory=list, description="a list of {type: ..., options}"
     )
     snapshot: SnapshotSettings = Field(default_factory=SnapshotSettings)
+    sink: SinkSettings = Field(default_factory=SinkSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     cutover: CutoverSettings = Field(default_factory=CutoverSettings)

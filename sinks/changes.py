@@ -76,6 +76,12 @@ def collapse(changes: Iterable[Change]) -> Iterator[list[TableBatch]]:
         key = tuple(change.key.values())  # type: ignore[union-attr]  # a row change has a key
         state = batch.keys.get(key)
         position = (change.partition, change.offset)
+        if state is None and change.op is not Op.DELETE and not change.unchanged:
+            # the common case, a key's first change in the batch, with its whole row
+            batch.keys[key] = KeyState(
+                change.schema, change.op, change.after or {}, True, change.ts_ms, position, change
+            )
+            continue
         if change.op is Op.DELETE:
             first_op, first = (state.first_op, state.first) if state else (Op.DELETE, change)
             batch.keys[key] = KeyState(

@@ -61,6 +61,10 @@ CREATE TABLE IF NOT EXISTS public.cdc_row_versions (
     PRIMARY KEY (table_name, row_key)
 )
 """
+# Sink processes of one pipeline (sink.workers, replicas) start together and may
+# create the same tables at once; CREATE ... IF NOT EXISTS is no guard against
+# that (a unique violation in the catalog), this transaction lock is.
+DDL_LOCK = "SELECT pg_advisory_xact_lock(hashtext('cdc_sink_ddl'))"
 DELETE, UPSERT, PARTIAL = 0, 1, 2  # cdc_kind of a staged row; PARTIAL + n: column set n
 COPY_CHUNK_ROWS = 2000  # rows per COPY write: the server parses one chunk while we build the next
 # After a direct COPY met an existing key, a table's insert batches take the
@@ -107,6 +111,7 @@ class PostgresApplier:
         self._tables: dict[tuple[str, str], TargetTable] = {}
         self._stages = itertools.count()
         with self._conn.transaction():
+            self._conn.execute(DDL_LOCK)
             self._conn.execute(OFFSETS_DDL)
             self._conn.execute(VERSIONS_DDL)
 
@@ -370,8 +375,11 @@ class PostgresApplier:
                     "create it (e.g. pg_dump --schema-only) or set target.create_tables: true",
                 )
             if missing:
-                self._create_or_extend(target, schema, bool(types))
-                types, key = self._describe(target)
+                self._conn.execute(DDL_LOCK)
+                types, key = self._describe(target)  # another sink may have just made it
+                if not set(schema.column_names) <= set(types):
+                    self._create_or_extend(target, schema, bool(types))
+                    types, key = self._describe(target)
         if not key:
             raise TerminalError(
                 f"target table {target[0]}.{target[1]} has no primary key",

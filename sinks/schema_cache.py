@@ -32,6 +32,9 @@ class SchemaCache:
         """The schema; reads newer records when it is not known yet (the source
         publishes a schema before the first event that uses it, but on another
         topic, so it may arrive a little later)."""
+        found = self._schemas.get(fingerprint)
+        if found is not None:  # every message asks: no clock read when the schema is known
+            return found
         deadline = time.monotonic() + timeout
         while (found := self._schemas.get(fingerprint)) is None:
             left = deadline - time.monotonic()

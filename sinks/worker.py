@@ -43,6 +43,12 @@ CONSUMER_DEFAULTS: dict[str, Any] = {
     # new table topics appear while the pipeline runs: notice them quickly
     "topic.metadata.refresh.interval.ms": 5000,
     "fetch.max.bytes": 52_428_800,
+    # A sink process that died hands its partitions to the others after this long
+    # (heartbeats run on librdkafka's own thread: a long batch does not expire it).
+    "session.timeout.ms": 10_000,
+    # A rebalance (a sink process joins or leaves) waits until every member has
+    # heard of it through a heartbeat: at the default 3 s, seconds of no apply.
+    "heartbeat.interval.ms": 500,
 }
 
 
@@ -106,6 +112,8 @@ class SinkWorker:
         for partition in partitions:
             partition.offset = stored.get((partition.topic, partition.partition), OFFSET_BEGINNING)
         consumer.assign(partitions)
+        # Partitions another sink process took over are its to report now.
+        metrics.SINK_CONSUMER_LAG.clear()
         log.info("partitions_assigned", count=len(partitions))
 
     def _rewind(self) -> None:
@@ -211,7 +219,12 @@ class SinkWorker:
         return changes, offsets, sources
 
     def _decode(self, msg: Message, data: bytes, topic: str, partition: int, offset: int) -> Change:
-        fingerprint = dict(msg.headers() or ()).get(SCHEMA_HEADER)
+        # the source writes our header first: no dict per message
+        headers = msg.headers()
+        if isinstance(headers, list) and headers and headers[0][0] == SCHEMA_HEADER:
+            fingerprint = headers[0][1]
+        else:
+            fingerprint = dict(headers or ()).get(SCHEMA_HEADER)
         if not isinstance(fingerprint, bytes):
             raise PoisonMessageError(f"no {SCHEMA_HEADER} header")
         try:

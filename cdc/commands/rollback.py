@@ -27,6 +27,8 @@ def rollback(path: Path, as_json: bool, metrics_listen: str | None) -> None:
     """Roll a cut-over back: fence writes on the target, wait until the reverse
     pipeline applied every change made there to the source, and lift the source's
     fence. A cut-over that did not finish only needs the source's fence lifted.
+    Then the reverse pipeline's slot on the target is dropped; while that pipeline
+    still reads it, a warning says so: stop it and run `cdc rollback` again.
     Each step is recorded: run it again after an interruption; once rolled back,
     running it again does nothing.
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import structlog
 
 from cdc import daemon, logs
 from cdc.commands.common import config_option, load_or_exit
-from cdc.errors import TerminalError
 
 
 @click.command()
@@ -34,16 +32,7 @@ def run(path: Path, role: str | None, grace_seconds: float) -> None:
     settings = load_or_exit(path)
     role = role or ("all" if settings.target is not None else "source")
     logs.configure(settings.log.format, settings.log.level)
-    log = structlog.get_logger("cdc")
     stopper = daemon.Stopper()
     stopper.install()
-    try:
-        daemon.run(settings, role, stopper, grace_seconds)
-    except TerminalError as error:
-        log.error("stopped", error=error.message, fix=error.remedy, role=role)
-        raise SystemExit(1) from None
-    except Exception as error:
-        # Unforeseen: still one log line, through the log's secret redaction, where
-        # a bare traceback on stderr would print an exception's text unredacted.
-        log.exception("crashed", error=str(error), role=role)
-        raise SystemExit(1) from None
+    if daemon.run_logged(role, lambda: daemon.run(settings, role, stopper, grace_seconds, path)):
+        raise SystemExit(1)

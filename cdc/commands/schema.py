@@ -59,6 +59,7 @@ def _statement_json(statement: Statement) -> dict[str, str]:
         "target": statement.target,
         "name": statement.name,
         "sql": statement.sql,
+        "comment": statement.comment,
     }
 
 
@@ -67,7 +68,8 @@ def _print_sql(plan: SchemaPlan, phases: tuple[str, ...]) -> None:
     for phase in phases:
         click.echo(f"\n-- {_HEADINGS[phase]}")
         for statement in plan.phase(phase):
-            click.echo(f"\n{statement.sql};")
+            comment = "".join(f"\n-- {line}" for line in statement.comment.splitlines())
+            click.echo(f"{comment}\n{statement.sql};")
 
 
 def _print_outcomes(outcomes: list[Outcome]) -> None:

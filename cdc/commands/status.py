@@ -40,6 +40,11 @@ def status(path: Path, as_json: bool) -> None:
         click.echo(
             f"{pipeline.name}: {pipeline.phase}; source "
             + ("streaming" if pipeline.source_streaming else "NOT streaming")
+            + (
+                " (no position yet)"
+                if pipeline.source_position is None
+                else f" at {pipeline.source_position}"
+            )
             + f", {_bytes(pipeline.source_lag_bytes)} not yet in Kafka,"
             f" retains {_bytes(pipeline.retained_bytes)}; dead letters {pipeline.dead_letters};"
             f" last verify {verify}"

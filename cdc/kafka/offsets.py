@@ -3,7 +3,8 @@
 Every source position and snapshot chunk marker can live here, next to the
 data it describes, so a pipeline needs no other storage. The whole topic is
 read once at start (it is compacted, so it stays small); later reads come
-from memory because this process is the only writer for its keys.
+from memory because this process is the only writer for its keys. Other
+processes follow it with an `OffsetsReader`, which never creates it.
 """
 
 from __future__ import annotations
@@ -33,6 +34,85 @@ _NOT_READY_YET = {
 }
 
 
+class OffsetsReader:
+    """Reads `<prefix>.__offsets` without writing to it or creating it, so a command
+    that only looks (`cdc status`, `cdc verify`) leaves no trace: a topic that does
+    not exist yet holds no position yet. Each `read` picks up what its writer added
+    since the previous one, with the one consumer the reader keeps until `close`."""
+
+    def __init__(self, connection: KafkaConnection, prefix: str) -> None:
+        self.topic = offsets_topic(prefix)
+        self._consumer = Consumer(
+            {
+                **client_config(connection),
+                "group.id": f"cdc-offsets-reader-{uuid.uuid4().hex}",
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+                # a compacted-away start: read from the first message kept
+                "auto.offset.reset": "earliest",
+                # a broker with auto.create.topics.enable must not create it for a reader
+                "allow.auto.create.topics": False,
+            }
+        )
+        self._values: dict[str, Any] = {}
+        self._next = OFFSET_BEGINNING
+
+    def read(self) -> dict[str, Any]:
+        """Every key's latest value; empty while the topic does not exist."""
+        if self._next == OFFSET_BEGINNING and not self._exists():
+            return self._values
+        high = self._high_watermark()
+        if high <= max(self._next, 0):
+            return self._values
+        self._consumer.assign([TopicPartition(self.topic, 0, self._next)])
+        while True:
+            msg = self._consumer.poll(10)
+            if msg is None:
+                raise TimeoutError(f"reading {self.topic} timed out")
+            error = msg.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    break
+                raise RuntimeError(f"reading {self.topic}: {error.str()}")
+            key = msg.key()
+            assert key is not None
+            value = msg.value()
+            if value is None:
+                self._values.pop(key.decode(), None)
+            else:
+                self._values[key.decode()] = orjson.loads(value)
+            self._next = (msg.offset() or 0) + 1
+            if self._next >= high:
+                break
+        return self._values
+
+    def close(self) -> None:
+        self._consumer.close()
+
+    def _exists(self) -> bool:
+        found = self._consumer.list_topics(self.topic, timeout=10).topics.get(self.topic)
+        return found is not None and (
+            found.error is None or found.error.code() != KafkaError.UNKNOWN_TOPIC_OR_PART
+        )
+
+    def _high_watermark(self) -> int:
+        # A topic created a moment ago may not be in every broker's metadata yet,
+        # or its partition leader not elected yet.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                marks = self._consumer.get_watermark_offsets(
+                    TopicPartition(self.topic, 0), timeout=10
+                )
+                return int(marks[1])
+            except KafkaException as exc:
+                if exc.args[0].code() not in _NOT_READY_YET:
+                    raise
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+
 class KafkaOffsetStore:
     def __init__(
         self, connection: KafkaConnection, prefix: str, replication_factor: int = 1
@@ -47,57 +127,12 @@ class KafkaOffsetStore:
                 "linger.ms": 0,
             }
         )
-        self._values = self._read_all(connection)
-
-    def _read_all(self, connection: KafkaConnection) -> dict[str, Any]:
-        consumer = Consumer(
-            {
-                **client_config(connection),
-                "group.id": f"cdc-offsets-reader-{uuid.uuid4().hex}",
-                "enable.auto.commit": False,
-                "enable.partition.eof": True,
-            }
-        )
-        values: dict[str, Any] = {}
+        # read once: later reads come from memory, this process being the keys' only writer
+        reader = OffsetsReader(connection, prefix)
         try:
-            high = self._high_watermark(consumer)
-            if high > 0:
-                consumer.assign([TopicPartition(self._topic, 0, OFFSET_BEGINNING)])
-                while True:
-                    msg = consumer.poll(10)
-                    if msg is None:
-                        raise TimeoutError(f"reading {self._topic} timed out")
-                    error = msg.error()
-                    if error is not None:
-                        if error.code() == KafkaError._PARTITION_EOF:
-                            break
-                        raise RuntimeError(f"reading {self._topic}: {error.str()}")
-                    key = msg.key()
-                    assert key is not None
-                    value = msg.value()
-                    if value is None:
-                        values.pop(key.decode(), None)
-                    else:
-                        values[key.decode()] = orjson.loads(value)
-                    if (msg.offset() or 0) >= high - 1:
-                        break
+            self._values = dict(reader.read())
         finally:
-            consumer.close()
-        return values
-
-    def _high_watermark(self, consumer: Consumer) -> int:
-        # A topic created a moment ago may not be in every broker's metadata yet,
-        # or its partition leader not elected yet.
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                return consumer.get_watermark_offsets(TopicPartition(self._topic, 0), timeout=10)[1]
-            except KafkaException as exc:
-                if exc.args[0].code() not in _NOT_READY_YET:
-                    raise
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+            reader.close()
 
     def get(self, key: str) -> Any | None:
         return self._values.get(key)

@@ -1,11 +1,16 @@
 """The cut-over's progress, kept on the target (`cdc_cutover`): one row per
 step done, so that an interrupted `cdc cutover` continues where it stopped and
-`cdc rollback` knows what to undo."""
+`cdc rollback` knows what to undo. The table is made by the first step
+recorded: reading (`cdc status`) leaves the target as it was."""
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 from typing import Any
+
+import psycopg.errors
+import pymysql
 
 from cdc.migrate.connections import is_postgres, mysql_connect, pg_connect
 from cdc.settings import Settings
@@ -29,6 +34,7 @@ CREATE TABLE IF NOT EXISTS cdc_cutover (
 )
 """
 Step = tuple[datetime, str]  # when, what was found or done
+_MISSING_TABLE = (psycopg.errors.UndefinedTable, pymysql.err.ProgrammingError)
 
 
 class CutoverState:
@@ -38,12 +44,15 @@ class CutoverState:
         self._pipeline = settings.name
         self._pg = is_postgres(self._target)
         self._table = "public.cdc_cutover" if self._pg else "cdc_cutover"
-        self._run(PG_DDL if self._pg else MYSQL_DDL)
 
     def steps(self) -> dict[str, Step]:
-        rows = self._run(
-            f"SELECT step, at, detail FROM {self._table} WHERE pipeline = %s", (self._pipeline,)
-        )
+        try:
+            rows = self._run(
+                f"SELECT step, at, detail FROM {self._table} WHERE pipeline = %s",
+                (self._pipeline,),
+            )
+        except _MISSING_TABLE:
+            return {}  # no step was ever recorded
         return {step: (_utc(at), detail) for step, at, detail in rows}
 
     def record(self, step: str, detail: str = "", at: datetime | None = None) -> datetime:
@@ -54,6 +63,7 @@ class CutoverState:
             if self._pg
             else " ON DUPLICATE KEY UPDATE at = VALUES(at), detail = VALUES(detail)"
         )
+        self._run(PG_DDL if self._pg else MYSQL_DDL)
         self._run(
             f"INSERT INTO {self._table} (pipeline, step, at, detail) VALUES (%s, %s, %s, %s)"
             + upsert,
@@ -62,11 +72,12 @@ class CutoverState:
         return at
 
     def clear(self, keep: tuple[str, ...] = ()) -> None:
-        self._run(
-            f"DELETE FROM {self._table} WHERE pipeline = %s"
-            + "".join(" AND step <> %s" for _ in keep),
-            (self._pipeline, *keep),
-        )
+        with contextlib.suppress(*_MISSING_TABLE):  # no table: nothing to clear
+            self._run(
+                f"DELETE FROM {self._table} WHERE pipeline = %s"
+                + "".join(" AND step <> %s" for _ in keep),
+                (self._pipeline, *keep),
+            )
 
     def _run(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         if self._pg:

@@ -68,6 +68,7 @@ class TableDef:
     primary_key: tuple[str, ...] = ()  # empty: none, the wire key (every column) stands in
     defaults: Mapping[str, str] = field(default_factory=dict)  # column -> source expression
     identity: frozenset[str] = frozenset()  # serial, identity and AUTO_INCREMENT columns
+    on_update_now: frozenset[str] = frozenset()  # MySQL ON UPDATE CURRENT_TIMESTAMP columns
     generated: tuple[Generated, ...] = ()
     uniques: tuple[Index, ...] = ()
     indexes: tuple[Index, ...] = ()
@@ -102,6 +103,7 @@ class Statement:
     # the same CREATE TABLE for a scratch table: the target parses it, and the
     # columns it gets are what an existing table is compared with
     probe_sql: str = ""
+    comment: str = ""  # what the DDL does not reproduce, printed above it as SQL comments
 
     @property
     def target(self) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from cdc.migrate import ddl_defaults
 from cdc.migrate.ddl_model import AFTER_COPY, TABLES, Index, Notes, Statement, TableDef
-from cdc.migrate.type_notes import type_note
+from cdc.migrate.type_notes import on_update_comment, type_note
 from cdc.schemas import Column
 from sinks.mysql_statements import quote
 from sinks.mysql_types import mysql_type
@@ -100,6 +100,7 @@ def render(
             name,
             f"CREATE TABLE IF NOT EXISTS {ident}{tail}",
             probe_sql=f"CREATE TEMPORARY TABLE {quote(database)}.{quote(PROBE)}{tail}",
+            comment=on_update_comment(table, ENGINE, notes),
         )
     ]
     types = {

@@ -15,7 +15,7 @@ from cdc.migrate.ddl_model import (
     Statement,
     TableDef,
 )
-from cdc.migrate.type_notes import type_note
+from cdc.migrate.type_notes import on_update_comment, type_note
 from cdc.schemas import Column
 from sinks.pg_types import pg_type
 
@@ -125,7 +125,10 @@ def render(table: TableDef, target: tuple[str, str], notes: Notes) -> list[State
     body = _table_body(table, notes)
     create = f"CREATE TABLE IF NOT EXISTS {ident(*target)} {body}"
     probe = f"CREATE TABLE {ident(*PROBE)} {body}"
-    out.append(Statement(TABLES, "table", schema, name, name, create, probe_sql=probe))
+    comment = on_update_comment(table, ENGINE, notes)
+    out.append(
+        Statement(TABLES, "table", schema, name, name, create, probe_sql=probe, comment=comment)
+    )
     for index in table.indexes:
         statement = _index(table, target, index, notes)
         if statement is not None:

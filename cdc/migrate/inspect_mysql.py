@@ -46,9 +46,12 @@ def table_def(cursor: Any, table: MyTable, mariadb: bool) -> TableDef:
     rows = {r["COLUMN_NAME"]: r for r in cursor.fetchall()}
     defaults: dict[str, str] = {}
     identity: set[str] = set()
+    on_update_now: set[str] = set()
     generated: list[Generated] = []
     for name, row in rows.items():
         extra = str(row["EXTRA"] or "")
+        if "on update" in extra.lower():  # always the current time: MySQL allows no other
+            on_update_now.add(name)
         if "GENERATED" in extra.upper() and "DEFAULT_GENERATED" not in extra.upper():
             stored = "STORED" in extra.upper() or "PERSISTENT" in extra.upper()
             generated.append(
@@ -115,6 +118,7 @@ def table_def(cursor: Any, table: MyTable, mariadb: bool) -> TableDef:
         primary_key=table.primary_key,
         defaults=defaults,
         identity=frozenset(identity),
+        on_update_now=frozenset(on_update_now),
         generated=tuple(generated),
         uniques=tuple(uniques),
         indexes=tuple(indexes),

@@ -22,6 +22,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -30,7 +31,7 @@ import pymysql
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from cdc.kafka.offsets import KafkaOffsetStore
+from cdc.kafka.offsets import OffsetsReader
 from cdc.migrate.connections import is_postgres, mysql_connect, pg_connect
 from cdc.mysql.position import BinlogPosition, parse_gtids
 from cdc.mysql.setup import current_position
@@ -76,22 +77,52 @@ def mark_source(settings: Settings) -> Marker:
         return Marker(file=position.file, pos=position.pos, gtid=position.gtid)
 
 
+class Published:
+    """How far the source has put everything into Kafka, read again at each call
+    (None: it never ran). On MySQL/MariaDB it follows the offsets topic with one
+    consumer, kept until `close`, so a wait can ask every few hundred milliseconds."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        kafka = settings.kafka
+        self._offsets = (
+            None
+            if isinstance(settings.source, PostgresSource)
+            else OffsetsReader(kafka.client_config(), kafka.topic_prefix)
+        )
+
+    def __enter__(self) -> Published:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._offsets is not None:
+            self._offsets.close()
+
+    def __call__(self) -> Marker | None:
+        source = self._settings.source
+        if self._offsets is None:
+            assert isinstance(source, PostgresSource)
+            with pg_connect(source.dsn) as conn:
+                row = conn.execute(
+                    "SELECT (confirmed_flush_lsn - '0/0')::bigint FROM pg_replication_slots"
+                    " WHERE slot_name = %s",
+                    (source.slot_name,),
+                ).fetchone()
+                return Marker(lsn=int(row[0])) if row and row[0] is not None else None
+        stored = self._offsets.read().get(POSITION_KEY)
+        if stored is None:
+            return None
+        position = BinlogPosition.from_json(stored)
+        return Marker(file=position.file, pos=position.pos, gtid=position.gtid)
+
+
 def published(settings: Settings) -> Marker | None:
-    """How far the source has put everything into Kafka (None: it never ran)."""
-    if isinstance(settings.source, PostgresSource):
-        with pg_connect(settings.source.dsn) as conn:
-            row = conn.execute(
-                "SELECT (confirmed_flush_lsn - '0/0')::bigint FROM pg_replication_slots"
-                " WHERE slot_name = %s",
-                (settings.source.slot_name,),
-            ).fetchone()
-            return Marker(lsn=int(row[0])) if row and row[0] is not None else None
-    store = KafkaOffsetStore(settings.kafka.client_config(), settings.kafka.topic_prefix)
-    stored = store.get(POSITION_KEY)
-    if stored is None:
-        return None
-    position = BinlogPosition.from_json(stored)
-    return Marker(file=position.file, pos=position.pos, gtid=position.gtid)
+    """How far the source has put everything into Kafka, read once."""
+    with Published(settings) as read:
+        return read()
 
 
 def reached(position: Marker | None, marker: Marker) -> bool:
@@ -244,15 +275,18 @@ def wait_applied(
     marker: Marker,
     timeout_s: float,
     on_published: Callable[[], None] = lambda: None,
+    source: Published | None = None,
 ) -> Applied:
     """Wait until the source published past `marker` (`mark_source`), then until the
     sink applied every message its table topics then held; gives up after `timeout_s`.
-    `on_published` is called between the two waits."""
+    `on_published` is called between the two waits. `source`: a reader the caller
+    keeps across waits (verify waits once per round); else one for this wait."""
     deadline = time.monotonic() + timeout_s
-    while not reached(published(settings), marker):
-        if time.monotonic() > deadline:
-            return Applied(marker, published=False)
-        time.sleep(POLL_S)
+    with nullcontext(source) if source is not None else Published(settings) as read:
+        while not reached(read(), marker):
+            if time.monotonic() > deadline:
+                return Applied(marker, published=False)
+            time.sleep(POLL_S)
     view = KafkaView(settings)
     try:
         ends = view.ends()
@@ -270,13 +304,15 @@ class SourceLag:
     seconds: float | None  # PostgreSQL: the slot's flush lag
     bytes: int | None  # changes not yet in Kafka
     retained_bytes: int | None  # PG: WAL the slot holds; MySQL: binlogs from the stored file
+    position: Marker | None = None  # what the source acknowledged; None: no position yet
 
 
 def source_lag(settings: Settings) -> SourceLag:
     if isinstance(settings.source, PostgresSource):
         with pg_connect(settings.source.dsn) as conn:
             row = conn.execute(
-                "SELECT s.active, (pg_current_wal_lsn() - s.confirmed_flush_lsn)::bigint,"
+                "SELECT s.active, (s.confirmed_flush_lsn - '0/0')::bigint,"
+                " (pg_current_wal_lsn() - s.confirmed_flush_lsn)::bigint,"
                 " (pg_current_wal_lsn() - s.restart_lsn)::bigint,"
                 " extract(epoch FROM r.flush_lag)::float8"
                 " FROM pg_replication_slots s"
@@ -286,8 +322,9 @@ def source_lag(settings: Settings) -> SourceLag:
             ).fetchone()
         if row is None:
             return SourceLag(False, None, None, None)
-        active, lag, retained, seconds = row
-        return SourceLag(bool(active), float(seconds or 0.0), lag, retained)
+        active, flushed, lag, retained, seconds = row
+        position = None if flushed is None else Marker(lsn=int(flushed))
+        return SourceLag(bool(active), float(seconds or 0.0), lag, retained, position)
     stored = published(settings)
     if stored is None:
         return SourceLag(False, None, None, None)
@@ -300,4 +337,4 @@ def source_lag(settings: Settings) -> SourceLag:
         lag = max(0, now.pos - stored.pos)
     index = _binlog_index(stored.file)
     retained = sum(size for name, size in logs if _binlog_index(name) >= index)
-    return SourceLag(True, None, lag, retained)
+    return SourceLag(True, None, lag, retained, stored)

@@ -7,9 +7,11 @@ loses nothing.
 it starts before the new side takes writes: on PostgreSQL it creates the
 publication and the slot, on MySQL/MariaDB it stores the binlog position in the
 reverse pipeline's offsets topic. It takes no snapshot: at that point both
-sides are equal. The file keeps the connection settings as written in the
+sides are equal. `cdc rollback` retires it (`retire`) once the old side is
+current again. The file keeps the connection settings as written in the
 forward file (`${ENV}` references and `dsn_file` stay as they are), with the
-two sides swapped; transforms are not carried over (they are not reversible).
+two sides swapped; transforms are not carried over (they are not reversible),
+but a MySQL table going back to PostgreSQL is renamed to the schema it came from.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+import psycopg.errors
 import yaml
+from psycopg import sql
 
 from cdc.errors import TerminalError
 from cdc.kafka.offsets import KafkaOffsetStore
@@ -72,6 +76,15 @@ def write_reverse(settings: Settings, config_path: Path, tables: list[tuple[str,
         "kafka": {k: v for k, v in raw["kafka"].items() if k != "topic_prefix"},
         "snapshot": {"mode": "never"},
     }
+    if is_postgres(settings.source) and not is_postgres(settings.target):
+        # A MySQL table's schema is its database: without these its rows would land
+        # in a PostgreSQL schema of that name, not in the table they came from.
+        document["transforms"] = [
+            {"type": "rename_table", "table": reverse_table, "to": f"{schema}.{table}"}
+            for reverse_table, (schema, table) in zip(
+                target_tables(settings, tables), tables, strict=True
+            )
+        ]
     for section in ("metrics", "log"):
         if section in raw:
             document[section] = raw[section]
@@ -120,3 +133,39 @@ def prepare_start(reverse: Settings) -> str:
         position = current_position(cur)
     store.put(POSITION_KEY, position.to_json())
     return f"starts at {position.file}:{position.pos}"
+
+
+def retire(reverse: Settings, path: str) -> tuple[bool, str]:
+    """After a rollback the reverse pipeline has nothing left to carry, but its slot on
+    the new side would keep WAL there for ever: drop it and the publication, unless the
+    reverse pipeline still reads it. (done, what was done or what to do)."""
+    source = reverse.source
+    if not isinstance(source, PostgresSource):
+        return True, (
+            f"nothing of the reverse pipeline {reverse.name} holds the target's binlogs:"
+            f" stop it (cdc run -c {path})"
+        )
+    slot = source.slot_name
+    still_read = (
+        f"the reverse pipeline {reverse.name} still reads its slot {slot} on the target,"
+        f" which keeps WAL there while it exists: stop it (cdc run -c {path}) and run"
+        " `cdc rollback` again to drop the slot"
+    )
+    with pg_connect(source.dsn) as conn:
+        row = conn.execute(
+            "SELECT active FROM pg_replication_slots WHERE slot_name = %s", (slot,)
+        ).fetchone()
+        if row is not None and row[0]:
+            return False, still_read
+        try:
+            if row is not None:
+                conn.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
+        except psycopg.errors.ObjectInUse:  # it started reading a moment ago
+            return False, still_read
+        conn.execute(
+            sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(source.publication))
+        )
+    return True, (
+        f"the reverse pipeline's slot {slot} and publication {source.publication}"
+        " dropped on the target"
+    )

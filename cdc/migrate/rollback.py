@@ -4,9 +4,12 @@ After a finished cut-over: fence the target, wait until the reverse pipeline
 applied every change made on the target to the source, move the source's
 sequences / AUTO_INCREMENT above the target's, then lift the source's fence.
 Before one finished (the target never took application writes): only lift the
-source's fence. Steps are recorded in `cdc_cutover` like the
-cut-over's, so an interrupted rollback continues; a finished one leaves the
-step `rolled_back` and a later `cdc cutover` starts afresh.
+source's fence. Either way the reverse pipeline's slot on the target is then
+dropped (`reverse.retire`); while that pipeline still reads it, the rollback
+says so and a second `cdc rollback` drops it. Steps are recorded in
+`cdc_cutover` like the cut-over's, so an interrupted rollback continues; a
+finished one leaves the step `rolled_back` (and `reverse` while its slot
+stays) and a later `cdc cutover` starts afresh.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from cdc.migrate.cutover import Say, StepFailedError, set_phase, wait_drained
 from cdc.migrate.cutover_state import CutoverState
 from cdc.migrate.fence import fence, unfence
 from cdc.migrate.positions import mark_source
+from cdc.migrate.reverse import retire
 from cdc.migrate.sequences import sync_counters
 from cdc.settings import Settings
 from cdc.settings_load import load_settings
@@ -40,16 +44,34 @@ def rollback(settings: Settings, say: Say) -> RollbackReport:
     report = RollbackReport(settings.name)
     state = CutoverState(settings)
     done = state.steps()
-    if set(done) == {"rolled_back"}:
+
+    def tell(step: str, detail: str) -> None:
+        report.steps[step] = detail
+        say(step, detail)
+
+    def record(step: str, detail: str) -> datetime:
+        tell(step, detail)
+        return state.record(step, detail)
+
+    def retire_reverse() -> tuple[str, ...]:
+        """The steps to keep: `reverse` while its slot could not be dropped."""
+        if "reverse" not in done:
+            return ()
+        path = done["reverse"][1]
+        retired, detail = retire(load_settings(path), path)
+        if not retired:
+            report.warnings.append(detail)
+            return ("reverse",)
+        tell("reverse_retired", detail)  # not recorded: nothing is left to resume
+        return ()
+
+    if "rolled_back" in done:
         report.outcome = "already_done"
         set_phase("rolled_back")
         say("rolled_back", f"already rolled back at {done['rolled_back'][0].isoformat()}")
+        if not retire_reverse():
+            state.clear(keep=("rolled_back",))
         return report
-
-    def record(step: str, detail: str) -> datetime:
-        report.steps[step] = detail
-        say(step, detail)
-        return state.record(step, detail)
 
     fenced_at = datetime.now(UTC)
     try:
@@ -91,7 +113,7 @@ def rollback(settings: Settings, say: Say) -> RollbackReport:
     report.window_s = window
     if window is not None:
         metrics.CUTOVER_WRITE_UNAVAILABLE.set(window)
-    state.clear()
+    state.clear(keep=retire_reverse())
     detail = f"{where} writable again"
     if window is not None:
         detail += f"; {window:.3f} s without writes (from the target's fence to now)"

@@ -5,7 +5,7 @@ sequences would hand out ids the source already used. Each counter of a
 replicated table is set to the larger of the source's next value and the
 target's max(column) + 1. Target tables are named as the sink names them
 (PostgreSQL: the source's schema.table; MySQL: the DSN's database and the
-table name); transforms that rename or route tables are not followed.
+table name), through `rename_table` and `route`.
 """
 
 from __future__ import annotations
@@ -15,11 +15,13 @@ from typing import Any
 
 from psycopg import sql
 
-from cdc.migrate.connections import is_postgres, mysql_connect, mysql_database, pg_connect
+from cdc.migrate.connections import is_postgres, mysql_connect, pg_connect
+from cdc.migrate.verify_plan import target_table
 from cdc.mysql import catalog as mysql_catalog
 from cdc.postgres import catalog as pg_catalog
 from cdc.settings import Settings
 from sinks.mysql_statements import quote
+from transforms.registry import build
 
 # Sequences owned by a column: serial ('a') and identity ('i') columns.
 _PG_OWNED = """
@@ -57,10 +59,13 @@ def source_tables(settings: Settings) -> list[tuple[str, str]]:
 def sync_counters(settings: Settings) -> list[CounterSync]:
     """Move every counter of the target's replicated tables above the source's."""
     assert settings.target is not None
-    tables = source_tables(settings)
+    transforms = build(settings.transforms)
+    targets = {
+        target_table(settings, transforms, source): source for source in source_tables(settings)
+    }
     if is_postgres(settings.target):
-        return _sync_pg_target(settings, tables)
-    return _sync_mysql_target(settings, tables)
+        return _sync_pg_target(settings, targets)
+    return _sync_mysql_target(settings, targets)
 
 
 def _source_next(settings: Settings, schema: str, table: str, column: str) -> int:
@@ -88,13 +93,16 @@ def _source_next(settings: Settings, schema: str, table: str, column: str) -> in
         return int(found["n"]) if found and found["n"] is not None else 1
 
 
-def _sync_pg_target(settings: Settings, tables: list[tuple[str, str]]) -> list[CounterSync]:
+Targets = dict[tuple[str, str], tuple[str, str]]  # target (schema, table) -> source's
+
+
+def _sync_pg_target(settings: Settings, targets: Targets) -> list[CounterSync]:
     assert settings.target is not None
-    wanted = set(tables)
     done = []
     with pg_connect(settings.target.dsn) as conn:
         for schema, table, column, sequence in conn.execute(_PG_OWNED).fetchall():
-            if (schema, table) not in wanted:
+            source = targets.get((schema, table))
+            if source is None:
                 continue
             row = conn.execute(
                 sql.SQL("SELECT coalesce(max({}), 0) FROM {}").format(
@@ -102,31 +110,30 @@ def _sync_pg_target(settings: Settings, tables: list[tuple[str, str]]) -> list[C
                 )
             ).fetchone()
             assert row is not None
-            value = max(int(row[0]) + 1, _source_next(settings, schema, table, column))
+            value = max(int(row[0]) + 1, _source_next(settings, *source, column))
             conn.execute("SELECT setval(%s::regclass, %s, false)", (sequence, value))
             done.append(CounterSync(f"{schema}.{table}", column, value))
     return done
 
 
-def _sync_mysql_target(settings: Settings, tables: list[tuple[str, str]]) -> list[CounterSync]:
+def _sync_mysql_target(settings: Settings, targets: Targets) -> list[CounterSync]:
     assert settings.target is not None
     done = []
     with mysql_connect(settings.target.dsn) as conn, conn.cursor() as cur:
-        database = mysql_database(settings.target.dsn)
-        for schema, table in tables:
+        for (database, table), source in targets.items():
             column = _auto_increment_column(cur, database, table)
             if column is None:
                 continue
-            ident = f"{quote(database or '')}.{quote(table)}"
+            ident = f"{quote(database)}.{quote(table)}"
             cur.execute(f"SELECT coalesce(max({quote(column)}), 0) AS m FROM {ident}")
             found: Any = cur.fetchone()
-            value = max(int(found["m"]) + 1, _source_next(settings, schema, table, column))
+            value = max(int(found["m"]) + 1, _source_next(settings, *source, column))
             cur.execute(f"ALTER TABLE {ident} AUTO_INCREMENT = {int(value)}")
             done.append(CounterSync(f"{database}.{table}", column, value))
     return done
 
 
-def _auto_increment_column(cur: Any, database: str | None, table: str) -> str | None:
+def _auto_increment_column(cur: Any, database: str, table: str) -> str | None:
     cur.execute(
         "SELECT COLUMN_NAME AS c FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s"
         " AND TABLE_NAME = %s AND EXTRA LIKE '%%auto_increment%%'",

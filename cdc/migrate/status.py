@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from cdc.kafka.offsets import KafkaOffsetStore
+from cdc.kafka.offsets import OffsetsReader
 from cdc.migrate.cutover_state import CutoverState
 from cdc.migrate.gates import sink_lag
 from cdc.migrate.positions import KafkaView, source_lag
@@ -36,6 +36,7 @@ class PipelineStatus:
     name: str
     phase: str  # snapshot, streaming, cutting over (<step>), cut over, rolled back
     source_streaming: bool
+    source_position: str | None  # what the source acknowledged; None: no position yet
     source_lag_seconds: float | None
     source_lag_bytes: int | None
     retained_bytes: int | None  # PG: WAL the slot holds; MySQL: binlogs from its position on
@@ -68,8 +69,12 @@ def _cutover_phase(steps: dict[str, tuple[datetime, str]]) -> str | None:
 
 def _one(settings: Settings, cutover_phase: str | None) -> PipelineStatus:
     kafka = settings.kafka
-    offsets = KafkaOffsetStore(kafka.client_config(), kafka.topic_prefix, kafka.replication_factor)
-    snapshot_done = settings.snapshot.mode == "never" or offsets.get(COMPLETE_KEY) is not None
+    offsets = OffsetsReader(kafka.client_config(), kafka.topic_prefix)
+    try:
+        recorded = offsets.read()
+    finally:
+        offsets.close()
+    snapshot_done = settings.snapshot.mode == "never" or COMPLETE_KEY in recorded
     phase = cutover_phase or ("streaming" if snapshot_done else "snapshot")
     source = source_lag(settings)
     view = KafkaView(settings)
@@ -83,6 +88,7 @@ def _one(settings: Settings, cutover_phase: str | None) -> PipelineStatus:
         settings.name,
         phase,
         source.streaming,
+        None if source.position is None else str(source.position),
         source.seconds,
         source.bytes,
         source.retained_bytes,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from cdc.migrate.ddl_model import Severity
+from cdc.migrate.ddl_model import Notes, Severity, TableDef
 from cdc.schemas import Column
 
 _TEXTY_PG = re.compile(r"text|character varying.*|character.*|xml|citext|name|\"?char\"?")
@@ -17,6 +17,14 @@ _MYSQL_TO_PG = {
     "enum": "ENUM becomes text with a CHECK of its labels",
     "bit": "BIT becomes bytea (the bits as bytes)",
     "geometry": "geometry becomes bytea (SRID + WKB)",
+}
+_ON_UPDATE_FIX = {
+    # the sink's session runs with session_replication_role = replica: no trigger fires
+    # for what it applies, so the trigger can exist before the cut-over
+    "postgresql": "a BEFORE UPDATE trigger that sets it to CURRENT_TIMESTAMP does"
+    " (the sink's session does not fire triggers: create it any time)",
+    "mysql": "add ON UPDATE CURRENT_TIMESTAMP to the column once the cut-over is done"
+    " (ALTER TABLE ... MODIFY)",
 }
 _PG_TO_MYSQL = {
     "boolean": "boolean becomes TINYINT(1) (0/1)",
@@ -88,3 +96,18 @@ def type_note(
     if engine == "postgresql":
         return _pg_target(column, connector, target_type)
     return _mysql_target(column, connector, target_type, key)
+
+
+def on_update_comment(table: TableDef, engine: str, notes: Notes) -> str:
+    """A warning for each MySQL `ON UPDATE CURRENT_TIMESTAMP` column of `table`, which
+    the target DDL does not reproduce; the lines naming them for the DDL's comment."""
+    lines = []
+    for column in sorted(table.on_update_now):
+        message = (
+            "ON UPDATE CURRENT_TIMESTAMP is not reproduced: the column gets the source's"
+            " values, but an UPDATE made on the target leaves it as it was;"
+            f" {_ON_UPDATE_FIX[engine]}"
+        )
+        notes.warn(table, column, message)
+        lines.append(f"{table.qualified}.{column}: {message}")
+    return "\n".join(lines)

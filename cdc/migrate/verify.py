@@ -27,7 +27,7 @@ import structlog
 
 from cdc import metrics
 from cdc.migrate.canonical import canonical
-from cdc.migrate.positions import mark_source, wait_applied
+from cdc.migrate.positions import Published, mark_source, wait_applied
 from cdc.migrate.verify_chunks import (
     ROW_LEVEL_ROWS,
     Key,
@@ -133,12 +133,13 @@ def verify(
         raise VerifyError(
             f"cannot connect: {exc} (check the DSNs and that the servers run)"
         ) from None
+    published = Published(settings)  # one reader for every wait of the run
     try:
         names = _tables(settings, source, tables)
         transforms = build(settings.transforms)
 
         def caught_up() -> bool:
-            return _sink_caught_up(settings, wait_timeout_s)
+            return _sink_caught_up(settings, published, wait_timeout_s)
 
         results = []
         for name in names:
@@ -156,6 +157,7 @@ def verify(
             if on_table is not None:
                 on_table(result)
     finally:
+        published.close()
         source.close()
         target.close()
     report = VerifyReport(settings.name, started, datetime.now(UTC), results)
@@ -165,9 +167,9 @@ def verify(
     return report
 
 
-def _sink_caught_up(settings: Settings, timeout_s: float) -> bool:
+def _sink_caught_up(settings: Settings, published: Published, timeout_s: float) -> bool:
     """Whether the sink applied everything the source has now, within `timeout_s`."""
-    result = wait_applied(settings, mark_source(settings), timeout_s)
+    result = wait_applied(settings, mark_source(settings), timeout_s, source=published)
     if not result.done:
         stage = "sink" if result.published else "source"
         log.warning("verify_not_caught_up", stage=stage, timeout_s=timeout_s)

@@ -56,14 +56,12 @@ def plan_table(
     if not key:
         plan.not_verifiable = "it has no primary key, so rows cannot be paired by key"
         return plan
-    change = Change(Op.READ, schema, source, None, None, None, (), 0, "", 0, 0)
     names = [(name, name) for name in columns]  # (source name, current name)
     for index, transform in enumerate(transforms):
         kind = settings.transforms[index].type
         try:
             if isinstance(transform, RenameTable | Route):
-                change = transform.apply(change) or change
-                continue
+                continue  # they only name the target: target_table
             if isinstance(transform, RenameColumn | Columns):
                 renamed = transform.schema(schema)
                 kept = renamed.column_names
@@ -83,10 +81,23 @@ def plan_table(
         if selector.matches(schema):
             plan.not_verifiable = f"transforms[{index}] ({kind}) changes its rows on the way"
             return plan
+    plan.target = target_table(settings, transforms, source)
+    plan.columns = names
+    return plan
+
+
+def target_table(
+    settings: Settings, transforms: list[Transform], source: tuple[str, str]
+) -> tuple[str, str]:
+    """The target table the sink writes `source`'s rows to: the same names unless
+    `rename_table` or `route` sends them elsewhere; on MySQL in the DSN's database."""
+    schema = TableSchema(_CONNECTORS[settings.source.type], *source, (), ())
+    change = Change(Op.READ, schema, source, None, None, None, (), 0, "", 0, 0)
+    for transform in transforms:
+        if isinstance(transform, RenameTable | Route):
+            change = transform.apply(change) or change
     target = change.target
     if isinstance(settings.target, MysqlTarget):
         database = settings.target.dsn.connect_kwargs()["database"] or ""
         target = (database, target[1])
-    plan.target = target
-    plan.columns = names
-    return plan
+    return target

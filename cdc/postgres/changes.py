@@ -2,22 +2,34 @@
 
 A `RelationState` is built once per Relation message (column converters,
 key columns, the table schema) and an envelope template once per relation and
-transaction, so that each row costs only its conversions, two dicts and
-their JSON: no event object, no envelope dicts.
+transaction, so that each row costs only its conversions and JSON: no event
+object, no envelope dicts. An insert's JSON is written straight from the
+replication message's bytes; other changes build their rows as dicts.
 """
 
 from __future__ import annotations
 
+import struct
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from cdc import values
 from cdc.envelope import ValueTemplate
 from cdc.events import ChangeEvent, EncodedChanges, Op
 from cdc.postgres.catalog import PgColumn, table_schema
-from cdc.postgres.pgoutput import UNCHANGED, Delete, Insert, Relation, TupleData, Update
+from cdc.postgres.pgoutput import (
+    UNCHANGED,
+    Delete,
+    Insert,
+    Relation,
+    TupleData,
+    Update,
+    insert_values,
+)
 from cdc.postgres.position import PgPosition
 from cdc.postgres.types import Converter, TypeRegistry
 from cdc.schemas import TableSchema
@@ -25,6 +37,7 @@ from cdc.schemas import TableSchema
 Message = tuple[Op, bytes, bytes]  # op, key, value, as in EncodedChanges
 _NULL = b"null"
 _CREATE = Op.CREATE  # a global, not an enum attribute lookup per row
+_NEW = ord("N")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,31 +48,102 @@ class Transaction:
 
 RowBuilder = Callable[[TupleData], dict[str, Any]]
 KeyBuilder = Callable[[dict[str, Any]], dict[str, Any]]
+# (key JSON, row JSON) of the TupleData at an offset of a message, or None
+# when it holds more than text values and NULLs
+JsonBuilder = Callable[[bytes, int], tuple[bytes, bytes] | None]
+_U32 = struct.Struct("!I")
+
+
+def _json_expression(convert: Converter, value: str, index: int) -> str:
+    """Python expression of the JSON text of a non-NULL column value: the
+    bytes `values.dumps(convert(value))` gives, without the Python value in
+    between where the text already is (nearly) JSON."""
+    if convert is int:
+        # PostgreSQL writes integers as JSON does: no sign, spaces or zeros to add
+        return value
+    if convert is bytes.decode:
+        return f"odumps({value}.decode())"  # a str needs no default hook
+    return f"dumps(c{index}({value}))"
+
+
+def _tuple_columns(count: int) -> list[str]:
+    """Statements that read the `count` columns of a pgoutput TupleData (the
+    layout `pgoutput._tuple` reads) from `buf` at `pos` into `v<i>`, bytes
+    or None for NULL; anything but a text value or NULL returns None (the
+    caller decodes the message instead)."""
+    lines = []
+    for i in range(count):
+        lines += [
+            "    kind = buf[pos]",
+            "    if kind == 116:",  # 't' text
+            "        start = pos + 5",
+            "        pos = start + u32(buf, pos + 1)[0]",
+            f"        v{i} = buf[start:pos]",
+            "    elif kind == 110:",  # 'n' NULL
+            "        pos += 1",
+            f"        v{i} = None",
+            "    else:",
+            "        return None",
+        ]
+    return lines
 
 
 def _builders(
     names: Sequence[str], converters: Sequence[Converter], key: Sequence[str]
-) -> tuple[RowBuilder, KeyBuilder]:
-    """A relation's own row and key functions, compiled once per Relation
-    message: straight-line code, one converter call per column, no zip or
-    comprehension per row (a third of the generic loop's cost). Unpacking
-    the tuple checks its length, as zip(strict=True) would."""
+) -> tuple[RowBuilder, KeyBuilder, JsonBuilder]:
+    """A relation's own row, key and JSON functions, compiled once per
+    Relation message: straight-line code, one converter call per column, no
+    zip or comprehension per row (a third of the generic loop's cost).
+    Unpacking the tuple checks its length, as zip(strict=True) would.
+
+    The JSON function reads an Insert's tuple straight from the message
+    bytes and writes the key and row JSON from the column texts: the same
+    bytes `values.dumps` gives for the built row and key
+    (tests/unit/test_pg_changes.py), with no tuple, dict, Python int or str
+    per row where PostgreSQL's text already is the JSON."""
     n = len(names)
     # converters bound as defaults, so the body reads them as fast locals
     params = "".join(f", c{i}=c{i}" for i in range(n))
+    unpack = "    " + ("".join(f"v{i}, " for i in range(n)) or "() ") + "= values"
     row = ", ".join(
         f"{name!r}: None if v{i} is None else c{i}(v{i})" for i, name in enumerate(names)
     )
+
+    def json_format(columns: Sequence[str]) -> bytes:
+        members = (values.dumps(name).replace(b"%", b"%%") + b":%b" for name in columns)
+        return b"{" + b",".join(members) + b"}"
+
+    index = {name: i for i, name in enumerate(names)}
     source = [
         f"def build(values{params}):",
-        "    " + ("".join(f"v{i}, " for i in range(n)) or "() ") + "= values",
+        unpack,
         f"    return {{{row}}}",
         "def key_of(row):",
         "    return {" + ", ".join(f"{name!r}: row[{name!r}]" for name in key) + "}",
+        f"def json_of(buf, pos{params}, u32=u32, odumps=odumps, dumps=dumps):",
+        f"    if buf[pos] << 8 | buf[pos + 1] != {n}:",
+        "        return None",
+        "    pos += 2",
+        *_tuple_columns(n),
+        "    if pos != len(buf):",  # a short or long message: no value is trusted
+        "        return None",
+        *(
+            f"    j{i} = b'null' if v{i} is None else {_json_expression(c, f'v{i}', i)}"
+            for i, c in enumerate(converters)
+        ),
+        f"    return KEY % ({''.join(f'j{index[k]}, ' for k in key)}), "
+        f"ROW % ({''.join(f'j{i}, ' for i in range(n))})",
     ]
     namespace: dict[str, Any] = {f"c{i}": convert for i, convert in enumerate(converters)}
+    namespace.update(
+        u32=_U32.unpack_from,
+        odumps=orjson.dumps,
+        dumps=values.dumps,
+        KEY=json_format(key),
+        ROW=json_format(names),
+    )
     exec(compile("\n".join(source) + "\n", "<pgoutput row>", "exec"), namespace)
-    return namespace["build"], namespace["key_of"]
+    return namespace["build"], namespace["key_of"], namespace["json_of"]
 
 
 @dataclass(slots=True)
@@ -74,13 +158,14 @@ class RelationState:
     fingerprint: str
     _build: RowBuilder = field(init=False)
     key_of: KeyBuilder = field(init=False)
+    _json: JsonBuilder = field(init=False)
     # the envelope template of the transaction `_tx`, and its insert format
     _template: ValueTemplate | None = field(default=None, init=False)
     _tx: Transaction | None = field(default=None, init=False)
     _insert: bytes = field(default=b"", init=False)
 
     def __post_init__(self) -> None:
-        self._build, self.key_of = _builders(self.names, self.converters, self.key)
+        self._build, self.key_of, self._json = _builders(self.names, self.converters, self.key)
 
     def row(self, values: TupleData) -> tuple[dict[str, Any], tuple[str, ...]]:
         """Python row and the unchanged-TOAST columns left out of it."""
@@ -106,18 +191,14 @@ class RelationState:
         out: list[Message],
     ) -> None:
         """Append the messages of one row change to `out`."""
-        if self._tx is not tx or self._template is None:
-            self._template = ValueTemplate(_event(self, Op.CREATE, tx, 0), "lsn")
-            self._insert = self._template.format(Op.CREATE)
-            self._tx = tx
+        template = self._template_of(tx)
         dumps = values.dumps
         if type(message) is Insert and UNCHANGED not in message.new:
-            # the bulk of every stream, without the generic path's generator
+            # a decoded insert (of a streamed transaction): without the generator below
             row = self._build(message.new)
             value = self._insert % (_NULL, dumps(row), lsn, now_ms)
             out.append((_CREATE, dumps(self.key_of(row)), value))
             return
-        template = self._template
         for op, key_row, before, after, unchanged in self._changes(message):
             value = template.encode(
                 op,
@@ -128,6 +209,31 @@ class RelationState:
                 unchanged,
             )
             out.append((op, dumps(key_row), value))
+
+    def encode_insert(
+        self, buf: bytes, pos: int, tx: Transaction, lsn: int, now_ms: int, out: list[Message]
+    ) -> None:
+        """`encode` of the Insert whose relation id is at `pos` of `buf` and
+        whose tuple ends it: the bulk of every stream, straight from the
+        message's bytes to Kafka's."""
+        try:
+            encoded = self._json(buf, pos + 5) if buf[pos + 4] == _NEW else None
+        except (struct.error, IndexError):  # malformed: the decoder says how
+            encoded = None
+        if encoded is None:
+            self.encode(Insert(*insert_values(buf, pos)), tx, lsn, now_ms, out)
+            return
+        if self._tx is not tx:
+            self._template_of(tx)
+        out.append((_CREATE, encoded[0], self._insert % (_NULL, encoded[1], lsn, now_ms)))
+
+    def _template_of(self, tx: Transaction) -> ValueTemplate:
+        template = self._template
+        if self._tx is not tx or template is None:
+            template = self._template = ValueTemplate(_event(self, Op.CREATE, tx, 0), "lsn")
+            self._insert = template.format(Op.CREATE)
+            self._tx = tx
+        return template
 
     def _changes(
         self, message: Insert | Update | Delete
@@ -204,14 +310,27 @@ class ChangeBatch:
     ) -> list[EncodedChanges]:
         """Encode one row change; returns the batch it completed, if any, to
         be published before this one."""
-        full = []
-        if state is not self._state or len(self._messages) >= self._limit:
-            full = self.take()
-            self._state = state
-            # the envelope's processing time, once per batch: its rows are
-            # encoded within milliseconds
-            self._now_ms = time.time_ns() // 1_000_000
+        same = state is self._state and len(self._messages) < self._limit
+        full = [] if same else self._new(state)
         state.encode(message, tx, lsn, self._now_ms, self._messages)
+        return full
+
+    def add_insert(
+        self, state: RelationState, buf: bytes, pos: int, tx: Transaction, lsn: int
+    ) -> list[EncodedChanges]:
+        """`add` of the Insert in `buf` (see `RelationState.encode_insert`)."""
+        same = state is self._state and len(self._messages) < self._limit
+        full = [] if same else self._new(state)
+        state.encode_insert(buf, pos, tx, lsn, self._now_ms, self._messages)
+        return full
+
+    def _new(self, state: RelationState) -> list[EncodedChanges]:
+        """Start a batch of `state`'s rows; returns the one it ends, if any."""
+        full = self.take()
+        self._state = state
+        # the envelope's processing time, once per batch: its rows are
+        # encoded within milliseconds
+        self._now_ms = time.time_ns() // 1_000_000
         return full
 
     def take(self) -> list[EncodedChanges]:

@@ -17,6 +17,8 @@ from typing import Final, TypeAlias
 from cdc.postgres.pgoutput import PG_EPOCH_UNIX_MS
 
 __all__ = [
+    "WAL_START",
+    "XLOG_PAYLOAD",
     "CopyProtocolError",
     "PrimaryKeepalive",
     "ReplicationFrame",
@@ -30,6 +32,10 @@ __all__ = [
 
 _PG_EPOCH_UNIX_NS: Final = PG_EPOCH_UNIX_MS * 1_000_000
 _XLOG_DATA = struct.Struct("!QQq")
+# For readers that take an XLogData apart themselves (the stream's fast path):
+# its `wal_start` is this at offset 1, and its payload starts at XLOG_PAYLOAD.
+WAL_START: Final = struct.Struct("!Q")
+XLOG_PAYLOAD: Final = 1 + _XLOG_DATA.size
 _KEEPALIVE = struct.Struct("!Qq?")
 _STANDBY_STATUS = struct.Struct("!cQQQqB")
 _W, _K = ord("w"), ord("k")

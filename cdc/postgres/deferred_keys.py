@@ -65,6 +65,16 @@ _REFERENCED = (
 )
 
 
+# An index build sorts its keys in memory up to maintenance_work_mem, then on
+# disk: the default 64MB (shared by the build's parallel workers) spilled a
+# million-row bigint key to disk. Raised for the build's transaction only, as
+# pgcopydb does on its target sessions; a higher setting is kept.
+_SORT_MEMORY = (
+    "SELECT set_config('maintenance_work_mem', '1GB', true) FROM pg_settings"
+    " WHERE name = 'maintenance_work_mem' AND setting::bigint < 1048576"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Deferred:
     table: str  # source schema.table, as in cdc_copy_progress
@@ -153,6 +163,7 @@ def build(
     def run(item: Deferred) -> Iterator[None]:
         started = time.perf_counter()
         with connect() as conn, conn.transaction():
+            conn.execute(_SORT_MEMORY)
             conn.execute(item.statement.encode())
             conn.execute(
                 "DELETE FROM public.cdc_copy_deferred"

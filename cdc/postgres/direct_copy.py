@@ -30,8 +30,14 @@ from typing import Any
 import psycopg
 import structlog
 
-from cdc.direct_copy import CopyMeter, connect_pg_target, ranges_to_copy
-from cdc.postgres import catalog, deferred_keys
+from cdc.direct_copy import (
+    CopyMeter,
+    build_keys,
+    connect_pg_target,
+    defer_keys,
+    ranges_to_copy,
+)
+from cdc.postgres import catalog
 from cdc.postgres.catalog import PgTable
 from cdc.postgres.copy_pipe import CopyPipe, Format
 from cdc.postgres.position import PgPosition
@@ -117,7 +123,8 @@ class PgDirectCopy:
         ).fetchone()
         meter = CopyMeter(estimate[0] if estimate else 0, len(todo))
         if piped:
-            self._defer_keys([t for t in tables if t.qualified in piped], todo)
+            bare = [(t.qualified, t.schema, t.name) for t in tables if t.qualified in piped]
+            defer_keys(self._settings, bare, todo)
         holder = None
         if exported is None:
             holder, exported = export_snapshot(self._connect)
@@ -137,7 +144,7 @@ class PgDirectCopy:
                 meter.chunk(state.table, rows, state.done)
                 yield IDLE
             if piped:
-                self._build_keys()
+                build_keys(self._settings)
             wire = [(_key_range(by_name[s.table], s), s) for s in todo if s.table not in piped]
             reader = ParallelReader(
                 self._connect, exported, key_types, snapshot.chunk_rows, snapshot.parallelism
@@ -171,28 +178,6 @@ class PgDirectCopy:
             if holder is not None:
                 holder.close()
         meter.finish()
-
-    def _connect_target(self) -> psycopg.Connection[Any]:
-        return connect_pg_target(self._settings)
-
-    def _defer_keys(self, tables: list[PgTable], todo: list[RangeState]) -> None:
-        """Loads the tables the copy has not started bare (`deferred_keys`)."""
-        with self._connect_target() as target:
-            for table in tables:
-                ranges = [s for s in todo if s.table == table.qualified]
-                if ranges and not any(s.last_key for s in ranges):
-                    deferred_keys.drop(
-                        target, self._settings.name, table.qualified, table.schema, table.name
-                    )
-
-    def _build_keys(self) -> None:
-        """What the copy left to build (this run's or a killed one's), before
-        the stream: the sink's upserts need the keys."""
-        with self._connect_target() as target:
-            todo = deferred_keys.pending(target, self._settings.name)
-        deferred_keys.build(
-            self._connect_target, self._settings.name, todo, self._snapshot.parallelism
-        )
 
 
 def _key_range(table: PgTable, state: RangeState) -> KeyRange:

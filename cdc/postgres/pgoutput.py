@@ -274,18 +274,30 @@ def _expect_end(buf: bytes, pos: int) -> None:
         _bad_end(buf, pos)
 
 
+def insert_values(buf: bytes, pos: int) -> tuple[int, TupleData]:
+    """Relation id and new tuple of the Insert whose relation id is at `pos`
+    of `buf` and whose tuple ends it: the stream's fast path, which reads an
+    Insert straight from the replication message, with no message object."""
+    try:
+        (relation_id,) = _U32.unpack_from(buf, pos)
+        pos += 4
+        if buf[pos] != _N:
+            raise PgoutputError(f"Insert without a new tuple (got {buf[pos]:#04x})")
+        new, pos = _tuple(buf, pos + 1)
+    except (struct.error, IndexError) as exc:
+        raise PgoutputError(f"malformed pgoutput Insert: {exc}") from exc
+    if pos != len(buf):
+        raise PgoutputError(f"'I' message ends at byte {len(buf)} but its fields end at {pos}")
+    return relation_id, new
+
+
 def _insert(buf: bytes, in_stream: bool) -> Insert:
     if in_stream:
-        xid, relation_id = _U32X2.unpack_from(buf, 1)
-        pos = 9
-    else:
-        xid, (relation_id,), pos = None, _U32.unpack_from(buf, 1), 5
-    if buf[pos] != _N:
-        raise PgoutputError(f"Insert without a new tuple (got {buf[pos]:#04x})")
-    new, pos = _tuple(buf, pos + 1)
-    if pos != len(buf):
-        _bad_end(buf, pos)
-    return Insert(relation_id, new, xid)
+        (xid,) = _U32.unpack_from(buf, 1)
+        relation_id, new = insert_values(buf, 5)
+        return Insert(relation_id, new, xid)
+    relation_id, new = insert_values(buf, 1)
+    return Insert(relation_id, new)
 
 
 def _update(buf: bytes, in_stream: bool) -> Update:

@@ -83,32 +83,37 @@ class ReplicationConnection:
             raise ReplicationError(f"START_REPLICATION failed: {self._error()}")
         self._conn.nonblocking = 1
 
-    def read(self, timeout: float) -> memoryview | None:
-        """The next CopyData message, or None when nothing arrived in `timeout` seconds."""
+    def read(self, timeout: float, limit: int) -> list[memoryview]:
+        """The CopyData messages at hand, at most `limit`, waiting up to
+        `timeout` seconds for the first; empty when none arrived. One call
+        drains what the socket holds (hundreds of messages on a busy
+        stream), so the caller's per-message work is a loop, not a call."""
         conn = self._conn
-        size, data = conn.get_copy_data(1)
-        if size > 0:
-            return data
-        if size == 0:
-            # On a busy stream the socket already holds more: take it in
-            # without waiting, one system call instead of select's two.
-            conn.consume_input()
-            size, data = conn.get_copy_data(1)
-            if size > 0:
-                return data
-        if size == 0:
-            readable, _, _ = select.select([conn.socket], [], [], timeout)
-            if not readable:
-                return None
-            conn.consume_input()
-            size, data = conn.get_copy_data(1)
-            if size > 0:
-                return data
+        get = conn.get_copy_data
+        messages: list[memoryview] = []
+        waited = False
+        while len(messages) < limit:
+            size, data = get(1)
             if size == 0:
-                return None
-        # size -1: the server ended the copy; -2: an error
-        conn.get_result()
-        raise ReplicationError(f"replication stream ended: {self._error()}")
+                # Nothing whole in libpq's buffer: take in what arrived. Under
+                # TLS one call takes in one record, often a single message, so
+                # stop only when a call brought nothing.
+                conn.consume_input()
+                size, data = get(1)
+                if size == 0:
+                    if messages or waited:
+                        break
+                    if not select.select([conn.socket], [], [], timeout)[0]:
+                        break
+                    waited = True
+                    continue
+            if size < 0:
+                # -1: the server ended the copy; -2: an error. Messages read
+                # before it are dropped: none was acknowledged, so they come again.
+                conn.get_result()
+                raise ReplicationError(f"replication stream ended: {self._error()}")
+            messages.append(data)
+        return messages
 
     def send(self, message: bytes) -> None:
         if self._conn.put_copy_data(message) != 1:

@@ -22,6 +22,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from cdc.key_split import split_keys
 from cdc.parallel import parallel
 from cdc.postgres.catalog import PgTable
 from cdc.postgres.copy_text import split_row
@@ -72,9 +73,7 @@ def plan_ranges(
             continue
         low, high = bounds
         parts = min(parallelism * 2, max(1, rows // chunk_rows))
-        step = max(1, (high - low + parts) // parts)
-        cuts = [low + step * i for i in range(1, parts) if low + step * i <= high]
-        edges: list[int | None] = [None, *cuts, None]
+        edges: list[int | None] = [None, *split_keys(low, high, parts), None]
         for index in range(len(edges) - 1):
             ranges.append(KeyRange(table, index, edges[index], edges[index + 1]))
     return ranges

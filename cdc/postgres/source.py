@@ -8,6 +8,7 @@ accepted, so a restart replays every transaction not yet acknowledged
 
 from __future__ import annotations
 
+import struct
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -27,8 +28,13 @@ from cdc.postgres.changes import (
     relation_state,
     truncate_events,
 )
-from cdc.postgres.copy_protocol import PrimaryKeepalive, parse_copy_data, standby_status_update
-from cdc.postgres.direct_copy import PgDirectCopy
+from cdc.postgres.copy_protocol import (
+    WAL_START,
+    XLOG_PAYLOAD,
+    PrimaryKeepalive,
+    parse_copy_data,
+    standby_status_update,
+)
 from cdc.postgres.pgoutput import (
     Begin,
     Commit,
@@ -67,6 +73,9 @@ PLAN_KEY = "snapshot/plan"
 COMPLETE_KEY = "snapshot/complete"
 STREAM_MEMORY_BUDGET = 64 * 1024 * 1024  # per streamed transaction, then spill to disk
 BATCH_ROWS = 500  # row changes per published item
+READ_LIMIT = 1000  # replication messages per read: the status update and heartbeat wait no longer
+_XLOG_DATA, _INSERT = ord("w"), ord("I")
+_RELATION_ID = struct.Struct("!I")
 
 
 def _applied_by_sink(message: LogicalMessage) -> bool:
@@ -128,6 +137,9 @@ class PostgresSource:
             if self._direct is None:
                 yield from self._take_snapshot(conn, registry, tables, exported)
             else:
+                # only here: it loads the target's appliers, which streaming never needs
+                from cdc.postgres.direct_copy import PgDirectCopy  # noqa: PLC0415
+
                 copier = PgDirectCopy(self._direct, self._connect)
                 yield from copier.run(conn, registry, tables, exported)
                 slot = self._offsets.get(SLOT_KEY) or {}
@@ -262,72 +274,84 @@ class PostgresSource:
                 # non-transactional one, so it would arrive late.)
                 conn.execute("SELECT pg_logical_emit_message(true, %s, '')", (HEARTBEAT_PREFIX,))
                 next_heartbeat = now + interval
-            data = repl.read(timeout=0.5)
-            if data is None:
+            messages = repl.read(0.5, READ_LIMIT)
+            if not messages:
                 yield from batch.take()
                 yield IDLE
                 continue
-            frame = parse_copy_data(data)
-            if isinstance(frame, PrimaryKeepalive):
+            for data in messages:
+                if tx is not None and data[0] == _XLOG_DATA and data[XLOG_PAYLOAD] == _INSERT:
+                    # the bulk of every stream: an Insert straight from the
+                    # message's bytes into the batch, with no objects between
+                    buf = bytes(data)
+                    state = relations[_RELATION_ID.unpack_from(buf, XLOG_PAYLOAD + 1)[0]]
+                    lsn = WAL_START.unpack_from(buf, 1)[0]
+                    full = batch.add_insert(state, buf, XLOG_PAYLOAD + 1, tx, lsn)
+                    if full:
+                        yield from full
+                    continue
+                frame = parse_copy_data(data)
+                if isinstance(frame, PrimaryKeepalive):
+                    yield from batch.take()
+                    if frame.reply_requested:
+                        next_status = 0.0
+                    # The server keeps sending keepalives while it decodes WAL of
+                    # unpublished tables, so the read above may never time out:
+                    # give the caller its turn (acknowledge, stop) here as well.
+                    yield IDLE
+                    continue
+                lsn = frame.wal_start
+                message = decoder.decode(frame.payload)
+                if stream_xid is not None and not isinstance(message, StreamStop | Relation):
+                    xid = getattr(message, "xid", None) or stream_xid
+                    streams[stream_xid].add(xid, lsn, frame.payload)
+                    continue
+                if tx is not None and isinstance(message, (Insert, Update, Delete)):
+                    # updates and deletes: into the batch without the dispatch below
+                    yield from batch.add(relations[message.relation_id], message, tx, lsn)
+                    continue
+                # the rows gathered so far go before anything else the caller gets
                 yield from batch.take()
-                if frame.reply_requested:
-                    next_status = 0.0
-                # The server keeps sending keepalives while it decodes WAL of
-                # unpublished tables, so the read above may never time out:
-                # give the caller its turn (acknowledge, stop) here as well.
-                yield IDLE
-                continue
-            lsn = frame.wal_start
-            message = decoder.decode(frame.payload)
-            if stream_xid is not None and not isinstance(message, StreamStop | Relation):
-                xid = getattr(message, "xid", None) or stream_xid
-                streams[stream_xid].add(xid, lsn, frame.payload)
-                continue
-            if tx is not None and isinstance(message, (Insert, Update, Delete)):
-                # the bulk of every stream: into the batch without the dispatch below
-                yield from batch.add(relations[message.relation_id], message, tx, lsn)
-                continue
-            # the rows gathered so far go before anything else the caller gets
-            yield from batch.take()
-            if isinstance(message, Begin):
-                tx = Transaction(message.xid, pg_time_to_unix_ms(message.commit_time))
-            elif isinstance(message, LogicalMessage) and _applied_by_sink(message):
-                tx = None  # a cdc sink wrote it (reverse replication): never back again
-            elif isinstance(message, Commit):
-                commit_ms = pg_time_to_unix_ms(message.commit_time)
-                tx = None
-                yield Checkpoint(PgPosition(message.end_lsn, commit=True, ts_ms=commit_ms))
-            elif isinstance(message, StreamStart):
-                stream_xid = message.xid
-                if message.xid not in streams:
-                    streams[message.xid] = StreamedTransaction(message.xid, STREAM_MEMORY_BUDGET)
-            elif isinstance(message, StreamStop):
-                stream_xid = None
-            elif isinstance(message, StreamAbort):
-                buffered = streams.get(message.xid)
-                if buffered is not None and message.subxid == message.xid:
+                if isinstance(message, Begin):
+                    tx = Transaction(message.xid, pg_time_to_unix_ms(message.commit_time))
+                elif isinstance(message, LogicalMessage) and _applied_by_sink(message):
+                    tx = None  # a cdc sink wrote it (reverse replication): never back again
+                elif isinstance(message, Commit):
+                    commit_ms = pg_time_to_unix_ms(message.commit_time)
+                    tx = None
+                    yield Checkpoint(PgPosition(message.end_lsn, commit=True, ts_ms=commit_ms))
+                elif isinstance(message, StreamStart):
+                    stream_xid = message.xid
+                    if message.xid not in streams:
+                        started = StreamedTransaction(message.xid, STREAM_MEMORY_BUDGET)
+                        streams[message.xid] = started
+                elif isinstance(message, StreamStop):
+                    stream_xid = None
+                elif isinstance(message, StreamAbort):
+                    buffered = streams.get(message.xid)
+                    if buffered is not None and message.subxid == message.xid:
+                        buffered.close()
+                        del streams[message.xid]
+                    elif buffered is not None:
+                        buffered.abort_subtransaction(message.subxid)
+                elif isinstance(message, StreamCommit):
+                    buffered = streams.pop(message.xid)
+                    txn = Transaction(message.xid, pg_time_to_unix_ms(message.commit_time))
+                    log.info(
+                        "streamed_transaction_committed", xid=message.xid, spilled=buffered.spilled
+                    )
+                    for change_lsn, payload in buffered.replay():
+                        change = decode(payload, in_stream=True)
+                        if isinstance(change, LogicalMessage) and _applied_by_sink(change):
+                            break  # the mark comes first: nothing of it was applied
+                        yield from apply(change, change_lsn, txn)
+                    yield from batch.take()
                     buffered.close()
-                    del streams[message.xid]
-                elif buffered is not None:
-                    buffered.abort_subtransaction(message.subxid)
-            elif isinstance(message, StreamCommit):
-                buffered = streams.pop(message.xid)
-                txn = Transaction(message.xid, pg_time_to_unix_ms(message.commit_time))
-                log.info(
-                    "streamed_transaction_committed", xid=message.xid, spilled=buffered.spilled
-                )
-                for change_lsn, payload in buffered.replay():
-                    change = decode(payload, in_stream=True)
-                    if isinstance(change, LogicalMessage) and _applied_by_sink(change):
-                        break  # the mark comes first: nothing of it was applied
-                    yield from apply(change, change_lsn, txn)
-                yield from batch.take()
-                buffered.close()
-                yield Checkpoint(PgPosition(message.end_lsn, commit=True, ts_ms=txn.commit_ms))
-            elif tx is not None:
-                yield from apply(message, lsn, tx)
-            elif isinstance(message, Relation):
-                yield from apply(message, lsn, Transaction(0, 0))
+                    yield Checkpoint(PgPosition(message.end_lsn, commit=True, ts_ms=txn.commit_ms))
+                elif tx is not None:
+                    yield from apply(message, lsn, tx)
+                elif isinstance(message, Relation):
+                    yield from apply(message, lsn, Transaction(0, 0))
 
     def _measure_lag(self, conn: psycopg.Connection[Any]) -> None:
         row = conn.execute(

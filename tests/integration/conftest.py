@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -19,7 +20,9 @@ import pymysql
 import pytest
 from confluent_kafka.admin import AdminClient
 
+from cdc.settings import Settings
 from tests.conftest import ROOT
+from tests.integration.pipeline import command_config, mysql_pipeline
 
 SERVICES = ROOT / "dev" / "services.sh"
 
@@ -52,11 +55,30 @@ def unique_name(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def topic_prefix(unique_name: str, kafka_bootstrap: str) -> Iterator[str]:
     yield unique_name
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-    topics = [t for t in admin.list_topics(timeout=10).topics if t.startswith(unique_name + ".")]
+    delete_topics(kafka_bootstrap, unique_name)
+
+
+def delete_topics(bootstrap: str, prefix: str) -> None:
+    """Delete every topic of the pipeline named `prefix`."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    topics = [t for t in admin.list_topics(timeout=10).topics if t.startswith(prefix + ".")]
     if topics:
         for future in admin.delete_topics(topics, operation_timeout=30).values():
             future.result()
+
+
+CommandFile = Callable[[dict[str, Any], dict[str, Any]], Path]
+
+
+@pytest.fixture
+def command_file(tmp_path: Path, unique_name: str, kafka_bootstrap: str) -> CommandFile:
+    """Writes the pipeline.yaml a `cdc` command (assess, schema, ...) reads: the test's
+    source and target sections, named after the test."""
+
+    def write(source: dict[str, Any], target: dict[str, Any]) -> Path:
+        return command_config(tmp_path, unique_name, source, target, kafka_bootstrap)
+
+    return write
 
 
 def with_database(dsn: str, database: str) -> str:
@@ -105,6 +127,16 @@ def mysql_connect(dsn: str, database: str | None = None) -> pymysql.Connection: 
     )
 
 
+def pg_execute(dsn: str, statement: str, *params: Any) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(statement.encode(), params or None)
+
+
+def my_execute(dsn: str, statement: str, *params: Any) -> None:
+    with mysql_connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute(statement, params or None)
+
+
 @pytest.fixture
 def mysql_dsn(dev_env: dict[str, str], unique_name: str) -> Iterator[str]:
     """DSN of a fresh MariaDB database, dropped after the test."""
@@ -119,3 +151,22 @@ def mysql_dsn(dev_env: dict[str, str], unique_name: str) -> Iterator[str]:
 def services(*args: str) -> None:
     """Drive dev/services.sh: stop, kill and restart one server (crash tests)."""
     subprocess.run(["bash", str(SERVICES), *args], check=True, timeout=180)
+
+
+@pytest.fixture
+def mysql_items_to_pg(
+    tmp_path: Path, mysql_dsn: str, pg_target_dsn: str, kafka_bootstrap: str, topic_prefix: str
+) -> Settings:
+    """A pipeline from MariaDB's items (id, v; rows 1, 2, 3) to PostgreSQL, never run:
+    its file is `<topic_prefix>.yaml` in tmp_path."""
+    database = urlsplit(mysql_dsn).path.strip("/")
+    my_execute(mysql_dsn, "CREATE TABLE items (id INT PRIMARY KEY, v INT)")
+    my_execute(mysql_dsn, "INSERT INTO items VALUES (1, 1), (2, 2), (3, 3)")
+    return mysql_pipeline(
+        tmp_path,
+        topic_prefix,
+        mysql_dsn,
+        kafka_bootstrap,
+        [f"{database}.items"],
+        target={"type": "postgres", "dsn": pg_target_dsn},
+    )

@@ -64,13 +64,13 @@ def cdc_command() -> list[str]:
 
 
 class DaemonProcess:
-    """`cdc run -c config --role source` with its JSON log lines in a file."""
+    """`cdc run -c config --role ROLE` with its JSON log lines in a file."""
 
-    def __init__(self, config: Path, log_path: Path) -> None:
+    def __init__(self, config: Path, log_path: Path, role: str = "source") -> None:
         self.log_path = log_path
         self._log = log_path.open("ab")
         self.proc = subprocess.Popen(
-            [*cdc_command(), "run", "-c", str(config), "--role", "source"],
+            [*cdc_command(), "run", "-c", str(config), "--role", role],
             stdout=self._log,
             stderr=self._log,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},

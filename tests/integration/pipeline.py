@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -12,11 +13,24 @@ from typing import Any
 import orjson
 import yaml
 from confluent_kafka import Consumer, Message
+from confluent_kafka.admin import AdminClient
 
 from cdc.daemon import Stopper, run
 from cdc.envelope import Envelope, decode_value
 from cdc.settings import Settings
 from cdc.settings_load import load_settings
+from tests.integration.daemon_process import cdc_command
+
+
+def cdc(*args: str) -> subprocess.CompletedProcess[str]:
+    """A `cdc` command as a user runs it: exit status, stdout and stderr."""
+    return subprocess.run(
+        [*cdc_command(), *args], capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def topic_exists(bootstrap: str, topic: str) -> bool:
+    return topic in AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10).topics
 
 
 def write_config(path: Path, config: dict[str, Any]) -> Settings:
@@ -39,6 +53,29 @@ def command_config(
     return path
 
 
+def pipeline(
+    tmp_path: Path,
+    name: str,
+    source: dict[str, Any],
+    bootstrap: str,
+    target: dict[str, Any] | None = None,
+    transforms: list[dict[str, Any]] | None = None,
+) -> Settings:
+    """`<name>.yaml` in `tmp_path`: two partitions per topic, small snapshot chunks."""
+    config: dict[str, Any] = {
+        "name": name,
+        "source": source,
+        "kafka": {"bootstrap_servers": bootstrap, "partitions": 2},
+        "metrics": {"listen": "127.0.0.1:0"},
+        "snapshot": {"chunk_rows": 1000},
+    }
+    if target is not None:
+        config["target"] = target
+    if transforms is not None:
+        config["transforms"] = transforms
+    return write_config(tmp_path / f"{name}.yaml", config)
+
+
 def pg_pipeline(
     tmp_path: Path,
     name: str,
@@ -49,18 +86,8 @@ def pg_pipeline(
     transforms: list[dict[str, Any]] | None = None,
     **extra: Any,
 ) -> Settings:
-    config: dict[str, Any] = {
-        "name": name,
-        "source": {"type": "postgres", "dsn": pg_dsn, "tables": tables, **extra},
-        "kafka": {"bootstrap_servers": bootstrap, "partitions": 2},
-        "metrics": {"listen": "127.0.0.1:0"},
-        "snapshot": {"chunk_rows": 1000},
-    }
-    if target is not None:
-        config["target"] = target
-    if transforms is not None:
-        config["transforms"] = transforms
-    return write_config(tmp_path / f"{name}.yaml", config)
+    source = {"type": "postgres", "dsn": pg_dsn, "tables": tables, **extra}
+    return pipeline(tmp_path, name, source, bootstrap, target, transforms)
 
 
 @contextmanager
@@ -148,16 +175,8 @@ def mysql_pipeline(
     target: dict[str, Any] | None = None,
     **extra: Any,
 ) -> Settings:
-    config: dict[str, Any] = {
-        "name": name,
-        "source": {"type": "mysql", "dsn": mysql_dsn, "tables": tables, **extra},
-        "kafka": {"bootstrap_servers": bootstrap, "partitions": 2},
-        "metrics": {"listen": "127.0.0.1:0"},
-        "snapshot": {"chunk_rows": 1000},
-    }
-    if target is not None:
-        config["target"] = target
-    return write_config(tmp_path / f"{name}.yaml", config)
+    source = {"type": "mysql", "dsn": mysql_dsn, "tables": tables, **extra}
+    return pipeline(tmp_path, name, source, bootstrap, target)
 
 
 def wait_until(predicate: Any, timeout: float = 90, every: float = 0.5) -> bool:

@@ -3,9 +3,6 @@ target with its source, the sink's stored positions, a sink as a child process."
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +13,7 @@ import yaml
 from confluent_kafka import Consumer, Message, TopicPartition
 
 from cdc.settings import Settings
-from tests.integration.daemon_process import cdc_command
+from tests.integration.daemon_process import DaemonProcess
 from tests.integration.pipeline import wait_until, write_config
 
 Positions = dict[tuple[str, int], int]
@@ -132,45 +129,8 @@ def key_of(msg: Message) -> dict[str, Any]:
     return loaded
 
 
-class SinkProcess:
-    """`cdc run -c FILE --role ROLE` as a child process, its JSON log lines in a file."""
+class SinkProcess(DaemonProcess):
+    """`cdc run -c FILE --role ROLE`, a sink unless told otherwise."""
 
     def __init__(self, config: Path, log_path: Path, role: str = "sink") -> None:
-        self.log_path = log_path
-        self._log = log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [*cdc_command(), "run", "-c", str(config), "--role", role],
-            stdout=self._log,
-            stderr=self._log,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-
-    def assert_alive(self) -> None:
-        if self.proc.poll() is not None:
-            raise AssertionError(f"cdc exited with {self.proc.returncode}:\n{self.log_tail()}")
-
-    def kill9(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(30)
-        self._log.close()
-
-    def stop(self, timeout: float = 60) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(30)
-        self._log.close()
-        return self.proc.returncode
-
-    def log_tail(self, chars: int = 4000) -> str:
-        return self.log_path.read_text(errors="replace")[-chars:]
-
-    def log_events(self) -> list[dict[str, Any]]:
-        return [
-            orjson.loads(line)
-            for line in self.log_path.read_bytes().splitlines()
-            if line.startswith(b"{")
-        ]
+        super().__init__(config, log_path, role)

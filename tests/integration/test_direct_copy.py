@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import threading
+from collections import Counter
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -284,7 +285,11 @@ def test_mariadb_to_pg_direct_copy_under_writes_ends_equal(
     assert {table for table, _ in progress} == {
         f"{database}.{t}" for t in [*MYSQL_COLUMNS, "tagged"]
     }
-    assert all(done and chunks > 1 for done, chunks, _, _ in progress.values())
+    assert all(done for done, *_ in progress.values())
+    chunks = Counter[str]()
+    for (table, _), (_, count, _, _) in progress.items():
+        chunks[table] += count
+    assert all(count > 1 for count in chunks.values()), chunks
 
 
 def test_direct_copy_killed_half_way_resumes_without_recopying(
@@ -431,10 +436,159 @@ def test_direct_copy_killed_before_its_key_is_built_builds_it_on_restart(
 
 def index_build_waiting(target: str) -> bool:
     """Whether a session of the target waits for a lock to build an index."""
+    return waiting(target, "CREATE UNIQUE INDEX")
+
+
+# values a COPY line must keep apart: NULL and '', CSV quotes and commas, the
+# text format's escapes and its end-of-data marker
+TRICKY = ["", None, 'say "hi", twice', "back\\slash \\N", "tab\tnew\nline\r", "\\.", "ü 表"]
+
+
+def test_mariadb_direct_copy_killed_mid_copy_and_before_its_key_resumes(
+    tmp_path: Path, mysql_dsn: str, pg_target_dsn: str, kafka_bootstrap: str, unique_name: str
+) -> None:
+    rows = 200_000
+    database = urlsplit(mysql_dsn).path.strip("/")
+    with mysql_connect(mysql_dsn) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE big (id BIGINT PRIMARY KEY, n INT, note TEXT, raw VARBINARY(8))")
+        cur.executemany(
+            "INSERT INTO big VALUES (%s, %s, %s, %s)",
+            [
+                (i, i % 1000, TRICKY[i % 7], None if i % 5 == 0 else bytes(range(i % 4)))
+                for i in range(1, rows + 1)
+            ],
+        )
+        cur.execute("ANALYZE TABLE big")
+    config = write_pg_config(
+        tmp_path / "direct.yaml",
+        unique_name,
+        mysql_dsn,
+        kafka_bootstrap,
+        [f"{database}.big"],
+        source={"type": "mysql"},
+        snapshot={"mode": "direct", "chunk_rows": 200, "parallelism": 2},
+    )
+    raw = yaml.safe_load(config.read_text())
+    raw["target"] = {"type": "postgres", "dsn": pg_target_dsn, "create_tables": True}
+    config.write_text(yaml.safe_dump(raw))
+    target = f"{database}.big"
+
+    # 1. killed while chunks are being copied: SHARE holds every COPY back
+    first = DaemonProcess(config, tmp_path / "first.log")
+    with psycopg.connect(pg_target_dsn) as blocker:
+        try:
+            wait_until(
+                lambda: sum(v[1] for v in progress_rows(pg_target_dsn, unique_name).values()) >= 10,
+                60,
+                "10 chunks copied",
+                first,
+                0.05,
+            )
+            blocker.execute(f"LOCK TABLE {target} IN SHARE MODE")
+            wait_until(lambda: waiting(pg_target_dsn, "COPY"), 60, "a COPY waiting", first)
+        finally:
+            first.kill9()
+    before = progress_rows(pg_target_dsn, unique_name)
+    assert len(before) > 1, "the table is copied in several key ranges"
+    assert not all(done for done, *_ in before.values()), "the copy ended before the kill"
+    assert indexes(pg_target_dsn, target) == {}
+    assert keys_left(pg_target_dsn, unique_name) == 2  # its index, then the key on it
+    # changes while no source runs: the resumed copy and the stream must both carry them
+    with mysql_connect(mysql_dsn) as conn, conn.cursor() as cur:
+        cur.execute("UPDATE big SET n = -1, note = 'x\"y' WHERE id % 997 = 0")
+        cur.execute("DELETE FROM big WHERE id % 1009 = 0")
+        cur.execute(f"INSERT INTO big SELECT seq, 7, '', NULL FROM seq_{rows + 1}_to_{rows + 2000}")
+
+    # 2. killed between the copy and the key: ROW EXCLUSIVE lets the COPYs in,
+    # holds CREATE INDEX (SHARE) back
+    second = DaemonProcess(config, tmp_path / "second.log")
+    with psycopg.connect(pg_target_dsn) as blocker:
+        try:
+            blocker.execute(f"LOCK TABLE {target} IN ROW EXCLUSIVE MODE")
+            wait_until(lambda: index_build_waiting(pg_target_dsn), 120, "the key build", second)
+        finally:
+            second.kill9()
+    copied = progress_rows(pg_target_dsn, unique_name)
+    assert all(done for done, *_ in copied.values())
+    assert indexes(pg_target_dsn, target) == {}
+    for key, (done, chunks, rows_copied, updated_at) in before.items():
+        if done:  # finished before the first kill: never copied again
+            assert copied[key] == (done, chunks, rows_copied, updated_at)
+
+    # 3. the third run builds the key and streams
+    third = DaemonProcess(config, tmp_path / "third.log")
+    columns = ["id", "n", "note", "raw"]
+    parts = urlsplit(mysql_dsn)
+    args = {"host": parts.hostname, "port": parts.port, "user": parts.username}
+    args["password"] = parts.password
+    try:
+        with running(load_settings(config), "sink"):
+            wait_until(lambda: logged(third, "direct_copy_done"), 120, "the copy", third)
+            assert indexes(pg_target_dsn, target) == {"big_pkey": "primary"}
+            with mysql_connect(mysql_dsn) as conn, conn.cursor() as cur:
+                cur.execute("UPDATE big SET note = 'streamed' WHERE id % 101 = 0")
+            assert wait_for(
+                lambda: (
+                    digest(mysql_rows(args, target, columns))
+                    == digest(pg_rows(pg_target_dsn, target, columns))
+                ),
+                timeout=120,
+            )
+    finally:
+        third.stop()
+    assert keys_left(pg_target_dsn, unique_name) == 0
+    started = next(e for e in third.log_events() if e["event"] == "direct_copy_started")
+    assert started["ranges_left"] == 0
+
+
+def waiting(target: str, statement: str) -> bool:
+    """Whether a session of the target waits for a lock to run `statement`."""
     with psycopg.connect(target) as conn:
         row = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            " AND query ILIKE 'CREATE UNIQUE INDEX%'"
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND wait_event_type = 'Lock' AND query ILIKE %s",
+            (statement + "%",),
         ).fetchone()
     return bool(row and row[0])
+
+
+def test_mariadb_direct_copy_of_rows_wider_than_a_block_is_complete(
+    tmp_path: Path, mysql_dsn: str, pg_target_dsn: str, kafka_bootstrap: str, unique_name: str
+) -> None:
+    # small rows but for 20 of 1 MB, all in the first block: the block the
+    # average row length sizes is longer than max_allowed_packet (16 MB)
+    database = urlsplit(mysql_dsn).path.strip("/")
+    with mysql_connect(mysql_dsn) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE wide (id INT PRIMARY KEY, body LONGTEXT)")
+        cur.executemany("INSERT INTO wide VALUES (%s, %s)", [(i, f"r{i}") for i in range(1, 5001)])
+        for i in range(1, 21):
+            cur.execute(
+                "UPDATE wide SET body = REPEAT(%s, 1048576) WHERE id = %s", (chr(96 + i), i)
+            )
+        cur.execute("ANALYZE TABLE wide")
+        cur.execute("SELECT @@max_allowed_packet")
+        assert cur.fetchone()[0] < 20 * 1048576
+    config = write_pg_config(
+        tmp_path / "direct.yaml",
+        unique_name,
+        mysql_dsn,
+        kafka_bootstrap,
+        [f"{database}.wide"],
+        source={"type": "mysql"},
+        snapshot={"mode": "direct", "chunk_rows": 2000},
+    )
+    raw = yaml.safe_load(config.read_text())
+    raw["target"] = {"type": "postgres", "dsn": pg_target_dsn, "create_tables": True}
+    config.write_text(yaml.safe_dump(raw))
+    daemon = DaemonProcess(config, tmp_path / "copy.log")
+    try:
+        wait_until(lambda: logged(daemon, "direct_copy_done"), 120, "the copy", daemon)
+    finally:
+        daemon.stop()
+    parts = urlsplit(mysql_dsn)
+    args = {"host": parts.hostname, "port": parts.port, "user": parts.username}
+    args["password"] = parts.password
+    table = f"{database}.wide"
+    assert digest(mysql_rows(args, table, ["id", "body"])) == digest(
+        pg_rows(pg_target_dsn, table, ["id", "body"])
+    )

@@ -3,13 +3,13 @@ snapshot and stream, PostgreSQL and MariaDB to PostgreSQL, end equal."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import psycopg
-
-from tests.integration.conftest import mysql_connect
-from tests.integration.convergence import mysql_digest, pg_digest, wait_equal
+from cdc.settings import Settings
+from tests.integration.conftest import my_execute, mysql_connect, pg_execute
+from tests.integration.convergence import Digest, mysql_digest, pg_digest, wait_equal
 from tests.integration.pipeline import mysql_pipeline, pg_pipeline, running
 from tests.integration.roles import (
     mysql_source_user,
@@ -20,16 +20,35 @@ from tests.integration.roles import (
 
 COLUMNS = ["id", "counter", "note"]
 ITEMS = "CREATE TABLE items (id int PRIMARY KEY, counter int NOT NULL, note text)"
+PG_SEED = "INSERT INTO items SELECT i, 0, 'seed' FROM generate_series(1, 500) i"
+CHANGES = [
+    "UPDATE items SET counter = counter + 1 WHERE id % 3 = 0",
+    "DELETE FROM items WHERE id % 7 = 0",
+    "INSERT INTO items VALUES (1000, 1, 'streamed')",
+]
+
+
+def assert_copied_then_streamed(
+    settings: Settings,
+    source: Callable[[], Digest | None],
+    target: Callable[[], Digest | None],
+    execute: Callable[[str], None],
+) -> None:
+    """The 500 seeded rows arrive, then the CHANGES made on the source (`execute`)."""
+    with running(settings, "all"):
+        wait_equal(source, target, timeout=90)
+        for statement in CHANGES:
+            execute(statement)
+        rows, _ = wait_equal(source, target, timeout=60)
+    assert rows == 500 - 500 // 7 + 1
 
 
 def test_postgres_to_postgres_with_least_privilege(
     tmp_path: Path, pg_dsn: str, pg_target_dsn: str, kafka_bootstrap: str, topic_prefix: str
 ) -> None:
     for dsn in (pg_dsn, pg_target_dsn):
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(ITEMS)
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute("INSERT INTO items SELECT i, 0, 'seed' FROM generate_series(1, 500) i")
+        pg_execute(dsn, ITEMS)
+    pg_execute(pg_dsn, PG_SEED)
     with (
         pg_source_role(pg_dsn, ["public.items"], topic_prefix) as source_dsn,
         pg_target_role(pg_target_dsn, ["public.items"]) as target_dsn,
@@ -44,16 +63,12 @@ def test_postgres_to_postgres_with_least_privilege(
             target={"type": "postgres", "dsn": target_dsn},
             heartbeat_interval_s=0.5,  # heartbeats run as the source role too
         )
-        source = lambda: pg_digest(pg_dsn, "public.items", COLUMNS)  # noqa: E731
-        target = lambda: pg_digest(pg_target_dsn, "public.items", COLUMNS)  # noqa: E731
-        with running(settings, "all"):
-            wait_equal(source, target, timeout=90)
-            with psycopg.connect(pg_dsn, autocommit=True) as conn:
-                conn.execute("UPDATE items SET counter = counter + 1 WHERE id % 3 = 0")
-                conn.execute("DELETE FROM items WHERE id % 7 = 0")
-                conn.execute("INSERT INTO items VALUES (1000, 1, 'streamed')")
-            rows, _ = wait_equal(source, target, timeout=60)
-    assert rows == 500 - 500 // 7 + 1
+        assert_copied_then_streamed(
+            settings,
+            lambda: pg_digest(pg_dsn, "public.items", COLUMNS),
+            lambda: pg_digest(pg_target_dsn, "public.items", COLUMNS),
+            lambda statement: pg_execute(pg_dsn, statement),
+        )
 
 
 def test_mariadb_to_postgres_with_least_privilege(
@@ -76,25 +91,20 @@ def test_mariadb_to_postgres_with_least_privilege(
             # the sink creates the schema and table it needs
             target={"type": "postgres", "dsn": target_dsn, "create_tables": True},
         )
-        source = lambda: mysql_digest(mysql_dsn, f"{database}.items", COLUMNS)  # noqa: E731
-        target = lambda: pg_digest(pg_target_dsn, f"{database}.items", COLUMNS)  # noqa: E731
-        with running(settings, "all"):
-            wait_equal(source, target, timeout=90)
-            with mysql_connect(mysql_dsn) as conn, conn.cursor() as cur:
-                cur.execute("UPDATE items SET counter = counter + 1 WHERE id % 3 = 0")
-                cur.execute("DELETE FROM items WHERE id % 7 = 0")
-                cur.execute("INSERT INTO items VALUES (1000, 1, 'streamed')")
-            rows, _ = wait_equal(source, target, timeout=60)
-    assert rows == 500 - 500 // 7 + 1
+        assert_copied_then_streamed(
+            settings,
+            lambda: mysql_digest(mysql_dsn, f"{database}.items", COLUMNS),
+            lambda: pg_digest(pg_target_dsn, f"{database}.items", COLUMNS),
+            lambda statement: my_execute(mysql_dsn, statement),
+        )
 
 
 def test_postgres_to_mariadb_with_least_privilege(
     tmp_path: Path, pg_dsn: str, mysql_dsn: str, kafka_bootstrap: str, topic_prefix: str
 ) -> None:
     database = urlsplit(mysql_dsn).path.strip("/")
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute(ITEMS)
-        conn.execute("INSERT INTO items SELECT i, 0, 'seed' FROM generate_series(1, 500) i")
+    pg_execute(pg_dsn, ITEMS)
+    pg_execute(pg_dsn, PG_SEED)
     with (
         pg_source_role(pg_dsn, ["public.items"], topic_prefix) as source_dsn,
         mysql_target_user(mysql_dsn, database) as target_dsn,
@@ -107,13 +117,9 @@ def test_postgres_to_mariadb_with_least_privilege(
             ["public.items"],
             target={"type": "mysql", "dsn": target_dsn, "create_tables": True},
         )
-        source = lambda: pg_digest(pg_dsn, "public.items", COLUMNS)  # noqa: E731
-        target = lambda: mysql_digest(mysql_dsn, f"{database}.items", COLUMNS)  # noqa: E731
-        with running(settings, "all"):
-            wait_equal(source, target, timeout=90)
-            with psycopg.connect(pg_dsn, autocommit=True) as conn:
-                conn.execute("UPDATE items SET counter = counter + 1 WHERE id % 3 = 0")
-                conn.execute("DELETE FROM items WHERE id % 7 = 0")
-                conn.execute("INSERT INTO items VALUES (1000, 1, 'streamed')")
-            rows, _ = wait_equal(source, target, timeout=60)
-    assert rows == 500 - 500 // 7 + 1
+        assert_copied_then_streamed(
+            settings,
+            lambda: pg_digest(pg_dsn, "public.items", COLUMNS),
+            lambda: mysql_digest(mysql_dsn, f"{database}.items", COLUMNS),
+            lambda statement: pg_execute(pg_dsn, statement),
+        )

@@ -8,11 +8,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+import pytest
 from confluent_kafka import Consumer, Message
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from cdc import envelope
 from cdc.events import ChangeEvent, Op
-from cdc.kafka.publisher import KafkaPublisher, TopicLayout
+from cdc.kafka.publisher import DeliveryError, KafkaPublisher, TopicLayout
 from cdc.schemas import SCHEMA_HEADER, Column, TableSchema
 from cdc.source import Checkpoint
 from cdc.topics import schemas_topic, table_topic
@@ -172,3 +174,23 @@ def test_broker_outage_loses_nothing_and_acknowledges_nothing_early(
     messages = consume_all(kafka_bootstrap, table_topic(topic_prefix, "public", "items"), 1000)
     ids = sorted(orjson.loads(m.key())["id"] for m in messages)
     assert ids == list(range(1, 1001))  # none lost, none duplicated
+
+
+def test_a_refused_message_stops_the_publisher_and_acknowledges_nothing(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    # the table's topic takes no message as large as an event
+    topic = table_topic(topic_prefix, "public", "items")
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    config = {"max.message.bytes": "64"}
+    admin.create_topics([NewTopic(topic, 3, 1, config=config)])[topic].result(30)
+    pub = publisher(kafka_bootstrap, topic_prefix)
+    pub.publish(SCHEMA)
+    pub.publish(Checkpoint(Seq(0)))
+    assert pub.flush(30)
+    pub.publish(event(1))
+    pub.publish(Checkpoint(Seq(1)))
+    with pytest.raises(DeliveryError, match="Kafka did not accept a message"):
+        pub.flush(30)
+    assert pub.acknowledged == Seq(0)
+    assert pub.drain_acknowledged() == [Seq(0)]

@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from cdc.cli import main
-from tests.integration.conftest import mysql_connect
-from tests.integration.pipeline import command_config
+from tests.integration.conftest import CommandFile, mysql_connect, pg_execute
+from tests.integration.test_assess import assess_json
 
 PG_SOURCE = """
 CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
@@ -81,6 +81,12 @@ def applied(config: Path) -> tuple[int, dict[str, str]]:
     return result.exit_code, {f"{a['kind']} {a['target']}": a["result"] for a in report["applied"]}
 
 
+def assert_second_apply_changes_nothing(config: Path) -> None:
+    code, results = applied(config)
+    assert code == 0
+    assert set(results.values()) == {"exists"}
+
+
 def pg_columns(dsn: str, schema_name: str, table: str) -> dict[str, tuple[str, str, bool]]:
     """column -> (format_type, is_identity, nullable), as the target's catalog has them."""
     with psycopg.connect(dsn) as conn:
@@ -112,8 +118,7 @@ def pg_foreign_keys(dsn: str) -> set[str]:
 
 @pytest.fixture
 def pg_source(pg_dsn: str) -> str:
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute(PG_SOURCE)
+    pg_execute(pg_dsn, PG_SOURCE)
     return pg_dsn
 
 
@@ -126,14 +131,11 @@ def mysql_source(mysql_dsn: str) -> str:
 
 
 def test_pg_to_pg_prints_then_applies_once(
-    tmp_path: Path, pg_source: str, pg_target_dsn: str, kafka_bootstrap: str, unique_name: str
+    command_file: CommandFile, pg_source: str, pg_target_dsn: str
 ) -> None:
-    config = command_config(
-        tmp_path,
-        unique_name,
+    config = command_file(
         {"type": "postgres", "dsn": pg_source, "tables": PG_TABLES},
         {"type": "postgres", "dsn": pg_target_dsn},
-        kafka_bootstrap,
     )
     printed = schema(config)
     assert printed.exit_code == 0, printed.output
@@ -167,22 +169,16 @@ def test_pg_to_pg_prints_then_applies_once(
         row = conn.execute("SELECT id, active, note FROM customers").fetchone()
     assert row == (1, True, "it's new")
 
-    code, results = applied(config)
-    assert code == 0
-    assert set(results.values()) == {"exists"}
+    assert_second_apply_changes_nothing(config)
 
 
 def test_pg_to_pg_reports_a_table_that_differs(
-    tmp_path: Path, pg_source: str, pg_target_dsn: str, kafka_bootstrap: str, unique_name: str
+    command_file: CommandFile, pg_source: str, pg_target_dsn: str
 ) -> None:
-    with psycopg.connect(pg_target_dsn, autocommit=True) as conn:
-        conn.execute("CREATE TABLE customers (id bigint PRIMARY KEY, email text)")
-    config = command_config(
-        tmp_path,
-        unique_name,
+    pg_execute(pg_target_dsn, "CREATE TABLE customers (id bigint PRIMARY KEY, email text)")
+    config = command_file(
         {"type": "postgres", "dsn": pg_source, "tables": PG_TABLES},
         {"type": "postgres", "dsn": pg_target_dsn},
-        kafka_bootstrap,
     )
     result = schema(config, "--apply")
     assert result.exit_code == 1
@@ -197,18 +193,11 @@ def test_pg_to_pg_reports_a_table_that_differs(
 
 
 def test_mariadb_to_pg(
-    tmp_path: Path,
-    mysql_source: str,
-    pg_target_dsn: str,
-    kafka_bootstrap: str,
-    unique_name: str,
+    command_file: CommandFile, mysql_source: str, pg_target_dsn: str, unique_name: str
 ) -> None:
-    config = command_config(
-        tmp_path,
-        unique_name,
+    config = command_file(
         {"type": "mysql", "dsn": mysql_source, "tables": {"include": [f"{unique_name}.*"]}},
         {"type": "postgres", "dsn": pg_target_dsn},
-        kafka_bootstrap,
     )
     printed = schema(config)
     assert printed.exit_code == 0, printed.output
@@ -246,20 +235,15 @@ def test_mariadb_to_pg(
         with pytest.raises(psycopg.errors.CheckViolation):  # and UNSIGNED
             conn.execute("INSERT INTO customers (email, big) VALUES ('c@x', -1)")
 
-    code, results = applied(config)
-    assert code == 0
-    assert set(results.values()) == {"exists"}
+    assert_second_apply_changes_nothing(config)
 
 
 def test_pg_to_mariadb(
-    tmp_path: Path, pg_source: str, mysql_dsn: str, kafka_bootstrap: str, unique_name: str
+    command_file: CommandFile, pg_source: str, mysql_dsn: str, unique_name: str
 ) -> None:
-    config = command_config(
-        tmp_path,
-        unique_name,
+    config = command_file(
         {"type": "postgres", "dsn": pg_source, "tables": PG_TABLES},
         {"type": "mysql", "dsn": mysql_dsn},
-        kafka_bootstrap,
     )
     code, results = applied(config)
     assert code == 0
@@ -300,24 +284,55 @@ def test_pg_to_mariadb(
     assert indexes["orders_placed_idx"] == 1
     assert foreign_keys == {"orders_customer_id_fkey"}
 
-    code, results = applied(config)
-    assert code == 0
-    assert set(results.values()) == {"exists"}
+    assert_second_apply_changes_nothing(config)
 
 
 def test_untranslatable_type_exits_1(
-    tmp_path: Path, pg_dsn: str, mysql_dsn: str, kafka_bootstrap: str, unique_name: str
+    command_file: CommandFile, pg_dsn: str, mysql_dsn: str
 ) -> None:
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute("CREATE TABLE docs (id int PRIMARY KEY, body tsvector)")
-    config = command_config(
-        tmp_path,
-        unique_name,
+    pg_execute(pg_dsn, "CREATE TABLE docs (id int PRIMARY KEY, body tsvector)")
+    config = command_file(
         {"type": "postgres", "dsn": pg_dsn, "tables": ["public.docs"]},
         {"type": "mysql", "dsn": mysql_dsn},
-        kafka_bootstrap,
     )
     result = schema(config)
     assert result.exit_code == 1
     assert "problem: public.docs.body: tsvector has no MySQL equivalent" in result.stderr
     assert "`body` LONGTEXT NULL" in result.stdout
+
+
+def test_on_update_current_timestamp_is_reported_not_reproduced(
+    command_file: CommandFile, mysql_dsn: str, pg_target_dsn: str, unique_name: str
+) -> None:
+    with mysql_connect(mysql_dsn) as conn, conn.cursor() as cur:
+        cur.execute(
+            "CREATE TABLE stamped (id INT PRIMARY KEY, v INT,"
+            " changed TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP)"
+        )
+    config = command_file(
+        {"type": "mysql", "dsn": mysql_dsn, "tables": [f"{unique_name}.stamped"]},
+        {"type": "postgres", "dsn": pg_target_dsn},
+    )
+    where = f"{unique_name}.stamped.changed"
+    printed = schema(config)
+    assert printed.exit_code == 0, printed.output
+    assert f"warning: {where}: ON UPDATE CURRENT_TIMESTAMP is not reproduced" in printed.stderr
+    assert "BEFORE UPDATE trigger" in printed.stderr  # what to do instead
+    ddl = printed.stdout
+    comment = ddl.index(f"-- {where}: ON UPDATE CURRENT_TIMESTAMP is not reproduced")
+    assert comment < ddl.index(f'CREATE TABLE IF NOT EXISTS "{unique_name}"."stamped"')
+    assert "CREATE TRIGGER" not in ddl  # the DDL itself creates none
+
+    code, report = assess_json(config)
+    assert code == 0
+    (table,) = report["tables"]
+    assert any(f.startswith("changed: ON UPDATE CURRENT_TIMESTAMP") for f in table["features"])
+
+    code, results = applied(config)
+    assert code == 0, results
+    with psycopg.connect(pg_target_dsn, autocommit=True) as conn:
+        conn.execute(f"SET search_path = \"{unique_name}\"; SET TimeZone = 'UTC'")
+        conn.execute("INSERT INTO stamped (id, v, changed) VALUES (1, 0, '2020-01-01')")
+        conn.execute("UPDATE stamped SET v = 1")
+        stamp = conn.execute("SELECT changed::text FROM stamped").fetchone()
+    assert stamp == ("2020-01-01 00:00:00+00",)  # as the warning says: not reproduced

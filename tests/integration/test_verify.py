@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -14,12 +13,22 @@ from urllib.parse import urlsplit
 
 import psycopg
 import pymysql
+import pytest
+from confluent_kafka import Consumer
 
+from cdc.kafka import offsets
 from cdc.migrate.verify import last_verify, verify
 from cdc.settings import Settings
-from tests.integration.conftest import mysql_connect
-from tests.integration.daemon_process import cdc_command
-from tests.integration.pipeline import mysql_pipeline, pg_pipeline, running, wait_until
+from cdc.topics import offsets_topic
+from tests.integration.conftest import mysql_connect, pg_execute
+from tests.integration.pipeline import (
+    cdc,
+    mysql_pipeline,
+    pg_pipeline,
+    running,
+    topic_exists,
+    wait_until,
+)
 
 PG_TABLE = """
 CREATE TABLE items (
@@ -101,13 +110,7 @@ def count(dsn: str, table: str) -> int:
 
 def cli(config: Path, *args: str) -> tuple[int, str]:
     """`cdc verify` as a user runs it: exit status and stdout."""
-    done = subprocess.run(
-        [*cdc_command(), "verify", "-c", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = cdc("verify", "-c", str(config), *args)
     return done.returncode, done.stdout
 
 
@@ -178,8 +181,7 @@ def test_pg_to_pg_transforms(
     with running(settings, "all"):
         assert wait_until(lambda: count(pg_target_dsn, "public.copied") == ROWS, timeout=120)
         report = verify(settings, chunk_rows=500)
-        with psycopg.connect(pg_target_dsn, autocommit=True) as conn:
-            conn.execute("UPDATE copied SET remark = 'x' WHERE id = 42")
+        pg_execute(pg_target_dsn, "UPDATE copied SET remark = 'x' WHERE id = 42")
         edited = verify(settings, ["public.items"], chunk_rows=500)
     by_table = {t.table: t for t in report.tables}
     assert by_table["public.items"].status == "equal"
@@ -324,3 +326,42 @@ def test_pg_to_mariadb(
     }
     found = last_verify(settings)
     assert found is not None and found[1] is False
+
+
+def test_waits_on_a_mariadb_source_with_one_offsets_reader_and_creates_no_topic(
+    mysql_items_to_pg: Settings,
+    mysql_dsn: str,
+    pg_target_dsn: str,
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The source never ran: verify waits for a position until its timeout, reading the
+    offsets topic it does not find with the one consumer it keeps for the run."""
+    database = urlsplit(mysql_dsn).path.strip("/")
+    with psycopg.connect(pg_target_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{database}"')
+        conn.execute(f'CREATE TABLE "{database}".items (id int PRIMARY KEY, v int)')
+        conn.execute(f'INSERT INTO "{database}".items VALUES (1, 1), (2, 20), (3, 3)')
+    opened: list[Consumer] = []
+    closed: list[Consumer] = []
+
+    class Counted(Consumer):
+        def __init__(self, config: dict[str, Any]) -> None:
+            super().__init__(config)
+            opened.append(self)
+
+        def close(self) -> None:
+            closed.append(self)
+            super().close()
+
+    monkeypatch.setattr(offsets, "Consumer", Counted)
+    report = verify(mysql_items_to_pg, wait_timeout_s=3)
+    (table,) = report.tables
+    assert (table.status, table.unconfirmed, table.keys) == (
+        "different",
+        True,
+        {"differing": [{"id": 2}]},
+    )
+    assert len(opened) == 1 and closed == opened
+    assert not topic_exists(kafka_bootstrap, offsets_topic(topic_prefix))

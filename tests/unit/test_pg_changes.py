@@ -3,13 +3,16 @@ the equivalent change event (cdc.postgres.changes)."""
 
 from __future__ import annotations
 
+import struct
 from decimal import Decimal
 from typing import Any
+
+import pytest
 
 from cdc import envelope, values
 from cdc.events import ChangeEvent, Op
 from cdc.postgres.changes import ChangeBatch, RelationState, Transaction
-from cdc.postgres.pgoutput import UNCHANGED, Delete, Insert, Update
+from cdc.postgres.pgoutput import UNCHANGED, Delete, Insert, PgoutputError, TupleData, Update
 from cdc.postgres.position import PgPosition
 from cdc.schemas import Column, TableSchema
 
@@ -73,6 +76,42 @@ def encode(message: Insert | Update | Delete) -> list[tuple[Op, bytes, bytes]]:
 def test_insert() -> None:
     row = {"id": 1, 'odd "name"': None, "price": Decimal("1.50")}
     assert encode(Insert(1, (b"1", None, b"1.50"))) == [expected(Op.CREATE, {"id": 1}, None, row)]
+
+
+def insert_message(new: TupleData) -> bytes:
+    """A pgoutput Insert of relation 1, as the server sends it."""
+    columns = b"".join(
+        b"n" if v is None else b"u" if v is UNCHANGED else b"t" + struct.pack("!I", len(v)) + v
+        for v in new
+    )
+    return b"I" + struct.pack("!I", 1) + b"N" + struct.pack("!H", len(new)) + columns
+
+
+@pytest.mark.parametrize(
+    "new",
+    [
+        (b"1", None, b"1.50"),
+        (
+            b"-9223372036854775808",
+            '" \\ \t \x01 été 表'.encode(),
+            None,
+        ),
+        (b"2", b"", b"NaN"),
+        (b"3", UNCHANGED, b"1"),  # never sent in an insert: the generic path lists it
+    ],
+)
+def test_insert_from_the_message_bytes_is_the_decoded_inserts(new: TupleData) -> None:
+    from_bytes: list[tuple[Op, bytes, bytes]] = []
+    state().encode_insert(insert_message(new), 1, TX, 42, 5, from_bytes)
+    assert from_bytes == encode(Insert(1, new))
+
+
+def test_a_malformed_insert_is_a_decoding_error() -> None:
+    message = insert_message((b"1", b"x", b"1"))
+    with pytest.raises(PgoutputError):
+        state().encode_insert(message[:-1], 1, TX, 42, 5, [])
+    with pytest.raises(PgoutputError):
+        state().encode_insert(message + b"\x00", 1, TX, 42, 5, [])
 
 
 def test_update_with_an_unchanged_toast_value() -> None:
