@@ -38,7 +38,7 @@ from prometheus_client import REGISTRY
 from cdc import daemon, logs, metrics
 from cdc.errors import TerminalError
 from cdc.health import Health
-from cdc.metrics_merge import Families, MergedCollector, snapshot
+from cdc.metrics_merge import Families, MergedCollector, merge, snapshot
 from cdc.settings import Settings
 from cdc.settings_load import load_settings
 
@@ -125,7 +125,10 @@ def run_sink_workers(
     # /metrics serves the workers' sink metrics, summed, instead of this process's (all zero)
     for collector in metrics.SINK_METRICS:
         REGISTRY.unregister(collector)
-    merged = MergedCollector(lambda: [w.families for w in workers])
+    # A dead worker's counts stay in the sum: a counter must not go back because
+    # the process that counted is gone (its last report, up to a second old, is kept).
+    retired: Families = []
+    merged = MergedCollector(lambda: [retired, *(w.families for w in workers)])
     REGISTRY.register(merged)
     try:
         while not stop.is_set():
@@ -134,6 +137,7 @@ def run_sink_workers(
                 worker.receive()
                 if worker.process.exitcode is not None and not stop.is_set():
                     workers[i] = _restart(context, config, worker)
+                    retired = merge([retired, [f for f in worker.families if f.type != "gauge"]])
             health.set_ready(all(w.ready for w in workers))
             # a worker that stopped reporting is stuck: stop beating, so the daemon is restarted
             if all(time.monotonic() - w.reported < health.stall_after for w in workers):
