@@ -4,17 +4,21 @@ psycopg's libpq layer (`psycopg.pq.PGconn`) opened with
 `replication=database` speaks the replication protocol. Reads are
 non-blocking: wait on the socket with a timeout, `consume_input`, then drain
 `get_copy_data`, so an idle stream returns control to the caller instead of
-blocking it.
+blocking it. Over TLS the stream reads ahead (`tls_read_ahead`), so nothing
+may wait inside libpq once it started.
 """
 
 from __future__ import annotations
 
 import select
+import time
 from dataclasses import dataclass
 
+import psycopg
 from psycopg import conninfo, pq
 from psycopg.sql import Identifier
 
+from cdc.postgres import tls_read_ahead
 from cdc.postgres.copy_protocol import lsn_to_str, str_to_lsn
 from cdc.postgres.types import SESSION_OPTIONS
 
@@ -38,6 +42,7 @@ class ReplicationConnection:
             message = self._error()
             self._conn.finish()
             raise ReplicationError(f"replication connection failed: {message}")
+        self.reads_ahead = False  # TLS read-ahead, turned on by `start`
 
     def _error(self) -> str:
         return self._conn.get_error_message().strip()
@@ -82,6 +87,7 @@ class ReplicationConnection:
         if result is None or result.status != pq.ExecStatus.COPY_BOTH:
             raise ReplicationError(f"START_REPLICATION failed: {self._error()}")
         self._conn.nonblocking = 1
+        self.reads_ahead = tls_read_ahead.enable(self._conn)
 
     def read(self, timeout: float, limit: int) -> list[memoryview]:
         """The CopyData messages at hand, at most `limit`, waiting up to
@@ -110,10 +116,25 @@ class ReplicationConnection:
             if size < 0:
                 # -1: the server ended the copy; -2: an error. Messages read
                 # before it are dropped: none was acknowledged, so they come again.
-                conn.get_result()
+                self._take_final_result()
                 raise ReplicationError(f"replication stream ended: {self._error()}")
             messages.append(data)
         return messages
+
+    def _take_final_result(self) -> None:
+        """Read the server's last result (its error) without waiting inside
+        libpq, which cannot see records held by TLS read-ahead; a second at most."""
+        conn = self._conn
+        deadline = time.monotonic() + 1.0
+        try:
+            while conn.is_busy() and time.monotonic() < deadline:
+                conn.consume_input()
+                if conn.is_busy():
+                    select.select([conn.socket], [], [], 0.05)
+            if not conn.is_busy():
+                conn.get_result()
+        except psycopg.OperationalError:
+            pass  # the connection is gone: its error message is already set
 
     def send(self, message: bytes) -> None:
         if self._conn.put_copy_data(message) != 1:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from cdc.kafka.offsets import KafkaOffsetStore
 from cdc.postgres.replication import ReplicationConnection, ReplicationError
 from cdc.settings_load import ConfigError
 from sinks.worker import build_applier
-from tests.integration.conftest import mysql_connect
+from tests.integration.conftest import mysql_connect, pg_execute
 from tests.integration.pipeline import running, wait_until, write_config
 
 CDC = Path(sys.executable).parent / "cdc"
@@ -354,3 +355,41 @@ def test_kafka_with_another_ca_is_refused(tls: dict[str, str], other_ca: str) ->
     with pytest.raises(TerminalError, match="certificate verify failed") as error:
         check_access(connection)
     assert "check kafka.tls" in error.value.remedy
+
+
+def test_pg_stream_over_tls_reads_ahead_and_ends_without_hanging(
+    tls: dict[str, str], pg_dsn: str, unique_name: str
+) -> None:
+    """With OpenSSL read-ahead the stream still yields every change, and the
+    server ending it is noticed at once, not after libpq waits on a socket
+    whose data OpenSSL already took in."""
+    rows = 3000
+    pg_execute(pg_dsn, "CREATE TABLE items (id int PRIMARY KEY, name text)")
+    pg_execute(pg_dsn, f'CREATE PUBLICATION "{unique_name}" FOR TABLE items')
+    stream = ReplicationConnection(verify_full(pg_dsn, tls["CDC_TLS_CA"]))
+    try:
+        stream.create_slot(unique_name, export_snapshot=False)
+        pg_execute(
+            pg_dsn, "INSERT INTO items SELECT g, md5(g::text) FROM generate_series(1, %s) g", rows
+        )
+        stream.start(unique_name, unique_name)
+        assert stream.reads_ahead
+        inserts = 0
+        deadline = time.monotonic() + 60
+        while inserts < rows and time.monotonic() < deadline:
+            # XLogData ('w', 25 header bytes) carrying a pgoutput Insert ('I')
+            inserts += sum(1 for m in stream.read(1.0, 1000) if m[0] == 0x77 and m[25] == 0x49)
+        assert inserts == rows
+        pg_execute(
+            pg_dsn,
+            "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots"
+            " WHERE slot_name = %s",
+            unique_name,
+        )
+        started = time.monotonic()
+        with pytest.raises(ReplicationError, match="replication stream ended"):
+            while time.monotonic() - started < 30:
+                stream.read(1.0, 1000)
+        assert time.monotonic() - started < 10
+    finally:
+        stream.close()  # the fixture drops the slot once its walsender is gone
