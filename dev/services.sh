@@ -126,6 +126,9 @@ max_wal_senders = 64
 max_connections = 200
 shared_buffers = 256MB
 max_wal_size = 2GB
+# A slot a killed test or bench left behind is invalidated past this, instead
+# of keeping WAL until the disk is full.
+max_slot_wal_keep_size = 8GB
 # A development server: an OS crash may lose the last commits, a killed
 # postgres process loses nothing (the crash tests kill the process).
 fsync = off
@@ -193,6 +196,8 @@ log-bin = $dir/data/binlog
 binlog_format = ROW
 binlog_row_image = FULL
 binlog_row_metadata = FULL
+# a development server: binlogs of old runs go after a day
+binlog_expire_logs_seconds = 86400
 gtid_strict_mode = ON
 log_slave_updates = ON
 character-set-server = utf8mb4
