@@ -18,7 +18,8 @@ applied by cdc (`cdc.applied_marks`), so a source reading this database skips it
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,7 @@ from cdc.schemas import TableSchema
 from sinks.base import ApplyResult
 from sinks.changes import KeyState, KeyValues, TableBatch
 from sinks.copy_progress import PgCopyProgress
+from sinks.inserts import InsertBatch, Offsets, newest_commit_ms
 from sinks.pg_copy import LineBuilder
 from sinks.pg_types import TextEncoder, pg_type, text_encoder
 from sinks.plan import LAST_WRITER_WINS, newer_keys, plan_table, row_key
@@ -72,6 +74,10 @@ COPY_CHUNK_ROWS = 2000  # rows per COPY write: the server parses one chunk while
 # that exist: every try would be wasted work).
 DIRECT_COPY_BACKOFF = 100
 _NEW_ROW_OPS = (Op.CREATE, Op.READ)
+
+
+class _NotDirectError(Exception):
+    """An insert batch the direct path cannot take: roll it back."""
 
 
 @dataclass
@@ -135,42 +141,63 @@ class PostgresApplier:
         atomically; `before_commit` runs last inside the transaction (dead
         letters must be durable before the offsets that pass them)."""
         result = ApplyResult()
+        with self._batch(offsets):
+            for step in steps:
+                for batch in step:
+                    self._apply_table(batch, result)
+            if before_commit is not None:
+                before_commit(result)
+        return result
+
+    def insert(self, batches: Sequence[InsertBatch], offsets: Offsets) -> ApplyResult | None:
+        """New rows COPYed straight into their tables (see `sinks.inserts`);
+        None, with nothing applied, when a key exists already, a value is
+        refused, or a table is under last-writer-wins (which records versions)."""
+        result = ApplyResult()
+        try:
+            with self._batch(offsets):
+                for batch in batches:
+                    schema = batch.schema
+                    table = self._table(batch.target, schema)
+                    if (
+                        self._policy_for(schema.schema, schema.table) == LAST_WRITER_WINS
+                        or table.direct_copy_wait > 0  # the planned path counts it down
+                        or not self._copy_rows(table, batch.rows)
+                    ):
+                        raise _NotDirectError
+                    result.rows[(table.qualified, "c")] += len(batch.rows)
+        except (_NotDirectError, psycopg.DataError, psycopg.IntegrityError):
+            return None
+        result.last_ts_ms = newest_commit_ms(batches)
+        return result
+
+    @contextmanager
+    def _batch(self, offsets: Offsets) -> Iterator[None]:
+        """One transaction: marked as cdc's, the batch's rows, its offsets."""
         known = dict(self._tables)
         try:
-            self._apply_all(steps, offsets, before_commit, result)
+            with self._conn.transaction():
+                # first in the transaction: a source decoding it drops it before any row
+                self._conn.execute(
+                    "SELECT pg_logical_emit_message(true, %s, %s)",
+                    (PG_APPLIED_PREFIX, self._group),
+                )
+                yield
+                with self._conn.cursor() as cur:
+                    cur.executemany(
+                        "INSERT INTO public.cdc_offsets"
+                        " (consumer_group, topic, kafka_partition, next_offset)"
+                        " VALUES (%s, %s, %s, %s)"
+                        " ON CONFLICT (consumer_group, topic, kafka_partition)"
+                        " DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now()",
+                        [(self._group, t, p, o) for (t, p), o in offsets.items()],
+                    )
         except BaseException:
             # A rollback drops the staging tables (and target tables or columns)
             # created in the transaction: forget them, or the next batch would
             # COPY into a staging table that no longer exists.
             self._tables = known
             raise
-        return result
-
-    def _apply_all(
-        self,
-        steps: Sequence[Sequence[TableBatch]],
-        offsets: dict[tuple[str, int], int],
-        before_commit: Callable[[ApplyResult], None] | None,
-        result: ApplyResult,
-    ) -> None:
-        with self._conn.transaction():
-            # first in the transaction: a source decoding it drops it before any row
-            self._conn.execute(
-                "SELECT pg_logical_emit_message(true, %s, %s)", (PG_APPLIED_PREFIX, self._group)
-            )
-            for step in steps:
-                for batch in step:
-                    self._apply_table(batch, result)
-            with self._conn.cursor() as cur:
-                cur.executemany(
-                    "INSERT INTO public.cdc_offsets"
-                    " (consumer_group, topic, kafka_partition, next_offset)"
-                    " VALUES (%s, %s, %s, %s) ON CONFLICT (consumer_group, topic, kafka_partition)"
-                    " DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now()",
-                    [(self._group, t, p, o) for (t, p), o in offsets.items()],
-                )
-            if before_commit is not None:
-                before_commit(result)
 
     # -- one table --------------------------------------------------------
     def _apply_table(self, batch: TableBatch, result: ApplyResult) -> None:
@@ -206,8 +233,16 @@ class PostgresApplier:
             for _, s in keys
             if s.complete and s.first_op in _NEW_ROW_OPS and s.row is not None
         ]
-        if len(rows) < len(keys):
+        if len(rows) < len(keys) or not self._copy_rows(table, rows):
             return False
+        result.rows[(table.qualified, "c")] += len(keys)
+        result.last_ts_ms = max(result.last_ts_ms, *(s.ts_ms for _, s in keys))
+        return True
+
+    def _copy_rows(self, table: TargetTable, rows: list[dict[str, Any]]) -> bool:
+        """COPY `rows` into the table under a savepoint; False, with nothing
+        written, when a key exists already (and the next insert batches of
+        the table take the staged path for a while)."""
         if table.direct_copy_wait > 0:
             table.direct_copy_wait -= 1
             return False
@@ -220,8 +255,6 @@ class PostgresApplier:
         except psycopg.errors.UniqueViolation:
             table.direct_copy_wait = DIRECT_COPY_BACKOFF
             return False
-        result.rows[(table.qualified, "c")] += len(keys)
-        result.last_ts_ms = max(result.last_ts_ms, *(s.ts_ms for _, s in keys))
         return True
 
     @staticmethod

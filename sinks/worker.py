@@ -24,9 +24,11 @@ from cdc.events import Op
 from cdc.schemas import SCHEMA_HEADER
 from cdc.settings import PostgresTarget, Settings
 from cdc.topics import table_topics_pattern
+from sinks import inserts
 from sinks.base import Applier, ApplyResult
 from sinks.changes import Change, collapse
 from sinks.dead_letters import DeadLetters
+from sinks.inserts import DirectInserter
 from sinks.mysql import MysqlApplier
 from sinks.postgres import PostgresApplier
 from sinks.schema_cache import SchemaCache
@@ -137,15 +139,26 @@ class SinkWorker:
         if not messages:
             return 0
         started = time.monotonic()
-        changes, offsets, sources = self._decode_all(messages)
-        try:
-            result = self._apply(changes, offsets, sources)
-        except REJECTED as exc:
-            log.warning("batch_failed_applying_one_by_one", error=str(exc))
-            result = self._apply_one_by_one(changes, offsets, sources)
+        result = self._insert_directly(messages)
+        if result is None:
+            changes, offsets, sources = self._decode_all(messages)
+            try:
+                result = self._apply(changes, offsets, sources)
+            except REJECTED as exc:
+                log.warning("batch_failed_applying_one_by_one", error=str(exc))
+                result = self._apply_one_by_one(changes, offsets, sources)
         self._consumer.commit(asynchronous=True)
         self._record(result, len(messages), time.monotonic() - started)
         return len(messages)
+
+    def _insert_directly(self, messages: list[Message]) -> ApplyResult | None:
+        """An insert-only batch straight to the target (`sinks.inserts`); None
+        when it takes the planned path."""
+        applier = self._applier
+        if self._transforms or not isinstance(applier, DirectInserter):
+            return None
+        scanned = inserts.scan(messages, self._schemas)
+        return None if scanned is None else applier.insert(*scanned)
 
     def _apply(
         self,
