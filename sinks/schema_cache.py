@@ -22,8 +22,14 @@ class SchemaCache:
                 "group.id": f"cdc-schemas-{uuid.uuid4().hex}",
                 "enable.auto.commit": False,
                 "enable.partition.eof": True,
+                # The end of the topic is news the first lookup waits for: the
+                # broker should tell it at once, not hold the fetch for 500 ms.
+                "fetch.wait.max.ms": 100,
             }
         )
+        # With the partition's leader known before the assignment, librdkafka
+        # looks up the first offset at once instead of retrying in 500 ms.
+        self._consumer.list_topics(self._topic, timeout=10)
         self._consumer.assign([TopicPartition(self._topic, 0, OFFSET_BEGINNING)])
         # keyed by the header's bytes: no decoding per message
         self._schemas: dict[bytes, TableSchema] = {}
