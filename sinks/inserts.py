@@ -22,7 +22,6 @@ from confluent_kafka import Message
 from cdc.errors import TransientError
 from cdc.schemas import SCHEMA_HEADER, TableSchema
 from sinks.base import ApplyResult
-from sinks.schema_cache import SchemaCache
 
 Offsets = dict[tuple[str, int], int]  # next offset per (topic, partition)
 _NEW_ROW_OPS = ("c", "r")  # wire ops of a whole new row: create, snapshot read
@@ -39,6 +38,10 @@ class InsertBatch:
     last_source: dict[str, Any]  # `source` of the last row (its commit time)
 
 
+class SchemaLookup(Protocol):
+    def get(self, fingerprint: bytes) -> TableSchema: ...
+
+
 @runtime_checkable
 class DirectInserter(Protocol):
     def insert(self, batches: Sequence[InsertBatch], offsets: Offsets) -> ApplyResult | None:
@@ -48,7 +51,7 @@ class DirectInserter(Protocol):
 
 
 def scan(
-    messages: Sequence[Message], schemas: SchemaCache
+    messages: Sequence[Message], schemas: SchemaLookup
 ) -> tuple[list[InsertBatch], Offsets] | None:
     """The batch as new rows per table, or None when any message is more
     than a new row (an update, a delete, a tombstone, a schema change inside
