@@ -9,16 +9,19 @@ MySQL commits an open transaction at any DDL statement.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
-from cdc.errors import TerminalError
+from cdc.errors import TerminalError, TransientError
 from cdc.migrate import ddl_mysql
 from cdc.migrate.ddl_model import TABLES, Notes, TableDef
 from cdc.schemas import TableSchema
 from sinks.mysql_statements import quote
 from sinks.mysql_types import TargetColumn, mysql_type
 
+DDL_LOCK = "cdc_sink_ddl"  # a server-wide name: pipelines sharing a server share it, harmlessly
+DDL_LOCK_WAIT_S = 60
 OFFSETS_DDL = """
 CREATE TABLE IF NOT EXISTS {db}.cdc_offsets (
     consumer_group VARCHAR(255) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
@@ -99,12 +102,15 @@ class Catalog:
                 "create it, or set target.create_tables: true",
             )
         if missing:
-            if columns:
-                self._extend(name, list(missing.values()))
-            else:
-                self._create(name, schemas[0])
-                if len(schemas) > 1:
-                    return self.ensure(name, schemas)
+            with self._ddl_lock():
+                columns, _ = self.describe(name)  # another sink process may have just done it
+                missing = {n: found for n, found in missing.items() if n not in columns}
+                if missing and columns:
+                    self._extend(name, list(missing.values()))
+                elif missing:
+                    self._create(name, schemas[0])
+            if missing and not columns and len(schemas) > 1:
+                return self.ensure(name, schemas)  # the other schemas' columns
             columns, key = self.describe(name)
         if not columns:
             return None
@@ -151,6 +157,24 @@ class Catalog:
             )
             key = tuple(_text(column) for (column,) in cur.fetchall())
         return columns, key
+
+    @contextmanager
+    def _ddl_lock(self) -> Iterator[None]:
+        """Sink processes of one pipeline (sink.workers, replicas) start
+        together and may create or extend the same table at once; DDL commits
+        on its own, so a named lock takes them one at a time."""
+        with self._conn.cursor() as cur:
+            cur.execute("SELECT GET_LOCK(%s, %s)", (DDL_LOCK, DDL_LOCK_WAIT_S))
+            row = cur.fetchone()
+        if not row or row[0] != 1:
+            raise TransientError(
+                f"another sink process held the lock {DDL_LOCK} for {DDL_LOCK_WAIT_S} s"
+            )
+        try:
+            yield
+        finally:
+            with self._conn.cursor() as cur:
+                cur.execute("SELECT RELEASE_LOCK(%s)", (DDL_LOCK,))
 
     def _create(self, name: str, schema: TableSchema) -> None:
         # the DDL `cdc schema` prints, from what the wire schema tells

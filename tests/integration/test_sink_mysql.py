@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -17,7 +20,9 @@ import pymysql
 import pytest
 
 from cdc.migrate.canonical import canonical
+from cdc.schemas import Column, TableSchema
 from cdc.topics import dead_letter_topic
+from sinks.mysql_ddl import Catalog
 from sinks.mysql_types import parse_duration
 from tests.integration.conftest import mysql_connect, with_database
 from tests.integration.pipeline import (
@@ -348,3 +353,35 @@ def test_values_the_target_cannot_hold_are_dead_letters(
         json.loads(m.key() or b"{}")["id"]: dict(m.headers() or [])["cdc.reason"] for m in messages
     }
     assert reasons == {2: b"value", 3: b"apply"}
+
+
+def test_sink_processes_creating_one_table_at_once_both_go_on(mysql_dsn: str) -> None:
+    """Sink processes (sink.workers, replicas) start together: each may find
+    the target table missing, or lacking a new column, and add it at once."""
+    database = urlsplit(mysql_dsn).path.strip("/")
+    narrow = TableSchema(
+        "postgresql",
+        "public",
+        "items",
+        (Column("id", "integer", False), Column("name", "text")),
+        ("id",),
+    )
+    wide = replace(narrow, columns=(*narrow.columns, Column("added", "text")))
+    for schema in (narrow, wide):
+        both_described = threading.Barrier(2)
+
+        def ensure(schema: TableSchema = schema, gate: threading.Barrier = both_described) -> Any:
+            with mysql_connect(mysql_dsn, database) as conn:
+                with conn.cursor() as cur:
+                    cur.execute("SELECT VERSION()")
+                    version = str(cur.fetchone()[0])
+                catalog = Catalog(conn, database, version, create_tables=True)
+                gate.wait(10)
+                return catalog.ensure("items", [schema])
+
+        with ThreadPoolExecutor(2) as pool:
+            results = list(pool.map(lambda _: ensure(), range(2)))
+        assert results[0] == results[1]
+        columns, key = results[0]
+        assert list(columns) == [c.name for c in schema.columns]
+        assert key == ("id",)
