@@ -38,9 +38,10 @@ def write_pg_config(
     source: dict[str, Any] | None = None,
     producer: dict[str, Any] | None = None,
     snapshot: dict[str, Any] | None = None,
+    target: dict[str, Any] | None = None,
 ) -> Path:
     """A pipeline file for `cdc run` on the test's database and topic prefix."""
-    config = {
+    config: dict[str, Any] = {
         "name": name,
         "source": {"type": "postgres", "dsn": pg_dsn, "tables": tables, **(source or {})},
         "kafka": {
@@ -51,6 +52,8 @@ def write_pg_config(
         "metrics": {"listen": "127.0.0.1:0"},
         "snapshot": {"chunk_rows": 1000, **(snapshot or {})},
     }
+    if target is not None:
+        config["target"] = target
     path.write_text(yaml.safe_dump(config))
     return path
 

@@ -11,7 +11,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
-import yaml
 
 from cdc.migrate.canonical import digest, mysql_rows, pg_rows
 from cdc.migrate.schema_apply import PostgresTarget, apply
@@ -311,10 +310,8 @@ def test_direct_copy_killed_half_way_resumes_without_recopying(
         kafka_bootstrap,
         ["public.big"],
         snapshot={"mode": "direct", "chunk_rows": 500, "parallelism": 2},
+        target={"type": "postgres", "dsn": pg_target_dsn, "create_tables": True},
     )
-    raw = yaml.safe_load(config.read_text())
-    raw["target"] = {"type": "postgres", "dsn": pg_target_dsn, "create_tables": True}
-    config.write_text(yaml.safe_dump(raw))
 
     first = DaemonProcess(config, tmp_path / "first.log")
     try:
@@ -388,10 +385,8 @@ def test_direct_copy_killed_before_its_key_is_built_builds_it_on_restart(
         kafka_bootstrap,
         ["public.big"],
         snapshot={"mode": "direct", "chunk_rows": 500, "parallelism": 1},
+        target={"type": "postgres", "dsn": pg_target_dsn, "create_tables": True},
     )
-    raw = yaml.safe_load(config.read_text())
-    raw["target"] = {"type": "postgres", "dsn": pg_target_dsn, "create_tables": True}
-    config.write_text(yaml.safe_dump(raw))
 
     first = DaemonProcess(config, tmp_path / "first.log")
     with psycopg.connect(pg_target_dsn) as blocker:
@@ -467,10 +462,8 @@ def test_mariadb_direct_copy_killed_mid_copy_and_before_its_key_resumes(
         [f"{database}.big"],
         source={"type": "mysql"},
         snapshot={"mode": "direct", "chunk_rows": 200, "parallelism": 2},
+        target={"type": "postgres", "dsn": pg_target_dsn, "create_tables": True},
     )
-    raw = yaml.safe_load(config.read_text())
-    raw["target"] = {"type": "postgres", "dsn": pg_target_dsn, "create_tables": True}
-    config.write_text(yaml.safe_dump(raw))
     target = f"{database}.big"
 
     # 1. killed while chunks are being copied: SHARE holds every COPY back
@@ -576,10 +569,8 @@ def test_mariadb_direct_copy_of_rows_wider_than_a_block_is_complete(
         [f"{database}.wide"],
         source={"type": "mysql"},
         snapshot={"mode": "direct", "chunk_rows": 2000},
+        target={"type": "postgres", "dsn": pg_target_dsn, "create_tables": True},
     )
-    raw = yaml.safe_load(config.read_text())
-    raw["target"] = {"type": "postgres", "dsn": pg_target_dsn, "create_tables": True}
-    config.write_text(yaml.safe_dump(raw))
     daemon = DaemonProcess(config, tmp_path / "copy.log")
     try:
         wait_until(lambda: logged(daemon, "direct_copy_done"), 120, "the copy", daemon)
