@@ -95,7 +95,6 @@ def test_two_workers_share_partitions_and_survive_kill_9(
         conn.execute("DELETE FROM items WHERE id % 7 = 0")
         wait_confirmed(pg_dsn, topic_prefix, current_lsn(conn), 120)
     ends = end_positions(kafka_bootstrap, [topic], PARTITIONS)
-    total = sum(ends.values())
 
     config = tmp_path / f"{topic_prefix}.yaml"
     raw = yaml.safe_load(config.read_text())
@@ -109,13 +108,10 @@ def test_two_workers_share_partitions_and_survive_kill_9(
     sink = SinkProcess(config, tmp_path / "sink.log")
     try:
         assert wait_until(lambda: len(_children(sink.proc.pid)) == 2, timeout=30)
-        with psycopg.connect(pg_target_dsn, autocommit=True) as conn:
-            assert wait_until(
-                lambda: sum(stored_positions(conn, topic_prefix).values()) >= total // 5,
-                timeout=120,
-                every=0.02,
-            ), sink.log_tail()
-        assert _assignments(sink) == {0: 1, 1: 1}, "each worker holds one partition"
+        # the first worker may apply a while alone before the second joins
+        assert wait_until(lambda: _assignments(sink) == {0: 1, 1: 1}, timeout=30, every=0.02), (
+            "each worker holds one partition"
+        )
         victim = _children(sink.proc.pid)[0]
         assert wait_until(lambda: _rows_applied(_metrics(port)) > 0, timeout=10)
         before_kill = _rows_applied(_metrics(port))
