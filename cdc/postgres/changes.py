@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -36,7 +36,7 @@ from cdc.schemas import TableSchema
 
 Message = tuple[Op, bytes, bytes]  # op, key, value, as in EncodedChanges
 _NULL = b"null"
-_CREATE = Op.CREATE  # a global, not an enum attribute lookup per row
+_CREATE, _READ = Op.CREATE, Op.READ  # globals, not enum attribute lookups per row
 _NEW = ord("N")
 
 
@@ -51,6 +51,8 @@ KeyBuilder = Callable[[dict[str, Any]], dict[str, Any]]
 # (key JSON, row JSON) of the TupleData at an offset of a message, or None
 # when it holds more than text values and NULLs
 JsonBuilder = Callable[[bytes, int], tuple[bytes, bytes] | None]
+# (key JSON, row JSON) of a row's text fields (a snapshot's COPY line, split)
+FieldsJsonBuilder = Callable[[Sequence[bytes | None]], tuple[bytes, bytes]]
 _U32 = struct.Struct("!I")
 
 
@@ -90,7 +92,7 @@ def _tuple_columns(count: int) -> list[str]:
 
 def _builders(
     names: Sequence[str], converters: Sequence[Converter], key: Sequence[str]
-) -> tuple[RowBuilder, KeyBuilder, JsonBuilder]:
+) -> tuple[RowBuilder, KeyBuilder, JsonBuilder, FieldsJsonBuilder]:
     """A relation's own row, key and JSON functions, compiled once per
     Relation message: straight-line code, one converter call per column, no
     zip or comprehension per row (a third of the generic loop's cost).
@@ -100,7 +102,9 @@ def _builders(
     bytes and writes the key and row JSON from the column texts: the same
     bytes `values.dumps` gives for the built row and key
     (tests/unit/test_pg_changes.py), with no tuple, dict, Python int or str
-    per row where PostgreSQL's text already is the JSON."""
+    per row where PostgreSQL's text already is the JSON. The fields function
+    does the same for a row whose text fields are at hand (a snapshot's COPY
+    output: the same text form pgoutput sends)."""
     n = len(names)
     # converters bound as defaults, so the body reads them as fast locals
     params = "".join(f", c{i}=c{i}" for i in range(n))
@@ -114,6 +118,15 @@ def _builders(
         return b"{" + b",".join(members) + b"}"
 
     index = {name: i for i, name in enumerate(names)}
+    # the JSON of the column texts v<i>, then the key's and the row's
+    to_json = [
+        f"    j{i} = b'null' if v{i} is None else {_json_expression(c, f'v{i}', i)}"
+        for i, c in enumerate(converters)
+    ]
+    return_json = (
+        f"    return KEY % ({''.join(f'j{index[k]}, ' for k in key)}), "
+        f"ROW % ({''.join(f'j{i}, ' for i in range(n))})"
+    )
     source = [
         f"def build(values{params}):",
         unpack,
@@ -127,12 +140,12 @@ def _builders(
         *_tuple_columns(n),
         "    if pos != len(buf):",  # a short or long message: no value is trusted
         "        return None",
-        *(
-            f"    j{i} = b'null' if v{i} is None else {_json_expression(c, f'v{i}', i)}"
-            for i, c in enumerate(converters)
-        ),
-        f"    return KEY % ({''.join(f'j{index[k]}, ' for k in key)}), "
-        f"ROW % ({''.join(f'j{i}, ' for i in range(n))})",
+        *to_json,
+        return_json,
+        f"def json_fields(values{params}, odumps=odumps, dumps=dumps):",
+        unpack,
+        *to_json,
+        return_json,
     ]
     namespace: dict[str, Any] = {f"c{i}": convert for i, convert in enumerate(converters)}
     namespace.update(
@@ -143,7 +156,7 @@ def _builders(
         ROW=json_format(names),
     )
     exec(compile("\n".join(source) + "\n", "<pgoutput row>", "exec"), namespace)
-    return namespace["build"], namespace["key_of"], namespace["json_of"]
+    return namespace["build"], namespace["key_of"], namespace["json_of"], namespace["json_fields"]
 
 
 @dataclass(slots=True)
@@ -159,13 +172,16 @@ class RelationState:
     _build: RowBuilder = field(init=False)
     key_of: KeyBuilder = field(init=False)
     _json: JsonBuilder = field(init=False)
+    _json_fields: FieldsJsonBuilder = field(init=False)
     # the envelope template of the transaction `_tx`, and its insert format
     _template: ValueTemplate | None = field(default=None, init=False)
     _tx: Transaction | None = field(default=None, init=False)
     _insert: bytes = field(default=b"", init=False)
 
     def __post_init__(self) -> None:
-        self._build, self.key_of, self._json = _builders(self.names, self.converters, self.key)
+        self._build, self.key_of, self._json, self._json_fields = _builders(
+            self.names, self.converters, self.key
+        )
 
     def row(self, values: TupleData) -> tuple[dict[str, Any], tuple[str, ...]]:
         """Python row and the unchanged-TOAST columns left out of it."""
@@ -226,6 +242,20 @@ class RelationState:
         if self._tx is not tx:
             self._template_of(tx)
         out.append((_CREATE, encoded[0], self._insert % (_NULL, encoded[1], lsn, now_ms)))
+
+    def encode_reads(
+        self, rows: Sequence[Sequence[bytes | None]], lsn: int, ts_ms: int, now_ms: int
+    ) -> list[Message]:
+        """Snapshot rows (text fields as COPY sent them) to `op: r` messages
+        of a snapshot read at `ts_ms` whose stream starts at `lsn`."""
+        event = replace(_event(self, Op.READ, Transaction(0, ts_ms), lsn), txid=None)
+        read = ValueTemplate(event, "lsn").format(Op.READ)
+        json_fields = self._json_fields
+        messages = []
+        for fields in rows:
+            key, row = json_fields(fields)
+            messages.append((_READ, key, read % (_NULL, row, lsn, now_ms)))
+        return messages
 
     def _template_of(self, tx: Transaction) -> ValueTemplate:
         template = self._template

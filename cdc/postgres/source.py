@@ -18,6 +18,7 @@ import structlog
 
 from cdc import metrics
 from cdc.applied_marks import PG_APPLICATION_NAME, PG_APPLIED_PREFIX, PG_READ_WRITE_OPTION
+from cdc.events import EncodedChanges
 from cdc.offsets import OffsetStore
 from cdc.position import Position
 from cdc.postgres import catalog, setup
@@ -58,10 +59,8 @@ from cdc.postgres.snapshot import KeyRange, ParallelReader, export_snapshot, pla
 from cdc.postgres.txbuffer import StreamedTransaction
 from cdc.postgres.types import SESSION_OPTIONS, TypeRegistry
 from cdc.progress import Progress
-from cdc.schemas import TableSchema
 from cdc.settings import PostgresSource as PostgresSettings
 from cdc.settings import Settings, SnapshotSettings
-from cdc.snapshot_rows import read_events
 from cdc.source import IDLE, Checkpoint, StreamItem
 
 log = structlog.get_logger(__name__)
@@ -167,17 +166,25 @@ class PostgresSource:
             if not state.get("done") and name in by_name:
                 after = tuple(state["after"]) if state.get("after") else None
                 todo.append((KeyRange(by_name[name], index, lower, upper), after))
-        schemas: dict[int, TableSchema] = {}
-        converters = {}
+        source = {"connector": "postgresql", "db": conn.info.dbname}
+        # the byte-level encoders of the stream, fed the COPY output's text fields
+        encoders: dict[int, RelationState] = {}
         key_types: dict[int, list[str]] = {}
         for table in tables:
-            schemas[table.oid] = catalog.table_schema(
+            schema = catalog.table_schema(
                 registry, table.schema, table.name, table.columns, table.key, table.not_null
             )
-            converters[table.oid] = [registry.converter(c.type_oid) for c in table.columns]
+            encoders[table.oid] = RelationState(
+                schema=schema,
+                names=tuple(c.name for c in table.columns),
+                converters=tuple(registry.converter(c.type_oid) for c in table.columns),
+                key=schema.key,
+                source=source,
+                fingerprint=schema.fingerprint,
+            )
             types = {c.name: registry.info(c.type_oid, c.typmod).name for c in table.columns}
             key_types[table.oid] = [types[k] for k in table.primary_key]
-            yield schemas[table.oid]
+            yield schema
         # A resumed snapshot has lost the slot's exported snapshot: export a new
         # one and keep this transaction open while the readers import it.
         holder = None
@@ -199,17 +206,19 @@ class PostgresSource:
             self._snapshot.chunk_rows,
             self._snapshot.parallelism,
         )
-        source = {"connector": "postgresql", "db": conn.info.dbname}
+        # the snapshot's rows name the position their table's stream starts at
+        stream_lsn = int((self._offsets.get(SLOT_KEY) or {}).get("lsn", 0))
         try:
             for chunk in reader.read(todo):
                 table = chunk.range.table
-                yield from read_events(
-                    schemas[table.oid],
-                    converters[table.oid],
-                    chunk.rows,
-                    started_ms,
-                    PgPosition(0),
-                    source,
+                encoder = encoders[table.oid]
+                yield EncodedChanges(
+                    table.schema,
+                    table.name,
+                    encoder.fingerprint,
+                    encoder.encode_reads(
+                        chunk.rows, stream_lsn, started_ms, time.time_ns() // 1_000_000
+                    ),
                 )
                 progress.add(len(chunk.rows))
                 metrics.SNAPSHOT_ROWS.labels(table=table.qualified).inc(len(chunk.rows))
@@ -221,8 +230,7 @@ class PostgresSource:
         finally:
             if holder is not None:
                 holder.close()
-        slot = self._offsets.get(SLOT_KEY) or {}
-        yield Checkpoint(SnapshotComplete(int(slot.get("lsn", 0))))
+        yield Checkpoint(SnapshotComplete(stream_lsn))
         progress.finish()
 
     def _replicate(

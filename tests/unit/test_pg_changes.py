@@ -12,6 +12,7 @@ import pytest
 from cdc import envelope, values
 from cdc.events import ChangeEvent, Op
 from cdc.postgres.changes import ChangeBatch, RelationState, Transaction
+from cdc.postgres.copy_text import split_row
 from cdc.postgres.pgoutput import UNCHANGED, Delete, Insert, PgoutputError, TupleData, Update
 from cdc.postgres.position import PgPosition
 from cdc.schemas import Column, TableSchema
@@ -147,3 +148,45 @@ def test_batch_holds_one_relation_and_at_most_its_limit() -> None:
     assert [[key for _, key, _ in b.messages] for b in switched] == [[b'{"id":3}']]
     assert [b.fingerprint for b in batch.take()] == [SCHEMA.fingerprint]
     assert batch.take() == []
+
+
+def test_snapshot_rows_from_copy_text_are_read_events() -> None:
+    """A snapshot's COPY lines, split, encode as `op: r` events would: the
+    row and key JSON of the stream's encoder, the source naming the LSN the
+    stream starts at."""
+    lines = [
+        b"1\t\\N\t1.50",
+        # COPY escapes: a backslash, a tab, a control character
+        b'-9223372036854775808\t" \\\\ \\t \\001 \xc3\xa9t\xc3\xa9\tNaN',
+        b"2\t\tNaN",
+    ]
+    rows = [split_row(line) for line in lines]
+    started_ms = 1_700_000_000_999
+
+    def read_event(row: dict[str, Any]) -> tuple[Op, bytes, bytes]:
+        key = {"id": row["id"]}
+        event = ChangeEvent(
+            op=Op.READ,
+            schema="public",
+            table="items",
+            key=key,
+            before=None,
+            after=row,
+            ts_ms=started_ms,
+            position=PgPosition(42),
+            fingerprint=SCHEMA.fingerprint,
+            source={"connector": "postgresql", "db": "app", "lsn": 42},
+        )
+        return Op.READ, values.dumps(key), envelope.encode_value(event, now_ms=5)
+
+    assert state().encode_reads(rows, 42, started_ms, 5) == [
+        read_event({"id": 1, 'odd "name"': None, "price": Decimal("1.50")}),
+        read_event(
+            {
+                "id": -9223372036854775808,
+                'odd "name"': '" \\ \t \x01 été',
+                "price": Decimal("NaN"),
+            }
+        ),
+        read_event({"id": 2, 'odd "name"': "", "price": Decimal("NaN")}),
+    ]
