@@ -346,6 +346,7 @@ def test_kill_9_during_the_snapshot_resumes_after_a_binary_time_and_datetime_key
     second_reads = [
         key_of(r) for r in records if r.offset >= killed_ends[r.partition] and r.value is not None
     ]
-    # resumed: a restart from the first key would read every row again
-    assert 0 < len(second_reads) < KEYED_ROWS * 3 // 4
+    # resumed: a restart from the first key would read every row again (how
+    # far the stored mark trailed Kafka at the kill varies with the load)
+    assert 0 < len(second_reads) < KEYED_ROWS
     assert len(second_reads) == len(set(second_reads))
