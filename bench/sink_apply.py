@@ -219,10 +219,10 @@ def prepare(ctx: Context) -> SinkState:
             lambda: high_watermarks(consumer, topic) >= ctx.rows, f"{ctx.rows} events in Kafka"
         )
     finally:
-        cdc.stop()
+        rss = cdc.stop()
         consumer.close()
         drop_slot_and_publication(ctx.servers, ctx.src_db, name)
-    log(f"sink_apply: {ctx.rows} events in {topic} ({seconds:.1f}s)")
+    log(f"sink_apply: {ctx.rows} events in {topic} ({seconds:.1f}s, source peak rss {rss:.0f} MB)")
     return SinkState(name=name, bootstrap=bootstrap, events=ctx.rows)
 
 

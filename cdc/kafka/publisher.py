@@ -45,6 +45,10 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
     "batch.size": 1_000_000,
     "batch.num.messages": 10_000,
     "queue.buffering.max.messages": 500_000,
+    # A snapshot reads faster than Kafka acknowledges: past 64 MB waiting in
+    # the producer, publishing waits (librdkafka's default, 1 GB, is the
+    # process's memory to the next OOM kill).
+    "queue.buffering.max.kbytes": 65_536,
     "partitioner": "murmur2_random",
 }
 

@@ -156,16 +156,24 @@ class PgDirectCopy:
             source = {"connector": "postgresql", "db": conn.info.dbname}
             started_ms = time.time_ns() // 1_000_000
             after = [(r, _text_key(s.last_key)) for r, s in wire]
+            # a chunk is one target transaction with its progress: its pieces wait for it
+            pieces: dict[tuple[str, int], list[list[bytes | None]]] = {}
             for chunk in reader.read(after):
                 table = chunk.range.table
-                last = states[(table.qualified, chunk.range.index)]
+                at = (table.qualified, chunk.range.index)
+                held = pieces.setdefault(at, [])
+                held += chunk.rows
+                if not chunk.last:
+                    continue
+                del pieces[at]
+                last = states[at]
                 state = replace(last, last_key=chunk.after or last.last_key, done=chunk.done)
-                states[(table.qualified, chunk.range.index)] = state
+                states[at] = state
                 events = list(
                     read_events(
                         schemas[table.qualified],
                         converters[table.oid],
-                        chunk.rows,
+                        held,
                         started_ms,
                         PgPosition(0),
                         source,

@@ -38,13 +38,21 @@ class KeyRange:
     upper: int | None  # exclusive
 
 
+# A chunk reaches the caller in pieces of this many rows: a chunk (100,000
+# rows by default) on each of the readers and in the queue between them and
+# the caller would hold hundreds of MB of raw rows at once.
+PIECE_ROWS = 10_000
+
+
 @dataclass(frozen=True, slots=True)
 class Chunk:
-    """Raw rows of one chunk: text fields as COPY sent them."""
+    """Raw rows of one piece of a chunk: text fields as COPY sent them. Only
+    the chunk's last piece says where the range stands."""
 
     range: KeyRange
     rows: list[list[bytes | None]]
-    after: tuple[str, ...] | None  # key of the last row, as text
+    last: bool  # the chunk's last piece: `after` and `done` are set
+    after: tuple[str, ...] | None  # key of the chunk's last row, as text
     done: bool
 
 
@@ -173,14 +181,21 @@ class ParallelReader:
             while True:
                 query = chunk_query(table, types, key_range, after is not None, self._chunk_rows)
                 rows: list[list[bytes | None]] = []
+                row: list[bytes | None] | None = None
+                count = 0
                 with conn.cursor() as cur, cur.copy(query, after) as copy:
                     for data in copy:
-                        rows.append(split_row(bytes(data)))
-                done = not table.primary_key or len(rows) < self._chunk_rows
-                if rows and table.primary_key:
-                    last = rows[-1]
-                    after = tuple((last[i] or b"").decode() for i in key_order)
-                yield Chunk(key_range, rows, None if done else after, done)
+                        row = split_row(bytes(data))
+                        rows.append(row)
+                        if len(rows) == PIECE_ROWS:
+                            count += PIECE_ROWS
+                            yield Chunk(key_range, rows, False, None, False)
+                            rows = []
+                count += len(rows)
+                done = not table.primary_key or count < self._chunk_rows
+                if row is not None and table.primary_key:
+                    after = tuple((row[i] or b"").decode() for i in key_order)
+                yield Chunk(key_range, rows, True, None if done else after, done)
                 if done:
                     conn.execute("COMMIT")
                     return

@@ -222,6 +222,8 @@ class PostgresSource:
                 )
                 progress.add(len(chunk.rows))
                 metrics.SNAPSHOT_ROWS.labels(table=table.qualified).inc(len(chunk.rows))
+                if not chunk.last:
+                    continue  # the chunk's progress is recorded with its last piece
                 if chunk.done:
                     metrics.SNAPSHOT_RANGES_LEFT.dec()
                 yield Checkpoint(

@@ -163,3 +163,39 @@ def test_kill_9_while_a_streamed_transaction_is_published_loses_nothing(
     assert lsns.keys() == set(range(1, ROWS + 1))
     # the transaction was sent again whole: each repeated row with its first LSN
     assert all(len(seen) == 1 for seen in lsns.values())
+
+
+def test_snapshot_of_a_million_rows_in_large_chunks_stays_in_bounded_memory(
+    tmp_path: Path, pg_dsn: str, kafka_bootstrap: str, unique_name: str, topic_prefix: str
+) -> None:
+    """The default chunks (100,000 rows) on four readers: rows reach the
+    publisher in pieces, so the readers ahead of Kafka do not hold them all."""
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE big (id bigint PRIMARY KEY, n integer, label text)")
+        conn.execute(
+            "INSERT INTO big SELECT i, i %% 1000, 'row ' || i || repeat('x', 20)"
+            " FROM generate_series(1, %s) AS i",
+            (ROWS,),
+        )
+        conn.execute("ANALYZE big")
+    config = write_pg_config(
+        tmp_path / "cdc.yaml",
+        unique_name,
+        pg_dsn,
+        kafka_bootstrap,
+        ["public.big"],
+        snapshot={"chunk_rows": 100_000, "parallelism": 4},
+    )
+    daemon = DaemonProcess(config, tmp_path / "cdc.log")
+    try:
+        wait_until(lambda: logged(daemon, "snapshot_complete"), 240, "the snapshot", daemon)
+        hwm_mb = daemon.status_kb("VmHWM") / 1024
+    finally:
+        daemon.stop()
+    watch = kafka_consumer(kafka_bootstrap)
+    try:
+        in_kafka = end_offsets(watch, table_topic(topic_prefix, "public", "big"), PARTITIONS)
+    finally:
+        watch.close()
+    assert sum(in_kafka.values()) == ROWS
+    assert hwm_mb < RSS_LIMIT_MB, f"peak RSS {hwm_mb:.0f} MB"
