@@ -64,7 +64,7 @@ from cdc.progress import Progress
 from cdc.schemas import TableSchema
 from cdc.settings import MysqlSource as MysqlSettings
 from cdc.settings import Settings, SnapshotSettings
-from cdc.snapshot_rows import read_events
+from cdc.snapshot_rows import read_messages
 from cdc.source import IDLE, Checkpoint, StreamItem
 
 log = structlog.get_logger(__name__)
@@ -192,7 +192,16 @@ class MysqlSource:
                 "file": start.file,
                 "pos": start.pos,
             }
-            yield from read_events(table_schema, converters, rows, started_ms, start, source)
+            yield read_messages(
+                table_schema,
+                converters,
+                rows,
+                started_ms,
+                start,
+                source,
+                "pos",
+                time.time_ns() // 1_000_000,
+            )
             progress.add(len(rows))
             metrics.SNAPSHOT_ROWS.labels(table=table.qualified).inc(len(rows))
             stored_after = stored_key(last) if last else None
