@@ -154,10 +154,13 @@ def read_table(
     after: tuple[Any, ...] | None,
     chunk_rows: int,
     select: str | None = None,
+    piece_rows: int | None = None,
 ) -> Iterator[tuple[list[tuple[Any, ...]], tuple[Any, ...] | None, bool]]:
     """(rows, last key, done) per chunk, in a consistent snapshot of its own.
     With `select` (an SQL expression, `%` doubled as in every statement with
-    parameters), rows are (its value, *key) instead of the table's columns."""
+    parameters), rows are (its value, *key) instead of the table's columns.
+    With `piece_rows`, a chunk comes in pieces of that many rows: all but its
+    last as (rows, None, False), so a chunk is never held whole."""
     quote = quote_name
     names = [c.name for c in table.columns]
     if select is None:
@@ -186,8 +189,15 @@ def read_table(
                 f"SELECT {columns} FROM {source}{where} ORDER BY {key} LIMIT {int(chunk_rows)}",
                 params,
             )
-            rows = list(cursor.fetchall())
-            done = len(rows) < chunk_rows
+            rows = []
+            count = 0
+            # each piece goes out once the next one came: the last carries the key
+            while piece := cursor.fetchmany(piece_rows or chunk_rows):
+                if rows:
+                    yield rows, None, False
+                rows = list(piece)
+                count += len(rows)
+            done = count < chunk_rows
             if rows:
                 after = tuple(rows[-1][i] for i in key_at)
             yield rows, after, done

@@ -73,6 +73,8 @@ POSITION_KEY = "mysql/position"
 START_KEY = "mysql/snapshot_start"
 COMPLETE_KEY = "snapshot/complete"
 STORE_EVERY_S = 1.0  # the stored position trails by at most this (a crash replays it)
+# a snapshot chunk is read, converted and published in pieces of this many rows
+PIECE_ROWS = 10_000
 _TRUNCATE = re.compile(r"^\s*TRUNCATE\s+(?:TABLE\s+)?(?:`?([^`.\s]+)`?\.)?`?([^`\s;]+)`?", re.I)
 _ROWS = (WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent)
 _OPS = {WriteRowsEvent: Op.CREATE, UpdateRowsEvent: Op.UPDATE, DeleteRowsEvent: Op.DELETE}
@@ -180,7 +182,8 @@ class MysqlSource:
 
         def read(job: tuple[catalog.MyTable, tuple[Any, ...] | None]) -> Iterator[Any]:
             table, after = job
-            for rows, last, done in read_table(self._connect, table, after, chunk_rows):
+            pieces = read_table(self._connect, table, after, chunk_rows, piece_rows=PIECE_ROWS)
+            for rows, last, done in pieces:
                 yield table, rows, last, done
 
         # tables are read in parallel, each in a consistent snapshot of its own
@@ -204,6 +207,8 @@ class MysqlSource:
             )
             progress.add(len(rows))
             metrics.SNAPSHOT_ROWS.labels(table=table.qualified).inc(len(rows))
+            if last is None and not done:
+                continue  # a piece of a chunk: the chunk's last piece records it
             stored_after = stored_key(last) if last else None
             yield Checkpoint(SnapshotMark(table.qualified, stored_after, done))
         yield Checkpoint(SnapshotComplete(start))
