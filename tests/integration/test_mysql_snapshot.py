@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import orjson
 import pymysql
 import pytest
+from confluent_kafka import KafkaException
 
 from cdc import values
 from cdc.kafka.offsets import KafkaOffsetStore
@@ -350,3 +351,45 @@ def test_kill_9_during_the_snapshot_resumes_after_a_binary_time_and_datetime_key
     # far the stored mark trailed Kafka at the kill varies with the load)
     assert 0 < len(second_reads) < KEYED_ROWS
     assert len(second_reads) == len(set(second_reads))
+
+
+def test_snapshot_of_a_million_rows_in_large_chunks_stays_in_bounded_memory(
+    tmp_path: Path, mysql_dsn: str, kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    """Chunks of 100,000 rows come from the server in pieces, so neither the
+    reader nor the rows waiting for Kafka hold whole chunks."""
+    rows = 1_000_000
+    database = urlsplit(mysql_dsn).path.strip("/")
+    with mysql_connect(mysql_dsn) as conn, conn.cursor() as cur:
+        cur.execute(
+            "CREATE TABLE big (id BIGINT PRIMARY KEY, at DATETIME(6) NOT NULL,"
+            " amount DECIMAL(12,2) NOT NULL, label VARCHAR(64) NOT NULL)"
+        )
+        cur.execute(
+            "INSERT INTO big SELECT seq, TIMESTAMP'2024-01-01 00:00:00' + INTERVAL seq SECOND,"
+            f" seq / 100, CONCAT('row ', seq, REPEAT('x', 20)) FROM seq_1_to_{rows}"
+        )
+    config = write_mysql_config(
+        tmp_path / "cdc.yaml",
+        topic_prefix,
+        mysql_dsn,
+        kafka_bootstrap,
+        [f"{database}.big"],
+        snapshot={"chunk_rows": 100_000},
+    )
+    reader = PartitionReader(kafka_bootstrap, table_topic(topic_prefix, database, "big"), 2)
+    daemon = DaemonProcess(config, tmp_path / "cdc.log")
+
+    def all_in_kafka() -> bool:
+        try:
+            return sum(reader.end_offsets().values()) >= rows
+        except KafkaException:
+            return False  # the topic is not there yet
+
+    try:
+        wait_until(all_in_kafka, 240, "the snapshot", daemon)
+        hwm_mb = daemon.status_kb("VmHWM") / 1024
+    finally:
+        daemon.stop()
+        reader.close()
+    assert hwm_mb < 300, f"peak RSS {hwm_mb:.0f} MB"
