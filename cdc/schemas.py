@@ -16,6 +16,18 @@ import orjson
 SCHEMA_HEADER = "cdc.schema"
 
 
+def fingerprint_of(headers: object) -> bytes | None:
+    """The schema fingerprint a message's headers (as confluent-kafka gives
+    them) name, or None. The source writes its header first: no dict per
+    message on the common path."""
+    if type(headers) is list and headers:
+        name, value = headers[0]
+        if name == SCHEMA_HEADER:
+            return value if type(value) is bytes else None
+    found = dict(headers or ()).get(SCHEMA_HEADER)  # type: ignore[call-overload]
+    return found if type(found) is bytes else None
+
+
 @dataclass(frozen=True, slots=True)
 class Column:
     name: str

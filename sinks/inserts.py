@@ -20,7 +20,7 @@ import orjson
 from confluent_kafka import Message
 
 from cdc.errors import TransientError
-from cdc.schemas import SCHEMA_HEADER, TableSchema
+from cdc.schemas import TableSchema, fingerprint_of
 from sinks.base import ApplyResult
 
 Offsets = dict[tuple[str, int], int]  # next offset per (topic, partition)
@@ -61,11 +61,8 @@ def scan(
     loads = orjson.loads
     for msg in messages:
         value = msg.value()
-        headers = msg.headers()
-        if value is None or msg.key() is None or type(headers) is not list or not headers:
-            return None
-        name, fingerprint = headers[0]  # the source writes its header first
-        if name != SCHEMA_HEADER or type(fingerprint) is not bytes:
+        fingerprint = fingerprint_of(msg.headers())
+        if value is None or msg.key() is None or fingerprint is None:
             return None
         try:
             event = loads(value)

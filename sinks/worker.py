@@ -21,7 +21,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Top
 from cdc import envelope, metrics
 from cdc.errors import TransientError
 from cdc.events import Op
-from cdc.schemas import SCHEMA_HEADER
+from cdc.schemas import SCHEMA_HEADER, fingerprint_of
 from cdc.settings import PostgresTarget, Settings
 from cdc.topics import table_topics_pattern
 from sinks import inserts
@@ -234,13 +234,8 @@ class SinkWorker:
         return changes, offsets, sources
 
     def _decode(self, msg: Message, data: bytes, topic: str, partition: int, offset: int) -> Change:
-        # the source writes our header first: no dict per message
-        headers = msg.headers()
-        if isinstance(headers, list) and headers and headers[0][0] == SCHEMA_HEADER:
-            fingerprint = headers[0][1]
-        else:
-            fingerprint = dict(headers or ()).get(SCHEMA_HEADER)
-        if not isinstance(fingerprint, bytes):
+        fingerprint = fingerprint_of(msg.headers())
+        if fingerprint is None:
             raise PoisonMessageError(f"no {SCHEMA_HEADER} header")
         try:
             value = envelope.decode_value(data)

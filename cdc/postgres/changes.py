@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -33,6 +33,7 @@ from cdc.postgres.pgoutput import (
 from cdc.postgres.position import PgPosition
 from cdc.postgres.types import Converter, TypeRegistry
 from cdc.schemas import TableSchema
+from cdc.snapshot_rows import read_format
 
 Message = tuple[Op, bytes, bytes]  # op, key, value, as in EncodedChanges
 _NULL = b"null"
@@ -248,8 +249,8 @@ class RelationState:
     ) -> list[Message]:
         """Snapshot rows (text fields as COPY sent them) to `op: r` messages
         of a snapshot read at `ts_ms` whose stream starts at `lsn`."""
-        event = replace(_event(self, Op.READ, Transaction(0, ts_ms), lsn), txid=None)
-        read = ValueTemplate(event, "lsn").format(Op.READ)
+        source = {**self.source, "lsn": lsn}
+        read = read_format(self.schema, self.fingerprint, ts_ms, PgPosition(lsn), source, "lsn")
         json_fields = self._json_fields
         messages = []
         for fields in rows:
