@@ -2,16 +2,20 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
+NATIVE := native/copytext
+# rustup's cargo, which builds $(NATIVE), lives here unless PATH says otherwise
+export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 .PHONY: help install services services-down lint test test-unit test-chaos bench demo clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml $(NATIVE)/Cargo.toml $(NATIVE)/pyproject.toml $(wildcard $(NATIVE)/src/*.rs)
+	@command -v cargo >/dev/null || { echo "cdc builds $(NATIVE) with Rust: install cargo (rustup) first" >&2; exit 1; }
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[dev]'
+	$(VENV)/bin/pip install -q ./$(NATIVE) -e '.[dev]'
 	touch $@
 
 install: $(VENV)/.installed  ## create .venv and install cdc in it (.venv/bin/cdc)
@@ -22,10 +26,11 @@ services:  ## install (if missing) and start PostgreSQL 15, MariaDB 10.11, Kafka
 services-down:  ## stop the local servers
 	bash dev/services.sh down
 
-lint: install  ## ruff and mypy
+lint: install  ## ruff and mypy; rustfmt, clippy and the unit tests of $(NATIVE)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	cd $(NATIVE) && cargo fmt --check && cargo clippy --release -- -D warnings && cargo test --release
 
 test: install services  ## the whole default suite on the real local servers
 	$(VENV)/bin/pytest -m 'not chaos' tests

@@ -131,21 +131,36 @@ def _array(value: Any) -> str:
     return _array_item(value) if isinstance(value, list) else _text(value)
 
 
-def text_encoder(target_type: str) -> TextEncoder:
-    """Wire value -> PostgreSQL text input for a target column of `target_type`
-    (as format_type() names it)."""
+_ENCODERS: dict[str, TextEncoder] = {
+    "array": _array,
+    "bytes": _bytes,
+    "json": _json,
+    "bool": _bool,
+    "interval": _interval,
+    "text": _text,
+}
+
+
+def encoder_kind(target_type: str) -> str:
+    """Which encoder a target column of `target_type` (as format_type() names
+    it) takes, by the name `cdc_copytext.RowEncoder` knows it by too."""
     base = target_type.split("(", maxsplit=1)[0].strip()
     if target_type.endswith("[]"):
-        return _array
+        return "array"
     if base == "bytea":
-        return _bytes
+        return "bytes"
     if base in {"json", "jsonb"}:
-        return _json
+        return "json"
     if base == "boolean":
-        return _bool
+        return "bool"
     if base == "interval":
-        return _interval
-    return _text
+        return "interval"
+    return "text"
+
+
+def text_encoder(target_type: str) -> TextEncoder:
+    """Wire value -> PostgreSQL text input for a target column of `target_type`."""
+    return _ENCODERS[encoder_kind(target_type)]
 
 
 def target_columns(schema: TableSchema) -> dict[str, str]:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from cdc_copytext import RowEncoder
 from psycopg import sql
 
 from cdc.applied_marks import PG_APPLICATION_NAME, PG_APPLIED_PREFIX, PG_READ_WRITE_OPTION
@@ -35,9 +36,9 @@ from cdc.schemas import TableSchema
 from sinks.base import ApplyResult
 from sinks.changes import KeyState, KeyValues, TableBatch
 from sinks.copy_progress import PgCopyProgress
-from sinks.inserts import InsertBatch, Offsets, newest_commit_ms
+from sinks.inserts import InsertBatch, Offsets
 from sinks.pg_copy import LineBuilder
-from sinks.pg_types import TextEncoder, pg_type, text_encoder
+from sinks.pg_types import TextEncoder, encoder_kind, pg_type, text_encoder
 from sinks.plan import LAST_WRITER_WINS, newer_keys, plan_table, row_key
 
 SESSION_OPTIONS = (
@@ -89,6 +90,7 @@ class TargetTable:
     stage: str
     encoders: dict[str, TextEncoder]
     lines: LineBuilder
+    row_encoder: RowEncoder  # insert events in wire form -> COPY lines
     direct_copy_wait: int = 0  # insert batches to stage before trying a direct COPY again
 
     @property
@@ -151,8 +153,9 @@ class PostgresApplier:
 
     def insert(self, batches: Sequence[InsertBatch], offsets: Offsets) -> ApplyResult | None:
         """New rows COPYed straight into their tables (see `sinks.inserts`);
-        None, with nothing applied, when a key exists already, a value is
-        refused, or a table is under last-writer-wins (which records versions)."""
+        None, with nothing applied, when a message is more than a new row, a
+        key exists already, a value is refused, or a table is under
+        last-writer-wins (which records versions)."""
         result = ApplyResult()
         try:
             with self._batch(offsets):
@@ -162,14 +165,34 @@ class PostgresApplier:
                     if (
                         self._policy_for(schema.schema, schema.table) == LAST_WRITER_WINS
                         or table.direct_copy_wait > 0  # the planned path counts it down
-                        or not self._copy_rows(table, batch.rows)
                     ):
                         raise _NotDirectError
-                    result.rows[(table.qualified, "c")] += len(batch.rows)
+                    newest = self._copy_messages(table, batch.values)
+                    result.rows[(table.qualified, "c")] += len(batch.values)
+                    result.last_ts_ms = max(result.last_ts_ms, newest)
         except (_NotDirectError, psycopg.DataError, psycopg.IntegrityError):
             return None
-        result.last_ts_ms = newest_commit_ms(batches)
         return result
+
+    def _copy_messages(self, table: TargetTable, values: list[bytes]) -> int:
+        """COPY the `after` rows of insert events in wire form; the newest
+        source commit time among them. Raises _NotDirectError when one is
+        more than a new row or holds a value the native encoder leaves to the
+        planned path, or when a key exists already."""
+        newest = 0
+
+        def write(copy: psycopg.Copy) -> None:
+            nonlocal newest
+            for start in range(0, len(values), COPY_CHUNK_ROWS):
+                encoded = table.row_encoder.copy_text(values[start : start + COPY_CHUNK_ROWS])
+                if encoded is None:
+                    raise _NotDirectError
+                copy.write(encoded[0])
+                newest = max(newest, encoded[1])
+
+        if not self._copy_rows(table, write):
+            raise _NotDirectError
+        return newest
 
     @contextmanager
     def _batch(self, offsets: Offsets) -> Iterator[None]:
@@ -233,16 +256,18 @@ class PostgresApplier:
             for _, s in keys
             if s.complete and s.first_op in _NEW_ROW_OPS and s.row is not None
         ]
-        if len(rows) < len(keys) or not self._copy_rows(table, rows):
+        if len(rows) < len(keys) or not self._copy_rows(
+            table, lambda copy: self._write_lines(copy, table.lines, rows, "")
+        ):
             return False
         result.rows[(table.qualified, "c")] += len(keys)
         result.last_ts_ms = max(result.last_ts_ms, *(s.ts_ms for _, s in keys))
         return True
 
-    def _copy_rows(self, table: TargetTable, rows: list[dict[str, Any]]) -> bool:
-        """COPY `rows` into the table under a savepoint; False, with nothing
-        written, when a key exists already (and the next insert batches of
-        the table take the staged path for a while)."""
+    def _copy_rows(self, table: TargetTable, write: Callable[[psycopg.Copy], None]) -> bool:
+        """COPY into the table what `write` writes, under a savepoint; False,
+        with nothing written, when a key exists already (and the next insert
+        batches of the table take the staged path for a while)."""
         if table.direct_copy_wait > 0:
             table.direct_copy_wait -= 1
             return False
@@ -251,7 +276,7 @@ class PostgresApplier:
             with self._conn.transaction(), self._conn.cursor() as cur:
                 copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(table.ident, columns)
                 with cur.copy(copy_sql) as copy:
-                    self._write_lines(copy, table.lines, rows, "")
+                    write(copy)
         except psycopg.errors.UniqueViolation:
             table.direct_copy_wait = DIRECT_COPY_BACKOFF
             return False
@@ -429,7 +454,8 @@ class PostgresApplier:
         )
         encoders = {name: text_encoder(kind) for name, kind in types.items()}
         lines = LineBuilder(list(types), list(encoders.values()))
-        table = TargetTable(target[0], target[1], types, key, stage, encoders, lines)
+        row_encoder = RowEncoder(list(types), [encoder_kind(t) for t in types.values()])
+        table = TargetTable(target[0], target[1], types, key, stage, encoders, lines, row_encoder)
         self._tables[target] = table
         return table
 

@@ -53,6 +53,12 @@ CONSUMER_DEFAULTS: dict[str, Any] = {
     # at 100 ms sink processes starting together share the partitions within
     # a quarter second (ten small requests a second per process).
     "heartbeat.interval.ms": 100,
+    # librdkafka stops fetching while its queue holds queued.max.messages.kbytes
+    # and looks again only after fetch.queue.backoff.ms (1 s by default): a sink
+    # that applies 64 MB in under a second then waits for Kafka most of the time
+    # (1M events: 4.5 s of consume() alone, 0.7 s with these two).
+    "fetch.queue.backoff.ms": 10,
+    "queued.max.messages.kbytes": 16_384,
 }
 
 

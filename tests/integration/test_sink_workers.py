@@ -140,6 +140,7 @@ def test_two_workers_share_partitions_and_survive_kill_9(
     events = [e["event"] for e in sink.log_events()]
     assert events.count("sink_worker_restarted") == 1, events
     assert samples["cdc_sink_worker_restarts_total{}"] == 1
-    # /metrics adds up the workers, and the killed worker's counts stay in the sum
-    # (what it applied in its last second before the kill may be missing, so not `==`)
-    assert _rows_applied(samples) > before_kill
+    # /metrics adds up the workers, and the killed worker's counts stay in the sum:
+    # it does not go back (what a worker applied in its last second before the
+    # kill may be missing, and the backlog may be all applied by the kill: no `>`)
+    assert _rows_applied(samples) >= before_kill > 0

@@ -1,0 +1,250 @@
+//! One wire value to one COPY text field, as sinks/pg_types.py's encoder for
+//! the column's kind writes it, COPY's escapes included.
+
+use crate::json::{unescape, Decline, Reader, Res};
+
+/// The encoders of sinks/pg_types.py (`encoder_kind`), by the name it gives them.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kind {
+    Text,
+    Bytes,
+    Json,
+    Bool,
+    Interval,
+    Array,
+}
+
+impl Kind {
+    pub fn named(name: &str) -> Option<Kind> {
+        Some(match name {
+            "text" => Kind::Text,
+            "bytes" => Kind::Bytes,
+            "json" => Kind::Json,
+            "bool" => Kind::Bool,
+            "interval" => Kind::Interval,
+            "array" => Kind::Array,
+            _ => return None,
+        })
+    }
+}
+
+/// Buffers reused from value to value.
+#[derive(Default)]
+pub struct Scratch {
+    text: Vec<u8>,
+    item: Vec<u8>,
+}
+
+/// COPY text format: backslash, tab, newline and carriage return are escaped.
+pub fn copy_escape(text: &[u8], out: &mut Vec<u8>) {
+    if !text
+        .iter()
+        .any(|b| matches!(b, b'\\' | b'\t' | b'\n' | b'\r'))
+    {
+        out.extend_from_slice(text);
+        return;
+    }
+    for &byte in text {
+        match byte {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            _ => out.push(byte),
+        }
+    }
+}
+
+/// The next value (not null: the caller writes NULL) as a field of `kind`.
+pub fn write(json: &mut Reader, kind: Kind, out: &mut Vec<u8>, scratch: &mut Scratch) -> Res<()> {
+    match (kind, json.peek()?) {
+        (Kind::Json, _) | (Kind::Text | Kind::Interval, b'{' | b'[') | (Kind::Array, b'{') => {
+            scratch.text.clear();
+            json.compact(&mut scratch.text)?;
+            copy_escape(&scratch.text, out);
+        }
+        (Kind::Array, b'[') => {
+            scratch.text.clear();
+            array(json, &mut scratch.text, &mut scratch.item, 0)?;
+            copy_escape(&scratch.text, out);
+        }
+        (Kind::Bool, b't') => {
+            json.literal(b"true")?;
+            out.push(b't');
+        }
+        (Kind::Bool, b'f') => {
+            json.literal(b"false")?;
+            out.push(b'f');
+        }
+        // Python's _bool takes any value's truth; only JSON booleans are taken here
+        (Kind::Bool, _) => return Err(Decline),
+        (Kind::Bytes, b'"') => {
+            let (raw, _) = json.string()?;
+            out.extend_from_slice(b"\\\\x"); // bytea's hex input, its backslash escaped for COPY
+            base64_hex(raw, out)?;
+        }
+        (Kind::Bytes, _) => return Err(Decline),
+        (Kind::Text | Kind::Interval | Kind::Array, b'"') => {
+            let (raw, escaped) = json.string()?;
+            // A negative duration needs a conversion PostgreSQL cannot do (sinks/pg_types.py)
+            if kind == Kind::Interval && raw.starts_with(b"-P") {
+                return Err(Decline);
+            }
+            if escaped {
+                scratch.text.clear();
+                unescape(raw, &mut scratch.text)?;
+                copy_escape(&scratch.text, out);
+            } else {
+                out.extend_from_slice(raw); // no escape: no COPY-special byte either
+            }
+        }
+        (_, b't') => {
+            json.literal(b"true")?;
+            out.extend_from_slice(b"True"); // Python's str(True)
+        }
+        (_, b'f') => {
+            json.literal(b"false")?;
+            out.extend_from_slice(b"False");
+        }
+        _ => out.extend_from_slice(json.number()?),
+    }
+    Ok(())
+}
+
+/// A JSON array as a PostgreSQL array literal (sinks/pg_types.py `_array_item`).
+fn array(json: &mut Reader, out: &mut Vec<u8>, item: &mut Vec<u8>, depth: u32) -> Res<()> {
+    if depth > 32 {
+        return Err(Decline);
+    }
+    json.eat(b'[')?;
+    out.push(b'{');
+    if !json.empty(b']')? {
+        loop {
+            match json.peek()? {
+                b'n' => {
+                    json.literal(b"null")?;
+                    out.extend_from_slice(b"NULL");
+                }
+                b'[' => array(json, out, item, depth + 1)?,
+                b't' => {
+                    json.literal(b"true")?;
+                    out.push(b't');
+                }
+                b'f' => {
+                    json.literal(b"false")?;
+                    out.push(b'f');
+                }
+                first => {
+                    item.clear();
+                    match first {
+                        b'{' => json.compact(item)?,
+                        b'"' => {
+                            let (raw, _) = json.string()?;
+                            unescape(raw, item)?;
+                        }
+                        _ => item.extend_from_slice(json.number()?),
+                    }
+                    quote(item, out);
+                }
+            }
+            if !json.more(b']')? {
+                break;
+            }
+            out.push(b',');
+        }
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+/// An array element in double quotes, its backslashes and quotes escaped.
+fn quote(text: &[u8], out: &mut Vec<u8>) {
+    out.push(b'"');
+    for &byte in text {
+        if byte == b'\\' || byte == b'"' {
+            out.push(b'\\');
+        }
+        out.push(byte);
+    }
+    out.push(b'"');
+}
+
+fn sextet(byte: u8) -> Res<u32> {
+    Ok(match byte {
+        b'A'..=b'Z' => byte - b'A',
+        b'a'..=b'z' => byte - b'a' + 26,
+        b'0'..=b'9' => byte - b'0' + 52,
+        b'+' => 62,
+        b'/' => 63,
+        _ => return Err(Decline),
+    } as u32)
+}
+
+/// Standard padded base64 (the wire's bytes) to lowercase hex.
+fn base64_hex(text: &[u8], out: &mut Vec<u8>) -> Res<()> {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    if !text.len().is_multiple_of(4) {
+        return Err(Decline);
+    }
+    let quads = text.len() / 4;
+    for (n, quad) in text.chunks_exact(4).enumerate() {
+        let pad = match (quad[2], quad[3]) {
+            (b'=', b'=') => 2,
+            (_, b'=') => 1,
+            _ => 0,
+        };
+        if pad > 0 && n + 1 != quads {
+            return Err(Decline);
+        }
+        let mut bits = 0u32;
+        for &byte in &quad[..4 - pad] {
+            bits = (bits << 6) | sextet(byte)?;
+        }
+        bits <<= 6 * pad as u32;
+        for k in 0..3 - pad {
+            let byte = (bits >> (16 - 8 * k)) as u8;
+            out.push(HEX[(byte >> 4) as usize]);
+            out.push(HEX[(byte & 15) as usize]);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(kind: Kind, json: &str) -> Option<String> {
+        let mut out = Vec::new();
+        let mut reader = Reader::new(json.as_bytes());
+        write(&mut reader, kind, &mut out, &mut Scratch::default()).ok()?;
+        reader.end().ok()?;
+        Some(String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn bytes_become_escaped_hex() {
+        assert_eq!(field(Kind::Bytes, r#""AAEC/w==""#).unwrap(), r"\\x000102ff");
+        assert_eq!(field(Kind::Bytes, r#""AAE=""#).unwrap(), r"\\x0001");
+        assert_eq!(field(Kind::Bytes, r#""""#).unwrap(), r"\\x");
+        assert!(field(Kind::Bytes, r#""AA=A""#).is_none());
+        assert!(field(Kind::Bytes, r#""A""#).is_none());
+    }
+
+    #[test]
+    fn arrays_nest_and_quote() {
+        assert_eq!(
+            field(Kind::Array, r#"[[1,null],["a\"b",true],[{"k":1}]]"#).unwrap(),
+            r#"{{"1",NULL},{"a\\"b",t},{"{\\"k\\":1}"}}"#
+        );
+    }
+
+    #[test]
+    fn text_escapes_copy_specials() {
+        assert_eq!(field(Kind::Text, r#""a\tb\\c""#).unwrap(), r"a\tb\\c");
+        assert_eq!(field(Kind::Text, "true").unwrap(), "True");
+        assert_eq!(field(Kind::Json, r#""x\ny""#).unwrap(), r#""x\\ny""#);
+        assert!(field(Kind::Interval, r#""-P1D""#).is_none());
+        assert!(field(Kind::Bool, "1").is_none());
+    }
+}
