@@ -73,9 +73,10 @@ def _scratch(ctx: Context, name: str) -> Path:
     return path
 
 
-def run_copy_pipe(ctx: Context, dbs: CopyDbs) -> Measurement:
+def run_copy_pipe(ctx: Context, dbs: CopyDbs, *, with_key: bool = False) -> Measurement:
+    """The pipe into a table created beforehand without its key (or with it)."""
     datasets.recreate_pg_db(ctx.servers, dbs.dst)
-    datasets.create_pg_table(ctx.servers, dbs.dst, with_key=False)
+    datasets.create_pg_table(ctx.servers, dbs.dst, with_key=with_key)
     table = f"public.{datasets.TABLE}"
     psql = ["psql", "--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1"]
     timed = run_timed(

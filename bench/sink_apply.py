@@ -1,7 +1,11 @@
 """Sink apply: N insert events from Kafka into an empty PostgreSQL table.
 
-Reference: the raw COPY pipe of ``bulk_copy`` (``psql COPY TO | psql COPY FROM``
-into a keyless table) on the same rows: the ceiling of the data path.
+Reference: the raw COPY pipe of ``bulk_copy`` (``psql COPY TO | psql COPY FROM``)
+on the same rows into the same table as ours, with its primary key: the
+ceiling of the data path a sink has (it cannot drop the key: updates and
+deletes find their rows by it). Peer: the same pipe into a keyless table, the
+ceiling of a bulk copy that builds its indexes afterwards (``bulk_copy``'s
+reference), so the report also shows the sink against that.
 Ours: ``cdc run --role sink`` from offset 0 into an empty target table created
 beforehand with its primary key (as ``pg_dump --schema-only`` would), timed
 from the spawn until the target's ``cdc_offsets`` reach the end of every
@@ -20,7 +24,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -231,9 +235,17 @@ def cleanup(ctx: Context, state: SinkState) -> None:
     datasets.drop_pg_db(ctx.servers, ctx.dst_db)
 
 
-def run_copy_pipe(ctx: Context, state: SinkState) -> Measurement:
+def _copy_pipe(ctx: Context, name: str, *, with_key: bool) -> Measurement:
     dbs = bulk_copy.CopyDbs(pg_src=ctx.src_db, mysql_src=ctx.src_db, dst=ctx.dst_db)
-    return bulk_copy.run_copy_pipe(ctx, dbs)
+    return replace(bulk_copy.run_copy_pipe(ctx, dbs, with_key=with_key), name=name)
+
+
+def run_copy_pipe_keyed(ctx: Context, state: SinkState) -> Measurement:
+    return _copy_pipe(ctx, REFERENCE.name, with_key=True)
+
+
+def run_copy_pipe_keyless(ctx: Context, state: SinkState) -> Measurement:
+    return _copy_pipe(ctx, KEYLESS.name, with_key=False)
 
 
 def run_sink(ctx: Context, state: SinkState) -> Measurement:
@@ -266,10 +278,16 @@ def run_sink(ctx: Context, state: SinkState) -> Measurement:
 
 
 REFERENCE: Runner[SinkState] = Runner(
-    bulk_copy.REFERENCE.name,
+    "COPY pipe (psql | psql), keyed table",
     "reference",
-    run_copy_pipe,
-    note="PG->PG, text COPY through a pipe into a keyless table (same rows)",
+    run_copy_pipe_keyed,
+    note="PG->PG, text COPY through a pipe into the table ours fills, primary key included",
+)
+KEYLESS: Runner[SinkState] = Runner(
+    "COPY pipe (psql | psql), keyless table",
+    "peer",
+    run_copy_pipe_keyless,
+    note="PG->PG, text COPY through a pipe into the same table without its key",
 )
 SINK: Runner[SinkState] = Runner(
     NAME,
@@ -285,7 +303,7 @@ WORKLOAD: Workload[SinkState] = Workload(
     title="Sink apply into PostgreSQL (insert batches from Kafka)",
     prepare=prepare,
     reference=REFERENCE,
-    runners=[SINK],
+    runners=[KEYLESS, SINK],
     cleanup=cleanup,
     tools=("psql",),
 )

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -190,8 +190,8 @@ class PostgresApplier:
                 copy.write(encoded[0])
                 newest = max(newest, encoded[1])
 
-        if not self._copy_rows(table, write):
-            raise _NotDirectError
+        if not self._copy_rows(table, write, savepoint=False):
+            raise _NotDirectError  # the batch's transaction rolls back
         return newest
 
     @contextmanager
@@ -264,19 +264,27 @@ class PostgresApplier:
         result.last_ts_ms = max(result.last_ts_ms, *(s.ts_ms for _, s in keys))
         return True
 
-    def _copy_rows(self, table: TargetTable, write: Callable[[psycopg.Copy], None]) -> bool:
-        """COPY into the table what `write` writes, under a savepoint; False,
-        with nothing written, when a key exists already (and the next insert
-        batches of the table take the staged path for a while)."""
+    def _copy_rows(
+        self, table: TargetTable, write: Callable[[psycopg.Copy], None], *, savepoint: bool = True
+    ) -> bool:
+        """COPY into the table what `write` writes; False when a key exists
+        already (and the next insert batches of the table take the staged
+        path for a while). Under a savepoint nothing is then written and the
+        transaction goes on; without one (for a caller that then abandons the
+        whole transaction: a savepoint per batch costs the server a
+        subtransaction) the transaction is left failed."""
         if table.direct_copy_wait > 0:
             table.direct_copy_wait -= 1
             return False
         columns = sql.SQL(", ").join(sql.Identifier(c) for c in table.types)
+        copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(table.ident, columns)
         try:
-            with self._conn.transaction(), self._conn.cursor() as cur:
-                copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(table.ident, columns)
-                with cur.copy(copy_sql) as copy:
-                    write(copy)
+            with (
+                self._conn.transaction() if savepoint else nullcontext(),
+                self._conn.cursor() as cur,
+                cur.copy(copy_sql) as copy,
+            ):
+                write(copy)
         except psycopg.errors.UniqueViolation:
             table.direct_copy_wait = DIRECT_COPY_BACKOFF
             return False

@@ -16,7 +16,14 @@ from typing import Any
 import psycopg
 import pymysql
 import structlog
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 
 from cdc import envelope, metrics
 from cdc.errors import TransientError
@@ -39,6 +46,10 @@ log = structlog.get_logger(__name__)
 
 BATCH_MESSAGES = 5000
 BATCH_WAIT_S = 0.2
+# Kafka's committed offsets are a hint for monitoring (the target holds the
+# truth): committing them after every batch cost the broker more CPU than
+# serving the fetches (1M events: 0.4 s of the broker's 0.6 s).
+COMMIT_EVERY_S = 1.0
 CONSUMER_DEFAULTS: dict[str, Any] = {
     "enable.auto.commit": False,
     "auto.offset.reset": "earliest",
@@ -115,6 +126,7 @@ class SinkWorker:
         config = {**CONSUMER_DEFAULTS, **kafka.consumer_config(settings.consumer_group)}
         self._consumer = Consumer(config)
         self._consumer.subscribe([table_topics_pattern(self._prefix)], on_assign=self._on_assign)
+        self._next_commit = 0.0  # of Kafka's offsets (`_commit_hint`)
 
     # -- assignment -------------------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -155,7 +167,7 @@ class SinkWorker:
             except REJECTED as exc:
                 log.warning("batch_failed_applying_one_by_one", error=str(exc))
                 result = self._apply_one_by_one(changes, offsets, sources)
-        self._consumer.commit(asynchronous=True)
+        self._commit_hint()
         self._record(result, len(messages), time.monotonic() - started)
         return len(messages)
 
@@ -313,7 +325,19 @@ class SinkWorker:
         self._applier = self._applier_factory()
         self._rewind()
 
+    def _commit_hint(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_commit:
+            self._consumer.commit(asynchronous=True)
+            self._next_commit = now + COMMIT_EVERY_S
+
     def close(self) -> None:
+        try:
+            # the last positions, for monitoring; close() sends it (and a broker
+            # that is gone cannot hold up the shutdown, as a synchronous commit would)
+            self._consumer.commit(asynchronous=True)
+        except KafkaException as exc:  # nothing consumed yet: only a hint anyway
+            log.info("kafka_commit_skipped", error=str(exc))
         self._consumer.close()
         self._schemas.close()
         self._applier.close()

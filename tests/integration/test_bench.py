@@ -21,6 +21,10 @@ EXPECTED = {
     "pg_decoding": ["pg_recvlogical (test_decoding)"],
     "mysql_decoding": ["mariadb-binlog -v", "python-mysql-replication (stock)"],
     "bulk_copy": ["COPY pipe (psql | psql)", "pgcopydb clone", "pgloader"],
+    "sink_apply": [
+        "COPY pipe (psql | psql), keyed table",
+        "COPY pipe (psql | psql), keyless table",
+    ],
 }
 
 

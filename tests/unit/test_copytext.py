@@ -6,6 +6,7 @@ declines, sending the batch the planned way, whatever it does not convert."""
 from __future__ import annotations
 
 import base64
+import random
 from typing import Any
 
 import orjson
@@ -77,6 +78,47 @@ def test_native_lines_equal_the_python_lines_for_every_kind_of_value() -> None:
     text, _ = encoded
     assert text.decode() == python.text(ROWS)
     assert text.count(b"\n") == len(ROWS)
+
+
+def _random_value(rng: random.Random, kind: str, depth: int = 0) -> Any:
+    def text() -> str:
+        return "".join(rng.choice('ab \t\n\r\\"{},é😀\x01/') for _ in range(rng.randrange(6)))
+
+    def scalar() -> Any:
+        return rng.choice([None, True, False, rng.randrange(-(2**40), 2**40), text()])
+
+    def nested() -> Any:
+        if depth > 2 or rng.random() < 0.4:
+            return scalar()
+        if rng.random() < 0.5:
+            return [_random_value(rng, "array", depth + 1) for _ in range(rng.randrange(4))]
+        return {text(): nested() for _ in range(rng.randrange(3))}
+
+    if rng.random() < 0.15:
+        return None
+    return {
+        "text": lambda: rng.choice(
+            [text(), rng.randrange(10**6), round(rng.uniform(-1e3, 1e3), 3)]
+        ),
+        "bytes": lambda: base64.b64encode(rng.randbytes(rng.randrange(9))).decode(),
+        "json": nested,
+        "bool": lambda: rng.random() < 0.5,
+        "interval": lambda: f"P{rng.randrange(9)}DT{rng.randrange(24)}H",
+        "array": lambda: [nested() for _ in range(rng.randrange(4))],
+    }[kind]()
+
+
+def test_native_lines_equal_the_python_lines_on_random_rows() -> None:
+    rng = random.Random(20261126)
+    native, python = encoders()
+    kinds = {name: encoder_kind(t) for name, t in TYPES.items()}
+    rows = [
+        {name: _random_value(rng, kind) for name, kind in kinds.items() if rng.random() < 0.9}
+        for _ in range(2000)
+    ]
+    encoded = native.copy_text([event_value(row) for row in rows])
+    assert encoded is not None
+    assert encoded[0].decode() == python.text(rows)
 
 
 def test_floats_are_written_as_the_wire_has_them() -> None:

@@ -344,6 +344,20 @@ mod tests {
     }
 
     #[test]
+    fn special_finds_every_quote_backslash_and_control_byte() {
+        for filler in [b'a', 0x7f, 0x80, 0xff] {
+            for position in 0..8 {
+                for byte in 0..=255u8 {
+                    let mut chunk = [filler; 8];
+                    chunk[position] = byte;
+                    let expected = byte == b'"' || byte == b'\\' || byte < 0x20;
+                    assert_eq!(special(u64::from_le_bytes(chunk)), expected, "{chunk:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn compact_drops_whitespace_outside_strings() {
         let mut out = Vec::new();
         Reader::new(br#" { "a" : [1, "x y", {"b": null}] } "#)
