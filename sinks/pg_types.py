@@ -158,6 +158,35 @@ def encoder_kind(target_type: str) -> str:
     return "text"
 
 
+_BINARY_KINDS = {
+    "smallint": "int2",
+    "integer": "int4",
+    "bigint": "int8",
+    "real": "float4",
+    "double precision": "float8",
+    "numeric": "numeric",
+    "text": "text",
+    "character varying": "text",
+    "character": "text",
+    "boolean": "bool",
+    "date": "date",
+    "timestamp without time zone": "timestamp",
+    "timestamp with time zone": "timestamptz",
+    "bytea": "bytea",
+    "json": "json",
+    "jsonb": "jsonb",
+    "uuid": "uuid",
+}
+_TYPMOD = re.compile(r"\(\d+(?:,\d+)?\)")
+
+
+def binary_kind(target_type: str) -> str | None:
+    """Which binary COPY encoder of `cdc_copytext.RowEncoder` a target
+    column of `target_type` (as format_type() names it) takes; None for a
+    type it has none for (the table is then copied in text)."""
+    return _BINARY_KINDS.get(_TYPMOD.sub("", target_type))
+
+
 def text_encoder(target_type: str) -> TextEncoder:
     """Wire value -> PostgreSQL text input for a target column of `target_type`."""
     return _ENCODERS[encoder_kind(target_type)]

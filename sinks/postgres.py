@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from cdc_copytext import RowEncoder
+from cdc_copytext import BINARY_HEADER, BINARY_TRAILER, RowEncoder
 from psycopg import sql
 
 from cdc.applied_marks import PG_APPLICATION_NAME, PG_APPLIED_PREFIX, PG_READ_WRITE_OPTION
@@ -38,7 +38,7 @@ from sinks.changes import KeyState, KeyValues, TableBatch
 from sinks.copy_progress import PgCopyProgress
 from sinks.inserts import InsertBatch, Offsets
 from sinks.pg_copy import LineBuilder
-from sinks.pg_types import TextEncoder, encoder_kind, pg_type, text_encoder
+from sinks.pg_types import TextEncoder, binary_kind, encoder_kind, pg_type, text_encoder
 from sinks.plan import LAST_WRITER_WINS, newer_keys, plan_table, row_key
 
 SESSION_OPTIONS = (
@@ -90,7 +90,10 @@ class TargetTable:
     stage: str
     encoders: dict[str, TextEncoder]
     lines: LineBuilder
-    row_encoder: RowEncoder  # insert events in wire form -> COPY lines
+    # insert events in wire form -> COPY data: binary where every column's type
+    # has a binary encoder (the server parses no text then), else text
+    row_encoder: RowEncoder
+    binary: bool
     direct_copy_wait: int = 0  # insert batches to stage before trying a direct COPY again
 
     @property
@@ -183,14 +186,18 @@ class PostgresApplier:
 
         def write(copy: psycopg.Copy) -> None:
             nonlocal newest
+            if table.binary:
+                copy.write(BINARY_HEADER)
             for start in range(0, len(values), COPY_CHUNK_ROWS):
-                encoded = table.row_encoder.copy_text(values[start : start + COPY_CHUNK_ROWS])
+                encoded = table.row_encoder.encode(values[start : start + COPY_CHUNK_ROWS])
                 if encoded is None:
                     raise _NotDirectError
                 copy.write(encoded[0])
                 newest = max(newest, encoded[1])
+            if table.binary:
+                copy.write(BINARY_TRAILER)
 
-        if not self._copy_rows(table, write, savepoint=False):
+        if not self._copy_rows(table, write, savepoint=False, binary=table.binary):
             raise _NotDirectError  # the batch's transaction rolls back
         return newest
 
@@ -265,7 +272,12 @@ class PostgresApplier:
         return True
 
     def _copy_rows(
-        self, table: TargetTable, write: Callable[[psycopg.Copy], None], *, savepoint: bool = True
+        self,
+        table: TargetTable,
+        write: Callable[[psycopg.Copy], None],
+        *,
+        savepoint: bool = True,
+        binary: bool = False,
     ) -> bool:
         """COPY into the table what `write` writes; False when a key exists
         already (and the next insert batches of the table take the staged
@@ -277,7 +289,9 @@ class PostgresApplier:
             table.direct_copy_wait -= 1
             return False
         columns = sql.SQL(", ").join(sql.Identifier(c) for c in table.types)
-        copy_sql = sql.SQL("COPY {} ({}) FROM STDIN").format(table.ident, columns)
+        copy_sql = sql.SQL("COPY {} ({}) FROM STDIN{}").format(
+            table.ident, columns, sql.SQL(" (FORMAT binary)" if binary else "")
+        )
         try:
             with (
                 self._conn.transaction() if savepoint else nullcontext(),
@@ -462,8 +476,16 @@ class PostgresApplier:
         )
         encoders = {name: text_encoder(kind) for name, kind in types.items()}
         lines = LineBuilder(list(types), list(encoders.values()))
-        row_encoder = RowEncoder(list(types), [encoder_kind(t) for t in types.values()])
-        table = TargetTable(target[0], target[1], types, key, stage, encoders, lines, row_encoder)
+        binary_kinds = [k for k in map(binary_kind, types.values()) if k is not None]
+        binary = len(binary_kinds) == len(types)
+        row_encoder = (
+            RowEncoder(list(types), binary_kinds, binary=True)
+            if binary
+            else RowEncoder(list(types), [encoder_kind(t) for t in types.values()])
+        )
+        table = TargetTable(
+            target[0], target[1], types, key, stage, encoders, lines, row_encoder, binary
+        )
         self._tables[target] = table
         return table
 

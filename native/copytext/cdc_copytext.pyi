@@ -1,10 +1,13 @@
-"""Insert events in cdc's wire form to PostgreSQL COPY text (native/copytext)."""
+"""Insert events in cdc's wire form to PostgreSQL COPY data (native/copytext)."""
 
 from typing import Any
 
+BINARY_HEADER: bytes
+BINARY_TRAILER: bytes
+
 class RowEncoder:
-    def __init__(self, columns: list[str], kinds: list[str]) -> None: ...
-    def copy_text(self, values: list[bytes]) -> tuple[bytes, int] | None: ...
+    def __init__(self, columns: list[str], kinds: list[str], binary: bool = False) -> None: ...
+    def encode(self, values: list[bytes]) -> tuple[bytes, int] | None: ...
 
 def group_by_topic(
     messages: list[Any], header: str

@@ -73,7 +73,7 @@ def encoders() -> tuple[RowEncoder, LineBuilder]:
 def test_native_lines_equal_the_python_lines_for_every_kind_of_value() -> None:
     native, python = encoders()
     values = [event_value(row, Op.READ if i % 2 else Op.CREATE) for i, row in enumerate(ROWS)]
-    encoded = native.copy_text(values)
+    encoded = native.encode(values)
     assert encoded is not None
     text, _ = encoded
     assert text.decode() == python.text(ROWS)
@@ -116,7 +116,7 @@ def test_native_lines_equal_the_python_lines_on_random_rows() -> None:
         {name: _random_value(rng, kind) for name, kind in kinds.items() if rng.random() < 0.9}
         for _ in range(2000)
     ]
-    encoded = native.copy_text([event_value(row) for row in rows])
+    encoded = native.encode([event_value(row) for row in rows])
     assert encoded is not None
     assert encoded[0].decode() == python.text(rows)
 
@@ -126,7 +126,7 @@ def test_floats_are_written_as_the_wire_has_them() -> None:
     (1e-07 / 1e-7); PostgreSQL reads both as the same number."""
     native, python = encoders()
     row = {"id": 1, "ratio": 1e-07}
-    encoded = native.copy_text([event_value(row)])
+    encoded = native.encode([event_value(row)])
     assert encoded is not None
     native_field = encoded[0].decode().split("\t")[3]
     python_field = python.text([row]).split("\t")[3]
@@ -138,7 +138,7 @@ def test_floats_are_written_as_the_wire_has_them() -> None:
 def test_newest_source_commit_time_comes_back() -> None:
     native, _ = encoders()
     values = [event_value({"id": i}, ts_ms=ts) for i, ts in enumerate([5, 9, 7])]
-    assert native.copy_text(values) == (
+    assert native.encode(values) == (
         b"".join(b"%d" % i + b"\t\\N" * 9 + b"\n" for i in range(3)),
         9,
     )
@@ -146,7 +146,7 @@ def test_newest_source_commit_time_comes_back() -> None:
 
 def declined(value: bytes) -> bool:
     native, _ = encoders()
-    return native.copy_text([event_value({"id": 1}), value]) is None
+    return native.encode([event_value({"id": 1}), value]) is None
 
 
 @pytest.mark.parametrize(
@@ -191,7 +191,7 @@ def test_whitespace_between_tokens_is_read() -> None:
     native, python = encoders()
     row = {"id": 1, "name": "x", "doc": {"a": [1, 2]}}
     spaced = orjson.dumps({"before": None, "after": row, "op": "c"}, option=orjson.OPT_INDENT_2)
-    assert native.copy_text([spaced]) == (python.text([row]).encode(), 0)
+    assert native.encode([spaced]) == (python.text([row]).encode(), 0)
 
 
 def test_an_unknown_encoder_kind_is_refused() -> None:

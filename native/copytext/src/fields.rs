@@ -57,52 +57,57 @@ pub fn copy_escape(text: &[u8], out: &mut Vec<u8>) {
 
 /// The next value (not null: the caller writes NULL) as a field of `kind`.
 pub fn write(json: &mut Reader, kind: Kind, out: &mut Vec<u8>, scratch: &mut Scratch) -> Res<()> {
+    scratch.text.clear();
     match (kind, json.peek()?) {
-        (Kind::Json, _) | (Kind::Text | Kind::Interval, b'{' | b'[') | (Kind::Array, b'{') => {
-            scratch.text.clear();
-            json.compact(&mut scratch.text)?;
-            copy_escape(&scratch.text, out);
-        }
-        (Kind::Array, b'[') => {
-            scratch.text.clear();
-            array(json, &mut scratch.text, &mut scratch.item, 0)?;
-            copy_escape(&scratch.text, out);
-        }
+        (Kind::Json, _) => json.compact(&mut scratch.text)?,
+        (Kind::Array, b'[') => array(json, &mut scratch.text, &mut scratch.item, 0)?,
         (Kind::Bool, b't') => {
             json.literal(b"true")?;
             out.push(b't');
+            return Ok(());
         }
         (Kind::Bool, b'f') => {
             json.literal(b"false")?;
             out.push(b'f');
+            return Ok(());
         }
         // Python's _bool takes any value's truth; only JSON booleans are taken here
         (Kind::Bool, _) => return Err(Decline),
         (Kind::Bytes, b'"') => {
             let (raw, _) = json.string()?;
             out.extend_from_slice(b"\\\\x"); // bytea's hex input, its backslash escaped for COPY
-            base64_hex(raw, out)?;
+            return base64(raw, |byte| {
+                out.push(HEX[usize::from(byte >> 4)]);
+                out.push(HEX[usize::from(byte & 15)]);
+            });
         }
         (Kind::Bytes, _) => return Err(Decline),
-        (Kind::Text | Kind::Interval | Kind::Array, b'"') => {
-            let (raw, escaped) = json.string()?;
+        (Kind::Text | Kind::Interval | Kind::Array, _) => {
+            text_of(json, &mut scratch.text)?;
             // A negative duration needs a conversion PostgreSQL cannot do (sinks/pg_types.py)
-            if kind == Kind::Interval && raw.starts_with(b"-P") {
+            if kind == Kind::Interval && scratch.text.starts_with(b"-P") {
                 return Err(Decline);
             }
-            if escaped {
-                scratch.text.clear();
-                unescape(raw, &mut scratch.text)?;
-                copy_escape(&scratch.text, out);
-            } else {
-                out.extend_from_slice(raw); // no escape: no COPY-special byte either
-            }
         }
-        (_, b't') => {
+    }
+    copy_escape(&scratch.text, out);
+    Ok(())
+}
+
+/// The value as PostgreSQL's text input takes it (Python's str(), or JSON
+/// text for an object or array: sinks/pg_types.py `_text`), unescaped.
+pub fn text_of(json: &mut Reader, out: &mut Vec<u8>) -> Res<()> {
+    match json.peek()? {
+        b'"' => match json.string()? {
+            (raw, true) => unescape(raw, out)?,
+            (raw, false) => out.extend_from_slice(raw),
+        },
+        b'{' | b'[' => json.compact(out)?,
+        b't' => {
             json.literal(b"true")?;
-            out.extend_from_slice(b"True"); // Python's str(True)
+            out.extend_from_slice(b"True");
         }
-        (_, b'f') => {
+        b'f' => {
             json.literal(b"false")?;
             out.extend_from_slice(b"False");
         }
@@ -180,9 +185,10 @@ fn sextet(byte: u8) -> Res<u32> {
     } as u32)
 }
 
-/// Standard padded base64 (the wire's bytes) to lowercase hex.
-fn base64_hex(text: &[u8], out: &mut Vec<u8>) -> Res<()> {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// The bytes of standard padded base64 (the wire's form of bytes), one by one.
+pub fn base64(text: &[u8], mut emit: impl FnMut(u8)) -> Res<()> {
     if !text.len().is_multiple_of(4) {
         return Err(Decline);
     }
@@ -202,9 +208,7 @@ fn base64_hex(text: &[u8], out: &mut Vec<u8>) -> Res<()> {
         }
         bits <<= 6 * pad as u32;
         for k in 0..3 - pad {
-            let byte = (bits >> (16 - 8 * k)) as u8;
-            out.push(HEX[(byte >> 4) as usize]);
-            out.push(HEX[(byte & 15) as usize]);
+            emit((bits >> (16 - 8 * k)) as u8);
         }
     }
     Ok(())

@@ -1,5 +1,6 @@
 //! Insert events in cdc's wire form (Debezium JSON envelopes) to PostgreSQL's
-//! COPY text format, for the sink's direct insert path (sinks/inserts.py).
+//! COPY formats, text or binary, for the sink's direct insert path
+//! (sinks/inserts.py).
 //!
 //! That path spent most of its time decoding each envelope into Python
 //! objects and writing them back out as COPY text. Here both happen in one
@@ -8,9 +9,12 @@
 //! the whole batch, and the sink applies it the planned way, which handles
 //! every case and dead-letters what cannot be applied.
 //!
-//! Fields come out as sinks/pg_types.py's encoders write them for the same
-//! wire value; tests/unit/test_copytext.py holds the two to the same lines.
+//! Text fields come out as sinks/pg_types.py's encoders write them for the
+//! same wire value (tests/unit/test_copytext.py holds the two to the same
+//! lines); binary fields hold the values PostgreSQL reads from those lines
+//! (tests/integration/test_copy_binary.py compares the rows).
 
+mod binary;
 mod fields;
 mod json;
 
@@ -21,35 +25,51 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
+use binary::BinKind;
 use fields::{Kind, Scratch};
 use json::{unescape, Decline, Reader, Res};
 
-/// COPY lines for the `after` rows of one table's insert events.
+/// Each column's encoder, in one of COPY's two formats.
+enum Format {
+    Text(Vec<Kind>),
+    Binary(Vec<BinKind>),
+}
+
+fn kinds_named<K>(kinds: &[String], named: fn(&str) -> Option<K>) -> PyResult<Vec<K>> {
+    kinds
+        .iter()
+        .map(|k| {
+            named(k).ok_or_else(|| PyValueError::new_err(format!("unknown encoder kind {k:?}")))
+        })
+        .collect()
+}
+
+/// COPY data for the `after` rows of one table's insert events.
 #[pyclass(frozen, module = "cdc_copytext")]
 struct RowEncoder {
     columns: Vec<Vec<u8>>,
     index: HashMap<Vec<u8>, usize>,
-    kinds: Vec<Kind>,
+    format: Format,
 }
 
 #[pymethods]
 impl RowEncoder {
-    /// `columns` in the table's order, each with its encoder kind
-    /// (sinks/pg_types.py `encoder_kind`).
+    /// `columns` in the table's order, each with its encoder kind: in the
+    /// text format sinks/pg_types.py `encoder_kind`, in the binary format
+    /// `binary_kind`.
     #[new]
-    fn new(columns: Vec<String>, kinds: Vec<String>) -> PyResult<Self> {
+    #[pyo3(signature = (columns, kinds, binary = false))]
+    fn new(columns: Vec<String>, kinds: Vec<String>, binary: bool) -> PyResult<Self> {
         if columns.len() != kinds.len() || columns.is_empty() {
             return Err(PyValueError::new_err(
                 "one encoder kind per column, at least one column",
             ));
         }
-        let kinds = kinds
-            .iter()
-            .map(|k| {
-                Kind::named(k)
-                    .ok_or_else(|| PyValueError::new_err(format!("unknown encoder kind {k:?}")))
-            })
-            .collect::<PyResult<Vec<_>>>()?;
+        let format = if binary {
+            Format::Binary(kinds_named(&kinds, BinKind::named)?)
+        } else {
+            Format::Text(kinds_named(&kinds, Kind::named)?)
+        };
         let columns: Vec<Vec<u8>> = columns.into_iter().map(String::into_bytes).collect();
         let index = columns
             .iter()
@@ -59,21 +79,23 @@ impl RowEncoder {
         Ok(RowEncoder {
             columns,
             index,
-            kinds,
+            format,
         })
     }
 
-    /// One line per message (its `after` row, a column it lacks NULL) and
-    /// the newest source commit time among them (ms, 0 when none says); None
-    /// when any message is not a whole new row (op `c` or `r`, no unchanged
-    /// TOAST columns) or holds a value this encoder does not convert.
-    fn copy_text<'py>(
+    /// One row per message (its `after` row, a column it lacks NULL) in the
+    /// encoder's format (binary: tuples only, without the stream's header and
+    /// trailer), and the newest source commit time among them (ms, 0 when
+    /// none says); None when any message is not a whole new row (op `c` or
+    /// `r`, no unchanged TOAST columns) or holds a value this encoder does
+    /// not convert.
+    fn encode<'py>(
         &self,
         py: Python<'py>,
         values: &Bound<'py, PyList>,
     ) -> PyResult<Option<(Bound<'py, PyBytes>, i64)>> {
         let mut out = Vec::with_capacity(values.len() * 128);
-        let mut row = Row::new(self.kinds.len());
+        let mut row = Row::new(self.columns.len());
         let mut newest = 0;
         for value in values.iter() {
             let bytes = value.cast::<PyBytes>()?.as_bytes();
@@ -138,16 +160,24 @@ impl RowEncoder {
         if !(new_row && after) {
             return Err(Decline);
         }
-        for (i, span) in row.spans.iter().enumerate() {
-            if i > 0 {
-                out.push(b'\t');
+        let field = |span: Option<(usize, usize)>| span.map(|(start, end)| &row.fields[start..end]);
+        match self.format {
+            Format::Text(_) => {
+                for (i, &span) in row.spans.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b'\t');
+                    }
+                    out.extend_from_slice(field(span).unwrap_or(b"\\N"));
+                }
+                out.push(b'\n');
             }
-            match *span {
-                Some((start, end)) => out.extend_from_slice(&row.fields[start..end]),
-                None => out.extend_from_slice(b"\\N"),
+            Format::Binary(_) => {
+                out.extend_from_slice(&(row.spans.len() as i16).to_be_bytes());
+                for &span in &row.spans {
+                    out.extend_from_slice(field(span).unwrap_or(binary::NULL));
+                }
             }
         }
-        out.push(b'\n');
         Ok(ts_ms)
     }
 
@@ -183,7 +213,17 @@ impl RowEncoder {
                         row.spans[column] = None;
                     } else {
                         let start = row.fields.len();
-                        fields::write(json, self.kinds[column], &mut row.fields, &mut row.scratch)?;
+                        match &self.format {
+                            Format::Text(kinds) => fields::write(
+                                json,
+                                kinds[column],
+                                &mut row.fields,
+                                &mut row.scratch,
+                            )?,
+                            Format::Binary(kinds) => {
+                                binary::write(json, kinds[column], &mut row.fields)?
+                            }
+                        }
                         row.spans[column] = Some((start, row.fields.len()));
                     }
                 }
@@ -338,6 +378,11 @@ fn group_by_topic<'py>(
 #[pymodule]
 fn cdc_copytext(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<RowEncoder>()?;
+    module.add(
+        "BINARY_HEADER",
+        PyBytes::new(module.py(), binary::SIGNATURE),
+    )?;
+    module.add("BINARY_TRAILER", PyBytes::new(module.py(), binary::TRAILER))?;
     module.add_function(wrap_pyfunction!(group_by_topic, module)?)?;
     Ok(())
 }
