@@ -81,9 +81,11 @@ impl<'a> Reader<'a> {
         let start = self.i;
         let mut escaped = false;
         loop {
-            // most bytes are plain: pass them eight at a time
+            // most bytes are plain: pass them eight at a time, up to the first that is not
             while let Some(chunk) = self.s.get(self.i..self.i + 8) {
-                if special(u64::from_le_bytes(chunk.try_into().expect("eight bytes"))) {
+                let found = special(u64::from_le_bytes(chunk.try_into().expect("eight bytes")));
+                if found != 0 {
+                    self.i += (found.trailing_zeros() / 8) as usize;
                     break;
                 }
                 self.i += 8;
@@ -239,14 +241,16 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Whether any of eight bytes is a quote, a backslash or a control byte
-/// (the bit tricks of "Bit Twiddling Hacks": a byte is zero, a byte is less than n).
-fn special(x: u64) -> bool {
+/// Of eight bytes (little-endian), the high bit of each that is a quote, a
+/// backslash or a control byte, exact up to the first such byte (the tricks
+/// of "Bit Twiddling Hacks": a byte is zero, a byte is less than n; a borrow
+/// can only flag bytes after a flagged one). Zero when there is none.
+fn special(x: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
     let control = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
-    (control | zero(x ^ (ONES * b'"' as u64)) | zero(x ^ (ONES * b'\\' as u64))) != 0
+    control | zero(x ^ (ONES * b'"' as u64)) | zero(x ^ (ONES * b'\\' as u64))
 }
 
 fn hex4(digits: &[u8]) -> Res<u32> {
@@ -344,14 +348,18 @@ mod tests {
     }
 
     #[test]
-    fn special_finds_every_quote_backslash_and_control_byte() {
-        for filler in [b'a', 0x7f, 0x80, 0xff] {
+    fn special_finds_the_first_quote_backslash_or_control_byte() {
+        let is_special = |b: u8| b == b'"' || b == b'\\' || b < 0x20;
+        for filler in [b'a', 0x7f, 0x80, 0xff, b'"', 0] {
             for position in 0..8 {
                 for byte in 0..=255u8 {
-                    let mut chunk = [filler; 8];
+                    let mut chunk = [b'a'; 8];
                     chunk[position] = byte;
-                    let expected = byte == b'"' || byte == b'\\' || byte < 0x20;
-                    assert_eq!(special(u64::from_le_bytes(chunk)), expected, "{chunk:?}");
+                    chunk[(position + 3) % 8] = filler;
+                    let first = chunk.iter().position(|&b| is_special(b));
+                    let found = special(u64::from_le_bytes(chunk));
+                    let at = (found != 0).then(|| (found.trailing_zeros() / 8) as usize);
+                    assert_eq!(at, first, "{chunk:?}");
                 }
             }
         }
