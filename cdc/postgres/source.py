@@ -17,18 +17,12 @@ import psycopg
 import structlog
 
 from cdc import metrics
-from cdc.applied_marks import PG_APPLICATION_NAME, PG_APPLIED_PREFIX, PG_READ_WRITE_OPTION
+from cdc.applied_marks import PG_APPLICATION_NAME, PG_READ_WRITE_OPTION
 from cdc.events import EncodedChanges
 from cdc.offsets import OffsetStore
 from cdc.position import Position
 from cdc.postgres import catalog, setup
-from cdc.postgres.changes import (
-    ChangeBatch,
-    RelationState,
-    Transaction,
-    relation_state,
-    truncate_events,
-)
+from cdc.postgres.changes import RelationState
 from cdc.postgres.copy_protocol import (
     WAL_START,
     XLOG_PAYLOAD,
@@ -36,27 +30,11 @@ from cdc.postgres.copy_protocol import (
     parse_copy_data,
     standby_status_update,
 )
-from cdc.postgres.pgoutput import (
-    Begin,
-    Commit,
-    Decoder,
-    Delete,
-    Insert,
-    LogicalMessage,
-    Relation,
-    StreamAbort,
-    StreamCommit,
-    StreamStart,
-    StreamStop,
-    Truncate,
-    Update,
-    decode,
-    pg_time_to_unix_ms,
-)
+from cdc.postgres.pgoutput import Decoder, Delete, Insert, Update
 from cdc.postgres.position import PgPosition, SnapshotComplete, SnapshotMark
 from cdc.postgres.replication import ReplicationConnection
 from cdc.postgres.snapshot import KeyRange, ParallelReader, export_snapshot, plan_ranges
-from cdc.postgres.txbuffer import StreamedTransaction
+from cdc.postgres.stream_state import StreamState
 from cdc.postgres.types import SESSION_OPTIONS, TypeRegistry
 from cdc.progress import Progress
 from cdc.settings import PostgresSource as PostgresSettings
@@ -70,16 +48,10 @@ STATUS_INTERVAL_S = 1.0
 SLOT_KEY = "postgres/slot"
 PLAN_KEY = "snapshot/plan"
 COMPLETE_KEY = "snapshot/complete"
-STREAM_MEMORY_BUDGET = 64 * 1024 * 1024  # per streamed transaction, then spill to disk
 BATCH_ROWS = 500  # row changes per published item
 READ_LIMIT = 1000  # replication messages per read: the status update and heartbeat wait no longer
 _XLOG_DATA, _INSERT = ord("w"), ord("I")
 _RELATION_ID = struct.Struct("!I")
-
-
-def _applied_by_sink(message: LogicalMessage) -> bool:
-    """The mark a cdc sink puts first in each transaction it applies (cdc.applied_marks)."""
-    return message.transactional and message.prefix == PG_APPLIED_PREFIX
 
 
 def _range_key(table: str, index: int) -> str:
@@ -240,16 +212,6 @@ class PostgresSource:
     ) -> Iterator[StreamItem]:
         repl.start(self._slot, self._publication)
         log.info("streaming_started", slot=self._slot)
-        database = conn.info.dbname
-        relations: dict[int, RelationState] = {}
-        decoder = Decoder()
-        streams: dict[int, StreamedTransaction] = {}
-        stream_xid: int | None = None
-        tx: Transaction | None = None
-        batch = ChangeBatch(BATCH_ROWS)
-        interval = self._settings.heartbeat_interval_s
-        next_heartbeat = time.monotonic() + interval
-        next_status = 0.0
 
         def catalog_key(oid: int) -> tuple[tuple[str, ...], frozenset[str]] | None:
             try:
@@ -258,19 +220,12 @@ class PostgresSource:
                 return None
             return table.primary_key, table.not_null
 
-        def apply(message: Any, lsn: int, txn: Transaction) -> Iterator[StreamItem]:
-            if isinstance(message, Insert | Update | Delete):
-                yield from batch.add(relations[message.relation_id], message, txn, lsn)
-                return
-            yield from batch.take()
-            if isinstance(message, Relation):
-                state = relation_state(message, registry, catalog_key, database)
-                relations[message.relation_id] = state
-                yield state.schema
-            elif isinstance(message, Truncate):
-                states = [relations[oid] for oid in message.relation_ids]
-                yield from truncate_events(states, txn, lsn)
-
+        state = StreamState(registry, catalog_key, conn.info.dbname, BATCH_ROWS)
+        batch, relations = state.batch, state.relations
+        decoder = Decoder()
+        interval = self._settings.heartbeat_interval_s
+        next_heartbeat = time.monotonic() + interval
+        next_status = 0.0
         while True:
             now = time.monotonic()
             if now >= next_status:
@@ -290,13 +245,14 @@ class PostgresSource:
                 yield IDLE
                 continue
             for data in messages:
+                tx = state.tx
                 if tx is not None and data[0] == _XLOG_DATA and data[XLOG_PAYLOAD] == _INSERT:
                     # the bulk of every stream: an Insert straight from the
                     # message's bytes into the batch, with no objects between
                     buf = bytes(data)
-                    state = relations[_RELATION_ID.unpack_from(buf, XLOG_PAYLOAD + 1)[0]]
+                    relation = relations[_RELATION_ID.unpack_from(buf, XLOG_PAYLOAD + 1)[0]]
                     lsn = WAL_START.unpack_from(buf, 1)[0]
-                    full = batch.add_insert(state, buf, XLOG_PAYLOAD + 1, tx, lsn)
+                    full = batch.add_insert(relation, buf, XLOG_PAYLOAD + 1, tx, lsn)
                     if full:
                         yield from full
                     continue
@@ -312,56 +268,13 @@ class PostgresSource:
                     continue
                 lsn = frame.wal_start
                 message = decoder.decode(frame.payload)
-                if stream_xid is not None and not isinstance(message, StreamStop | Relation):
-                    xid = getattr(message, "xid", None) or stream_xid
-                    streams[stream_xid].add(xid, lsn, frame.payload)
+                if state.buffered(message, lsn, frame.payload):
                     continue
                 if tx is not None and isinstance(message, (Insert, Update, Delete)):
-                    # updates and deletes: into the batch without the dispatch below
+                    # updates and deletes: into the batch without the dispatch of `control`
                     yield from batch.add(relations[message.relation_id], message, tx, lsn)
                     continue
-                # the rows gathered so far go before anything else the caller gets
-                yield from batch.take()
-                if isinstance(message, Begin):
-                    tx = Transaction(message.xid, pg_time_to_unix_ms(message.commit_time))
-                elif isinstance(message, LogicalMessage) and _applied_by_sink(message):
-                    tx = None  # a cdc sink wrote it (reverse replication): never back again
-                elif isinstance(message, Commit):
-                    commit_ms = pg_time_to_unix_ms(message.commit_time)
-                    tx = None
-                    yield Checkpoint(PgPosition(message.end_lsn, commit=True, ts_ms=commit_ms))
-                elif isinstance(message, StreamStart):
-                    stream_xid = message.xid
-                    if message.xid not in streams:
-                        started = StreamedTransaction(message.xid, STREAM_MEMORY_BUDGET)
-                        streams[message.xid] = started
-                elif isinstance(message, StreamStop):
-                    stream_xid = None
-                elif isinstance(message, StreamAbort):
-                    buffered = streams.get(message.xid)
-                    if buffered is not None and message.subxid == message.xid:
-                        buffered.close()
-                        del streams[message.xid]
-                    elif buffered is not None:
-                        buffered.abort_subtransaction(message.subxid)
-                elif isinstance(message, StreamCommit):
-                    buffered = streams.pop(message.xid)
-                    txn = Transaction(message.xid, pg_time_to_unix_ms(message.commit_time))
-                    log.info(
-                        "streamed_transaction_committed", xid=message.xid, spilled=buffered.spilled
-                    )
-                    for change_lsn, payload in buffered.replay():
-                        change = decode(payload, in_stream=True)
-                        if isinstance(change, LogicalMessage) and _applied_by_sink(change):
-                            break  # the mark comes first: nothing of it was applied
-                        yield from apply(change, change_lsn, txn)
-                    yield from batch.take()
-                    buffered.close()
-                    yield Checkpoint(PgPosition(message.end_lsn, commit=True, ts_ms=txn.commit_ms))
-                elif tx is not None:
-                    yield from apply(message, lsn, tx)
-                elif isinstance(message, Relation):
-                    yield from apply(message, lsn, Transaction(0, 0))
+                yield from state.control(message, lsn)
 
     def _measure_lag(self, conn: psycopg.Connection[Any]) -> None:
         row = conn.execute(
