@@ -51,6 +51,8 @@ EDGES: list[dict[str, Any]] = [
     {"d": date(2000, 2, 29), "ts3": datetime(2024, 1, 1, 23, 59, 59, 999500), "by": b""},
     {"t": 'tab\tnew\nline\r\\ "quote" é😀 \u2028', "js": {"a": [1, None, "x\ty"]}, "jb": "s"},
     {"js": [], "jb": {"k": {"deep": [1.5, -2, True]}}, "by": bytes(range(256))},
+    # UTC without its "Z" (the session's time zone), and a "Z" a timestamp ignores
+    {"tz": "2024-05-01T10:00:00.000000", "ts": "2024-05-01T10:00:00.000000Z"},
 ]
 
 
@@ -106,7 +108,8 @@ def _copy(conn: psycopg.Connection[Any], table: str, encoded: bytes, binary: boo
 
 @pytest.fixture
 def conn(pg_target_dsn: str) -> Any:
-    with psycopg.connect(pg_target_dsn, autocommit=True) as conn:
+    # the sink's session time zone (sinks.postgres.SESSION_OPTIONS)
+    with psycopg.connect(pg_target_dsn, autocommit=True, options="-c TimeZone=UTC") as conn:
         for table in ("via_text", "via_binary"):
             conn.execute(
                 sql.SQL("CREATE TABLE {} ({})").format(
@@ -153,6 +156,7 @@ def test_binary_copy_gives_the_rows_text_copy_gives(conn: psycopg.Connection[Any
         ("d", "infinity"),
         ("d", "2023-02-29"),
         ("ts", "2024-01-01 00:00:00"),
+        ("ts", "2024-01-01T00:00:00+00:00"),
         ("tz", "2024-01-01T00:00:00.000000+02:00"),
         ("u", "{123e4567-e89b-12d3-a456-426614174000}"),
         ("by", "not base64!"),

@@ -112,10 +112,10 @@ pub fn write(json: &mut Reader, kind: BinKind, out: &mut Vec<u8>) -> Res<()> {
             out.extend_from_slice(&(date(text)? as i32).to_be_bytes());
         }
         BinKind::Timestamp | BinKind::TimestampTz => {
-            let mut text = plain(json)?;
-            if kind == BinKind::TimestampTz {
-                text = text.strip_suffix(b"Z").ok_or(Decline)?;
-            }
+            // UTC ("Z", or none: the sink's session runs in UTC), which a
+            // timestamp without time zone ignores, as its text input does
+            let text = plain(json)?;
+            let text = text.strip_suffix(b"Z").unwrap_or(text);
             out.extend_from_slice(&timestamp(text)?.to_be_bytes());
         }
         BinKind::Bytea => {
