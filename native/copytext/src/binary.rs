@@ -93,17 +93,7 @@ pub fn write(json: &mut Reader, kind: BinKind, out: &mut Vec<u8>) -> Res<()> {
             numeric(text, out)?;
         }
         BinKind::Text => text_of(json, out)?,
-        BinKind::Bool => match json.peek()? {
-            b't' => {
-                json.literal(b"true")?;
-                out.push(1);
-            }
-            b'f' => {
-                json.literal(b"false")?;
-                out.push(0);
-            }
-            _ => return Err(Decline),
-        },
+        BinKind::Bool => out.push(u8::from(json.boolean()?)),
         BinKind::Date => {
             let text = plain(json)?;
             if text.len() != 10 {

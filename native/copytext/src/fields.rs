@@ -61,18 +61,11 @@ pub fn write(json: &mut Reader, kind: Kind, out: &mut Vec<u8>, scratch: &mut Scr
     match (kind, json.peek()?) {
         (Kind::Json, _) => json.compact(&mut scratch.text)?,
         (Kind::Array, b'[') => array(json, &mut scratch.text, &mut scratch.item, 0)?,
-        (Kind::Bool, b't') => {
-            json.literal(b"true")?;
-            out.push(b't');
-            return Ok(());
-        }
-        (Kind::Bool, b'f') => {
-            json.literal(b"false")?;
-            out.push(b'f');
-            return Ok(());
-        }
         // Python's _bool takes any value's truth; only JSON booleans are taken here
-        (Kind::Bool, _) => return Err(Decline),
+        (Kind::Bool, _) => {
+            out.push(if json.boolean()? { b't' } else { b'f' });
+            return Ok(());
+        }
         (Kind::Bytes, b'"') => {
             let (raw, _) = json.string()?;
             out.extend_from_slice(b"\\\\x"); // bytea's hex input, its backslash escaped for COPY
@@ -103,14 +96,7 @@ pub fn text_of(json: &mut Reader, out: &mut Vec<u8>) -> Res<()> {
             (raw, false) => out.extend_from_slice(raw),
         },
         b'{' | b'[' => json.compact(out)?,
-        b't' => {
-            json.literal(b"true")?;
-            out.extend_from_slice(b"True");
-        }
-        b'f' => {
-            json.literal(b"false")?;
-            out.extend_from_slice(b"False");
-        }
+        b't' | b'f' => out.extend_from_slice(if json.boolean()? { b"True" } else { b"False" }),
         _ => out.extend_from_slice(json.number()?),
     }
     Ok(())
@@ -131,14 +117,7 @@ fn array(json: &mut Reader, out: &mut Vec<u8>, item: &mut Vec<u8>, depth: u32) -
                     out.extend_from_slice(b"NULL");
                 }
                 b'[' => array(json, out, item, depth + 1)?,
-                b't' => {
-                    json.literal(b"true")?;
-                    out.push(b't');
-                }
-                b'f' => {
-                    json.literal(b"false")?;
-                    out.push(b'f');
-                }
+                b't' | b'f' => out.push(if json.boolean()? { b't' } else { b'f' }),
                 first => {
                     item.clear();
                     match first {

@@ -166,6 +166,13 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// `true` or `false`; any other value declines.
+    pub fn boolean(&mut self) -> Res<bool> {
+        let value = self.peek()? == b't';
+        self.literal(if value { b"true" } else { b"false" })?;
+        Ok(value)
+    }
+
     /// Passes over any value, checking that it is well formed.
     pub fn skip(&mut self) -> Res<()> {
         self.skip_at(0)
