@@ -19,11 +19,12 @@ from __future__ import annotations
 import base64
 import struct
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
 import pymysql
+import pymysql.converters
 import pymysql.cursors
 from pymysqlreplication.constants import FIELD_TYPE
 
@@ -53,6 +54,66 @@ def snapshot_position(cursor: Any) -> BinlogPosition:
         return current_position(cursor)
     finally:
         cursor.execute("UNLOCK TABLES")
+
+
+# Decoders of a connection that reads the Kafka snapshot: dates, datetimes,
+# timestamps and decimals stay MariaDB's text, which `wire_converter` turns
+# into their wire strings (cdc.values) straight, instead of pymysql parsing
+# each into a Python object that the encoder then writes back out as text
+# (a third of the snapshot's time).
+TEXT_VALUES = {
+    **pymysql.converters.conversions,
+    **dict.fromkeys(
+        (
+            FIELD_TYPE.DATE,
+            FIELD_TYPE.DATETIME,
+            FIELD_TYPE.TIMESTAMP,
+            FIELD_TYPE.DECIMAL,
+            FIELD_TYPE.NEWDECIMAL,
+        ),
+        pymysql.converters.through,
+    ),
+}
+
+
+def wire_converter(spec: ColumnSpec, zero_dates: ZeroDates) -> Converter | None:
+    """`converter` for a connection with the `TEXT_VALUES` decoders: the
+    value `values.dumps` writes the same JSON for as for `converter`'s."""
+    t = spec.type
+    if t == FIELD_TYPE.DATE:
+        return _valid_or_zero(date.fromisoformat, date.isoformat, zero_dates, spec.name)
+    if t in (FIELD_TYPE.DATETIME2, FIELD_TYPE.DATETIME):
+        return _valid_or_zero(datetime.fromisoformat, _micros, zero_dates, spec.name)
+    if t in (FIELD_TYPE.TIMESTAMP2, FIELD_TYPE.TIMESTAMP):
+        # the session runs in UTC, so the naive value is UTC
+        return _valid_or_zero(datetime.fromisoformat, _micros_utc, zero_dates, spec.name)
+    if t in (FIELD_TYPE.DECIMAL, FIELD_TYPE.NEWDECIMAL):
+        return None  # MariaDB writes the plain notation `values.encode_decimal` does
+    return converter(spec, zero_dates)
+
+
+def _micros(value: datetime) -> str:
+    return value.isoformat(timespec="microseconds")
+
+
+def _micros_utc(value: datetime) -> str:
+    return value.isoformat(timespec="microseconds") + "Z"
+
+
+def _valid_or_zero(
+    parse: Callable[[str], Any], write: Callable[[Any], str], policy: ZeroDates, column: str
+) -> Converter:
+    """Text of a date or time MariaDB sent to its wire form; one Python
+    cannot represent (a zero date) as `_zero_date` has it."""
+    zero = _zero_date(policy, column)
+
+    def convert(text: str) -> Any:
+        try:
+            return write(parse(text))
+        except ValueError:
+            return zero(text)
+
+    return convert
 
 
 def _zero_date(policy: ZeroDates, column: str) -> Converter:

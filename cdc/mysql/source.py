@@ -51,11 +51,12 @@ from cdc.mysql.position import (
 from cdc.mysql.row_events import row_events, schema_of
 from cdc.mysql.rows import RowDecoders
 from cdc.mysql.snapshot import (
-    converter,
+    TEXT_VALUES,
     read_table,
     resume_key,
     snapshot_position,
     stored_key,
+    wire_converter,
 )
 from cdc.offsets import OffsetStore
 from cdc.parallel import parallel
@@ -105,9 +106,10 @@ class MysqlSource:
         self._stream: BinLogStreamReader | None = None
         self._lock = PipelineLock(self._connect, pipeline)
 
-    def _connect(self) -> pymysql.Connection[Any]:
+    def _connect(self, conv: dict[Any, Any] | None = None) -> pymysql.Connection[Any]:
         args = self._connect_args
         return pymysql.connect(
+            conv=conv,
             host=args["host"],
             port=args["port"],
             user=args["user"],
@@ -174,7 +176,7 @@ class MysqlSource:
                 table.schema, table.name, table.columns, table.primary_key
             )
             yield table_schema
-            converters = [converter(c, zero_dates) for c in table.columns]
+            converters = [wire_converter(c, zero_dates) for c in table.columns]
             prepared[table.qualified] = (table_schema, converters)
             todo.append((table, resume_key(table, state["after"]) if state.get("after") else None))
         progress = Progress("snapshot", self._estimate_rows([t for t, _ in todo]))
@@ -182,7 +184,9 @@ class MysqlSource:
 
         def read(job: tuple[catalog.MyTable, tuple[Any, ...] | None]) -> Iterator[Any]:
             table, after = job
-            pieces = read_table(self._connect, table, after, chunk_rows, piece_rows=PIECE_ROWS)
+            pieces = read_table(
+                lambda: self._connect(TEXT_VALUES), table, after, chunk_rows, piece_rows=PIECE_ROWS
+            )
             for rows, last, done in pieces:
                 yield table, rows, last, done
 
