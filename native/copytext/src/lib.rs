@@ -128,7 +128,8 @@ impl Row {
 }
 
 impl RowEncoder {
-    /// The envelope's `after` as a COPY line on `out`; its `source.ts_ms`.
+    /// The envelope's `after` as a COPY row on `out` (a text line or a binary
+    /// tuple); its `source.ts_ms`.
     fn line(&self, value: &[u8], row: &mut Row, out: &mut Vec<u8>) -> Res<i64> {
         std::str::from_utf8(value).map_err(|_| Decline)?;
         let mut json = Reader::new(value);
