@@ -1,15 +1,18 @@
-"""Binlog rows events to change events: the MySQL stream's hot path."""
+"""Binlog rows events to their Kafka messages: the MySQL stream's hot path."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-from cdc.events import ChangeEvent, Op
+from cdc import values
+from cdc.envelope import ValueTemplate
+from cdc.events import ChangeEvent, EncodedChanges, Op
 from cdc.mysql import catalog, schema
 from cdc.mysql.position import BinlogPosition
 from cdc.mysql.rows import RowDecoder, RowPair
 from cdc.schemas import TableSchema
+
+_NULL = b"null"
 
 
 def schema_of(decoder: RowDecoder, table: catalog.MyTable) -> TableSchema:
@@ -17,7 +20,7 @@ def schema_of(decoder: RowDecoder, table: catalog.MyTable) -> TableSchema:
     return schema.table_schema(decoder.schema, decoder.table, decoder.columns, key)
 
 
-def row_events(
+def row_messages(
     table_schema: TableSchema,
     fingerprint: str,
     op: Op,
@@ -26,52 +29,49 @@ def row_events(
     ts_ms: int,
     position: BinlogPosition,
     source: dict[str, Any],
-) -> Iterator[ChangeEvent]:
-    """The events of one rows event from its row `first` on (the hot path: no
-    per-row helper calls beyond the event itself)."""
+    now_ms: int,
+) -> EncodedChanges:
+    """The messages of one rows event from its row `first` on, as the
+    publisher would encode their change events (processing time `now_ms`):
+    the envelope is formatted once per rows event and each row fills in its
+    JSON and its index (`source.row`), with no event object per row."""
     schema_name, table, key_names = table_schema.schema, table_schema.table, table_schema.key
+    probe = ChangeEvent(
+        op=op,
+        schema=schema_name,
+        table=table,
+        key=None,
+        before=None,
+        after=None,
+        ts_ms=ts_ms,
+        position=position,
+        fingerprint=fingerprint,
+        source={**source, "row": 0},
+    )
+    encode, dumps = ValueTemplate(probe, "row").encode, values.dumps
     update = op is Op.UPDATE
+    messages: list[tuple[Op, bytes, bytes]] = []
     for index in range(first, len(pairs)):
         before, after = pairs[index]
-        row_source = {**source, "row": index}
         if update and before and after and any(before[k] != after[k] for k in key_names):
             # a key change: delete the old key, insert the new one
-            yield ChangeEvent(
-                op=Op.DELETE,
-                schema=schema_name,
-                table=table,
-                key={k: before[k] for k in key_names},
-                before=before,
-                after=None,
-                ts_ms=ts_ms,
-                position=position,
-                fingerprint=fingerprint,
-                source=row_source,
+            old_key = dumps({k: before[k] for k in key_names})
+            messages.append(
+                (Op.DELETE, old_key, encode(Op.DELETE, dumps(before), _NULL, index, now_ms))
             )
-            yield ChangeEvent(
-                op=Op.CREATE,
-                schema=schema_name,
-                table=table,
-                key={k: after[k] for k in key_names},
-                before=None,
-                after=after,
-                ts_ms=ts_ms,
-                position=position,
-                fingerprint=fingerprint,
-                source=row_source,
+            new_key = dumps({k: after[k] for k in key_names})
+            messages.append(
+                (Op.CREATE, new_key, encode(Op.CREATE, _NULL, dumps(after), index, now_ms))
             )
             continue
         row = after if after is not None else before
         assert row is not None
-        yield ChangeEvent(
-            op=op,
-            schema=schema_name,
-            table=table,
-            key={k: row[k] for k in key_names},
-            before=before,
-            after=after,
-            ts_ms=ts_ms,
-            position=position,
-            fingerprint=fingerprint,
-            source=row_source,
+        value = encode(
+            op,
+            _NULL if before is None else dumps(before),
+            _NULL if after is None else dumps(after),
+            index,
+            now_ms,
         )
+        messages.append((op, dumps({k: row[k] for k in key_names}), value))
+    return EncodedChanges(schema_name, table, fingerprint, messages)

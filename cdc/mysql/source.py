@@ -48,7 +48,7 @@ from cdc.mysql.position import (
     format_gtids,
     parse_gtids,
 )
-from cdc.mysql.row_events import row_events, schema_of
+from cdc.mysql.row_events import row_messages, schema_of
 from cdc.mysql.rows import RowDecoders
 from cdc.mysql.snapshot import (
     TEXT_VALUES,
@@ -333,7 +333,8 @@ class MysqlSource:
                 rows_in_tx += len(pairs)
                 op = _OPS[type(event)]
                 ts_ms = event.timestamp * 1000
-                yield from row_events(*known, op, pairs, first, ts_ms, tx_start, source)
+                now_ms = time.time_ns() // 1_000_000
+                yield row_messages(*known, op, pairs, first, ts_ms, tx_start, source, now_ms)
                 # a restart inside this transaction resumes after these rows
                 yield Checkpoint(
                     BinlogPosition(tx_start.file, tx_start.pos, tx_start.gtid, rows_in_tx)
