@@ -9,6 +9,7 @@ source commit time, as in Debezium.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, NamedTuple
 
@@ -16,6 +17,8 @@ import orjson
 
 from cdc import values
 from cdc.events import ChangeEvent, Op, Row
+from cdc.position import Position
+from cdc.schemas import TableSchema
 
 
 def encode_key(event: ChangeEvent) -> bytes | None:
@@ -68,6 +71,32 @@ class ValueTemplate:
         self._event = event
         self._position_field = position_field
         self._formats: dict[Op, bytes] = {}
+
+    @classmethod
+    def of_rows(
+        cls,
+        schema: TableSchema,
+        fingerprint: str,
+        ts_ms: int,
+        position: Position,
+        source: Mapping[str, Any],
+        position_field: str,
+    ) -> ValueTemplate:
+        """The template of rows of `schema` that share their commit time,
+        position and `source` (all but its `position_field`)."""
+        event = ChangeEvent(
+            op=Op.READ,
+            schema=schema.schema,
+            table=schema.table,
+            key=None,
+            before=None,
+            after=None,
+            ts_ms=ts_ms,
+            position=position,
+            fingerprint=fingerprint,
+            source=dict(source),
+        )
+        return cls(event, position_field)
 
     def format(self, op: Op) -> bytes:
         """A bytes %-format of the value: `fmt % (before, after, position,

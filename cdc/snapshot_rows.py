@@ -56,38 +56,14 @@ def read_messages(
     names = schema.column_names
     key_names = schema.key
     fingerprint = schema.fingerprint
-    read = read_format(schema, fingerprint, ts_ms, position, source, position_field)
+    template = ValueTemplate.of_rows(schema, fingerprint, ts_ms, position, source, position_field)
+    read = template.format(Op.READ)  # `read % (b"null", row JSON, source[position_field], now_ms)`
     at, dumps = int(source[position_field]), values.dumps
     messages = []
     for row in _converted(names, converters, rows):
         key = dumps({k: row[k] for k in key_names})
         messages.append((Op.READ, key, read % (b"null", dumps(row), at, now_ms)))
     return EncodedChanges(schema.schema, schema.table, fingerprint, messages)
-
-
-def read_format(
-    schema: TableSchema,
-    fingerprint: str,
-    ts_ms: int,
-    position: Position,
-    source: Mapping[str, Any],
-    position_field: str,
-) -> bytes:
-    """The value of a snapshot row of `schema` as a %-format, formatted once
-    per chunk: `fmt % (b"null", row JSON, source[position_field], now_ms)`."""
-    event = ChangeEvent(
-        op=Op.READ,
-        schema=schema.schema,
-        table=schema.table,
-        key=None,
-        before=None,
-        after=None,
-        ts_ms=ts_ms,
-        position=position,
-        fingerprint=fingerprint,
-        source=source,
-    )
-    return ValueTemplate(event, position_field).format(Op.READ)
 
 
 def _converted(

@@ -6,7 +6,7 @@ from typing import Any
 
 from cdc import values
 from cdc.envelope import ValueTemplate
-from cdc.events import ChangeEvent, EncodedChanges, Op
+from cdc.events import EncodedChanges, Op
 from cdc.mysql import catalog, schema
 from cdc.mysql.position import BinlogPosition
 from cdc.mysql.rows import RowDecoder, RowPair
@@ -35,20 +35,11 @@ def row_messages(
     publisher would encode their change events (processing time `now_ms`):
     the envelope is formatted once per rows event and each row fills in its
     JSON and its index (`source.row`), with no event object per row."""
-    schema_name, table, key_names = table_schema.schema, table_schema.table, table_schema.key
-    probe = ChangeEvent(
-        op=op,
-        schema=schema_name,
-        table=table,
-        key=None,
-        before=None,
-        after=None,
-        ts_ms=ts_ms,
-        position=position,
-        fingerprint=fingerprint,
-        source={**source, "row": 0},
+    key_names = table_schema.key
+    template = ValueTemplate.of_rows(
+        table_schema, fingerprint, ts_ms, position, {**source, "row": 0}, "row"
     )
-    encode, dumps = ValueTemplate(probe, "row").encode, values.dumps
+    encode, dumps = template.encode, values.dumps
     update = op is Op.UPDATE
     messages: list[tuple[Op, bytes, bytes]] = []
     for index in range(first, len(pairs)):
@@ -74,4 +65,4 @@ def row_messages(
             now_ms,
         )
         messages.append((op, dumps({k: row[k] for k in key_names}), value))
-    return EncodedChanges(schema_name, table, fingerprint, messages)
+    return EncodedChanges(table_schema.schema, table_schema.table, fingerprint, messages)

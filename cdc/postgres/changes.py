@@ -33,7 +33,6 @@ from cdc.postgres.pgoutput import (
 from cdc.postgres.position import PgPosition
 from cdc.postgres.types import Converter, TypeRegistry
 from cdc.schemas import TableSchema
-from cdc.snapshot_rows import read_format
 
 Message = tuple[Op, bytes, bytes]  # op, key, value, as in EncodedChanges
 _NULL = b"null"
@@ -250,7 +249,10 @@ class RelationState:
         """Snapshot rows (text fields as COPY sent them) to `op: r` messages
         of a snapshot read at `ts_ms` whose stream starts at `lsn`."""
         source = {**self.source, "lsn": lsn}
-        read = read_format(self.schema, self.fingerprint, ts_ms, PgPosition(lsn), source, "lsn")
+        template = ValueTemplate.of_rows(
+            self.schema, self.fingerprint, ts_ms, PgPosition(lsn), source, "lsn"
+        )
+        read = template.format(Op.READ)
         json_fields = self._json_fields
         messages = []
         for fields in rows:
