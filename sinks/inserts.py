@@ -32,9 +32,13 @@ Offsets = dict[tuple[str, int], int]  # next offset per (topic, partition)
 class InsertBatch:
     """Messages of one table, in wire form, as its topic held them."""
 
-    target: tuple[str, str]
     schema: TableSchema
     values: list[bytes]
+
+    @property
+    def target(self) -> tuple[str, str]:
+        # no transform runs on this path: no route changes the table
+        return self.schema.schema, self.schema.table
 
 
 class SchemaLookup(Protocol):
@@ -66,5 +70,5 @@ def scan(
             schema = schemas.get(fingerprint)
         except TransientError:
             return None
-        batches.append(InsertBatch((schema.schema, schema.table), schema, values))
+        batches.append(InsertBatch(schema, values))
     return batches, offsets

@@ -93,7 +93,6 @@ class TargetTable:
     # insert events in wire form -> COPY data: binary where every column's type
     # has a binary encoder (the server parses no text then), else text
     row_encoder: RowEncoder
-    binary: bool
     direct_copy_wait: int = 0  # insert batches to stage before trying a direct COPY again
 
     @property
@@ -183,10 +182,11 @@ class PostgresApplier:
         more than a new row or holds a value the native encoder leaves to the
         planned path, or when a key exists already."""
         newest = 0
+        binary = table.row_encoder.binary
 
         def write(copy: psycopg.Copy) -> None:
             nonlocal newest
-            if table.binary:
+            if binary:
                 copy.write(BINARY_HEADER)
             for start in range(0, len(values), COPY_CHUNK_ROWS):
                 encoded = table.row_encoder.encode(values[start : start + COPY_CHUNK_ROWS])
@@ -194,10 +194,10 @@ class PostgresApplier:
                     raise _NotDirectError
                 copy.write(encoded[0])
                 newest = max(newest, encoded[1])
-            if table.binary:
+            if binary:
                 copy.write(BINARY_TRAILER)
 
-        if not self._copy_rows(table, write, savepoint=False, binary=table.binary):
+        if not self._copy_rows(table, write, savepoint=False, binary=binary):
             raise _NotDirectError  # the batch's transaction rolls back
         return newest
 
@@ -483,9 +483,7 @@ class PostgresApplier:
             if binary
             else RowEncoder(list(types), [encoder_kind(t) for t in types.values()])
         )
-        table = TargetTable(
-            target[0], target[1], types, key, stage, encoders, lines, row_encoder, binary
-        )
+        table = TargetTable(target[0], target[1], types, key, stage, encoders, lines, row_encoder)
         self._tables[target] = table
         return table
 

@@ -83,6 +83,12 @@ impl RowEncoder {
         })
     }
 
+    /// Whether the encoder writes PostgreSQL's binary COPY format.
+    #[getter]
+    fn binary(&self) -> bool {
+        matches!(self.format, Format::Binary(_))
+    }
+
     /// One row per message (its `after` row, a column it lacks NULL) in the
     /// encoder's format (binary: tuples only, without the stream's header and
     /// trailer), and the newest source commit time among them (ms, 0 when
