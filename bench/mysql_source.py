@@ -166,7 +166,8 @@ RUNNER: Runner[BinlogRange] = Runner(
 def profile(rows: int, prefix: str, out: Path) -> None:
     """The whole source in this process under cProfile: load `rows` rows as the
     workload does, then stream their binlog to Kafka until it has them all."""
-    from cdc.daemon import Stopper, run_source  # noqa: PLC0415
+    from cdc.app.daemon import run_source  # noqa: PLC0415
+    from cdc.app.lifecycle import Stopper  # noqa: PLC0415
     from cdc.health import Health  # noqa: PLC0415
     from cdc.settings_load import load_settings  # noqa: PLC0415
 

@@ -22,8 +22,8 @@ from cdc import metrics
 from cdc.postgres import deferred_keys
 from cdc.progress import Progress
 from cdc.settings import PostgresTarget, Settings
-from sinks.copy_progress import CopyProgress, RangeState
-from sinks.postgres import SESSION_OPTIONS
+from sinks.postgres.applier import SESSION_OPTIONS
+from sinks.postgres.copy_progress import CopyProgress, RangeState
 
 log = structlog.get_logger(__name__)
 
@@ -37,7 +37,7 @@ def connect_pg_target(settings: Settings, async_commit: bool = False) -> psycopg
     but each with its progress row (one transaction, and recovery never
     replays part of one), so the restarted copy finds them not copied and
     copies them again. The chunk that completes a range commits synchronously
-    (`sinks.copy_progress.copy_chunk`), which flushes every earlier commit
+    (`sinks.postgres.copy_progress.copy_chunk`), which flushes every earlier commit
     too: no range is ever recorded complete on rows a crash could lose, and
     the daemon moves on to the stream only after every range is complete."""
     target = settings.target

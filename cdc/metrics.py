@@ -87,7 +87,7 @@ SINK_WORKER_RESTARTS = Counter(
     "Sink worker processes (sink.workers > 1) that died from a signal and were started again",
 )
 # What a sink worker process counts: with sink.workers > 1 the daemon serves them
-# summed over its workers (cdc.sink_workers).
+# summed over its workers (cdc.app.sink_workers).
 SINK_METRICS = (
     SINK_ROWS,
     SINK_BATCH_ROWS,

@@ -23,7 +23,7 @@ import psycopg
 import pymysql
 import yaml
 
-from cdc.migrate.canonical import digest, mysql_rows, pg_rows
+from cdc.migrate.verify.canonical import digest, mysql_rows, pg_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV = ROOT / ".dev"

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from enum import Enum
 
+from cdc.changes import KeyState
 from cdc.events import Op
-from sinks.changes import KeyState
 
 
 class Action(Enum):

@@ -3,7 +3,7 @@ through the sink's own path: the same wire values, transforms, table
 creation and type conversion as a streamed change, minus Kafka.
 
 Each chunk is one target transaction together with its progress row (see
-`sinks.copy_progress`). Copied rows are inserts on a target that lacks them;
+`sinks.postgres.copy_progress`). Copied rows are inserts on a target that lacks them;
 a key the target holds after all (a chunk of a newer snapshot on resume,
 rows put there by hand) is resolved by the conflict policy, as in the sink.
 """
@@ -15,14 +15,15 @@ from collections.abc import Sequence
 import orjson
 
 from cdc import values
+from cdc.changes import Change
 from cdc.errors import TerminalError
 from cdc.events import ChangeEvent
 from cdc.schemas import TableSchema
 from cdc.settings import Settings
-from sinks.changes import Change, collapse
-from sinks.copy_progress import CopyProgress, RangeState
-from sinks.mysql import MysqlApplier
-from sinks.postgres import PostgresApplier
+from sinks.collapse import collapse
+from sinks.mysql.applier import MysqlApplier
+from sinks.postgres.applier import PostgresApplier
+from sinks.postgres.copy_progress import CopyProgress, RangeState
 from sinks.worker import build_applier
 from transforms.base import TransformError
 from transforms.pipeline import Pipeline

@@ -21,9 +21,9 @@ from typing import Protocol, runtime_checkable
 from cdc_copytext import group_by_topic
 from confluent_kafka import Message
 
+from cdc.applier import ApplyResult
 from cdc.errors import TransientError
 from cdc.schemas import SCHEMA_HEADER, TableSchema
-from sinks.base import ApplyResult
 
 Offsets = dict[tuple[str, int], int]  # next offset per (topic, partition)
 

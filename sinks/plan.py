@@ -15,8 +15,8 @@ from typing import Any
 
 import orjson
 
-from sinks.base import ApplyResult
-from sinks.changes import KeyState, KeyValues
+from cdc.applier import ApplyResult
+from cdc.changes import KeyState, KeyValues
 from sinks.conflicts import Action, conflict_kind, decide
 
 LAST_WRITER_WINS = "last-writer-wins"

@@ -21,9 +21,9 @@ from datetime import UTC, datetime
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from cdc.applier import Applier
 from cdc.settings import Settings
 from cdc.topics import table_topics_pattern
-from sinks.base import Applier
 
 TIMEOUT_S = 30.0
 Partition = tuple[str, int]  # (topic, partition)

@@ -26,18 +26,19 @@ from confluent_kafka import (
 )
 
 from cdc import envelope, metrics
+from cdc.applier import Applier, ApplyResult
+from cdc.changes import Change
 from cdc.errors import TransientError
 from cdc.events import Op
 from cdc.schemas import SCHEMA_HEADER, fingerprint_of
 from cdc.settings import PostgresTarget, Settings
 from cdc.topics import table_topics_pattern
 from sinks import inserts
-from sinks.base import Applier, ApplyResult
-from sinks.changes import Change, collapse
+from sinks.collapse import collapse
 from sinks.dead_letters import DeadLetters
 from sinks.inserts import DirectInserter
-from sinks.mysql import MysqlApplier
-from sinks.postgres import PostgresApplier
+from sinks.mysql.applier import MysqlApplier
+from sinks.postgres.applier import PostgresApplier
 from sinks.schema_cache import SchemaCache
 from transforms.base import TransformError
 from transforms.pipeline import Pipeline

@@ -27,9 +27,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from cdc.changes import Change
 from cdc.schemas import TableSchema
 from cdc.values import encode_datetime
-from sinks.changes import Change
 from transforms import column_types
 from transforms.base import OptionError, SchemaError, TransformError
 from transforms.options import TABLE_HELP, Options, TableSelector, table_option

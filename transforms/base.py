@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from cdc.changes import Change
 from cdc.schemas import TableSchema
-from sinks.changes import Change
 
 
 class Transform(Protocol):

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from cdc.changes import Change
 from cdc.schemas import TableSchema
-from sinks.changes import Change
 from transforms import column_types
 from transforms.base import SchemaError, TransformError
 from transforms.options import TABLE_HELP, Options, TableSelector, has_column, table_option

@@ -2,7 +2,7 @@
 table schema, and how a wire value becomes one.
 
 A table schema names types in the *source engine's* vocabulary (sinks map
-them, see sinks/pg_types.py), so a cast column gets the source engine's name:
+them, see cdc/postgres/target_types.py), so a cast column gets the source engine's name:
 
 | to          | PostgreSQL source           | MySQL source   | wire value                    |
 |-------------|-----------------------------|----------------|-------------------------------|

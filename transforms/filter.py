@@ -38,9 +38,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from cdc.changes import Change
 from cdc.events import Op
 from cdc.schemas import TableSchema
-from sinks.changes import Change
 from transforms.base import OptionError, SchemaError
 from transforms.expression import Expression, ExpressionError
 from transforms.options import TABLE_HELP, Options, TableSelector, table_option

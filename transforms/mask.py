@@ -28,9 +28,9 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from cdc.changes import Change
 from cdc.schemas import TableSchema
 from cdc.secrets import register_secret
-from sinks.changes import Change
 from transforms import column_types
 from transforms.base import OptionError, SchemaError
 from transforms.options import TABLE_HELP, Options, TableSelector, has_column, table_option

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from cdc.changes import Change
 from cdc.errors import TerminalError
 from cdc.schemas import TableSchema
 from cdc.settings import TransformSettings
-from sinks.changes import Change
 from transforms.base import SchemaError, Transform, TransformError
 from transforms.registry import build
 

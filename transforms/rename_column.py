@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from cdc.changes import Change
 from cdc.schemas import TableSchema
-from sinks.changes import Change
 from transforms.base import OptionError, SchemaError
 from transforms.options import (
     TABLE_HELP,

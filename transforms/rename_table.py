@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import re
 
+from cdc.changes import Change
 from cdc.schemas import TableSchema
-from sinks.changes import Change
 from transforms.base import OptionError
 from transforms.options import TABLE_HELP, Options, TableSelector, table_option
 

@@ -10,10 +10,10 @@ from rich.console import Console
 from rich.table import Table
 
 from cdc.commands.common import config_option, load_or_exit
-from cdc.migrate.assess import assess as run_assessment
-from cdc.migrate.assess_model import Assessment
-from cdc.migrate.assess_target import human_size
-from cdc.migrate.schema_apply import DB_ERRORS
+from cdc.migrate.assess.model import Assessment
+from cdc.migrate.assess.run import assess as run_assessment
+from cdc.migrate.assess.target import human_size
+from cdc.migrate.schema.apply import DB_ERRORS
 from cdc.secrets import redact
 
 EXIT_BLOCKERS = 1

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import click
 
-from cdc import daemon, logs
+from cdc import logs
+from cdc.app import daemon
+from cdc.app.lifecycle import Stopper, run_logged
 from cdc.commands.common import config_option, load_or_exit
 
 
@@ -32,7 +34,7 @@ def run(path: Path, role: str | None, grace_seconds: float) -> None:
     settings = load_or_exit(path)
     role = role or ("all" if settings.target is not None else "source")
     logs.configure(settings.log.format, settings.log.level)
-    stopper = daemon.Stopper()
+    stopper = Stopper()
     stopper.install()
-    if daemon.run_logged(role, lambda: daemon.run(settings, role, stopper, grace_seconds, path)):
+    if run_logged(role, lambda: daemon.run(settings, role, stopper, grace_seconds, path)):
         raise SystemExit(1)

@@ -11,10 +11,10 @@ from rich.console import Console
 from rich.table import Table
 
 from cdc.commands.common import EXIT_CONFIG, config_option, load_or_exit
+from cdc.ddl.model import AFTER_COPY, TABLES, Statement
 from cdc.migrate.connections import is_postgres, mysql_connect, pg_connect
-from cdc.migrate.ddl_model import AFTER_COPY, TABLES, Statement
-from cdc.migrate.schema_apply import DB_ERRORS, MysqlTarget, Outcome, PostgresTarget, apply
-from cdc.migrate.schema_plan import SchemaPlan, build, mysql_key_collation, read_tables
+from cdc.migrate.schema.apply import DB_ERRORS, MysqlTarget, Outcome, PostgresTarget, apply
+from cdc.migrate.schema.plan import SchemaPlan, build, mysql_key_collation, read_tables
 from cdc.secrets import redact
 from cdc.settings import Settings
 

@@ -15,7 +15,7 @@ from cdc.secrets import redact
 from cdc.settings import MetricsSettings
 
 if TYPE_CHECKING:
-    from cdc.migrate.verify import TableResult, VerifyReport
+    from cdc.migrate.verify.run import TableResult, VerifyReport
 
 KEYS_SHOWN = 10  # per kind and table in the human output; --json lists more
 
@@ -82,8 +82,8 @@ def verify(
     """
     # Imported here: other commands need no database drivers for verify.
     from cdc.health import Health, serve  # noqa: PLC0415
-    from cdc.migrate.verify import VerifyError  # noqa: PLC0415
-    from cdc.migrate.verify import verify as run_verify  # noqa: PLC0415
+    from cdc.migrate.verify.run import VerifyError  # noqa: PLC0415
+    from cdc.migrate.verify.run import verify as run_verify  # noqa: PLC0415
 
     settings = load(path)
     server = serve(metrics_listen, Health()) if metrics_listen is not None else None

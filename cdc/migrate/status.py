@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from cdc.kafka.offsets import OffsetsReader
-from cdc.migrate.cutover_state import CutoverState
-from cdc.migrate.gates import sink_lag
+from cdc.migrate.cutover.gates import sink_lag
+from cdc.migrate.cutover.sequences import source_tables
+from cdc.migrate.cutover.state import CutoverState
 from cdc.migrate.positions import KafkaView, source_lag
-from cdc.migrate.sequences import source_tables
-from cdc.migrate.verify_record import last_verify
+from cdc.migrate.verify.record import last_verify
 from cdc.settings import Settings
 from cdc.settings_load import load_settings
 from cdc.topics import table_topic

@@ -5,7 +5,7 @@ Decoding rows in Python is what limits the row path (`sinks.direct_writer`):
 here the source server formats each row as one COPY line and Python only
 moves the lines to the target's COPY. Each column is formatted the way the
 row path converts it into the type `target.create_tables` gives it (see
-`sinks.pg_types`); a table with any other column type, or whose target
+`cdc.postgres.target_types`); a table with any other column type, or whose target
 column has another type, takes the row path.
 
 The lines are CSV (`COPY ... (FORMAT csv)`): text is quoted with its quotes
@@ -23,8 +23,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from cdc.mysql.snapshot import quote_name
+from cdc.postgres.target_types import pg_type
 from cdc.schemas import Column, TableSchema
-from sinks.pg_types import pg_type
 
 _BACKSLASH = "CHAR(92 USING utf8mb4)"
 COPY_OPTIONS = "(FORMAT csv)"
@@ -67,7 +67,7 @@ def _field(column: Column, zero_dates: str) -> str | None:
 
 
 def _short(target_type: str) -> str:
-    """format_type()'s name as `sinks.pg_types` writes it:
+    """format_type()'s name as `cdc.postgres.target_types` writes it:
     timestamp(6) with time zone -> timestamptz(6)."""
     for long, short in _ZONES:
         if target_type.endswith(long) and target_type.startswith("timestamp"):

@@ -52,8 +52,8 @@ from cdc.schemas import TableSchema
 from cdc.settings import MysqlSource, Settings
 from cdc.snapshot_rows import read_events
 from cdc.source import IDLE, StreamItem
-from sinks.copy_progress import PgCopyProgress, RangeState, copy_chunk
 from sinks.direct_writer import DirectWriter
+from sinks.postgres.copy_progress import PgCopyProgress, RangeState, copy_chunk
 
 log = structlog.get_logger(__name__)
 

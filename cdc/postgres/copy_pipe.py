@@ -18,7 +18,7 @@ from psycopg import pq, sql
 from cdc.parallel import parallel
 from cdc.postgres.catalog import PgTable
 from cdc.postgres.snapshot import KeyRange, import_snapshot, key_where
-from sinks.copy_progress import PgCopyProgress, RangeState, copy_chunk
+from sinks.postgres.copy_progress import PgCopyProgress, RangeState, copy_chunk
 
 Format = Literal["binary", "text"]
 BLOCK_BYTES = 1 << 20

@@ -15,7 +15,7 @@ Tables are copied in parallel by table and by primary-key range (the plan
 of the `initial` snapshot), each range in chunks of `chunk_rows` rows: a
 chunk ends at the key `chunk_rows - 1` rows past the last one copied, so it
 is one bounded index range. Every chunk is one target transaction with its
-progress row (`sinks.copy_progress`); see `cdc.direct_copy` for the
+progress row (`sinks.postgres.copy_progress`); see `cdc.direct_copy` for the
 consistency contract. Tables the pipe loads from empty go in without their
 keys and indexes, built when the copy is complete (`deferred_keys`).
 """
@@ -47,8 +47,8 @@ from cdc.schemas import TableSchema
 from cdc.settings import Settings
 from cdc.snapshot_rows import read_events
 from cdc.source import IDLE, StreamItem
-from sinks.copy_progress import RangeState
 from sinks.direct_writer import DirectWriter
+from sinks.postgres.copy_progress import RangeState
 
 log = structlog.get_logger(__name__)
 

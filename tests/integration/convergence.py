@@ -1,5 +1,5 @@
 """Whether a target ended equal to its source: digests of the canonical rows on
-both sides (cdc/migrate/canonical.py), and a write load to converge under."""
+both sides (cdc/migrate/verify/canonical.py), and a write load to converge under."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 import pymysql
 
-from cdc.migrate.canonical import digest, mysql_rows, pg_rows
+from cdc.migrate.verify.canonical import digest, mysql_rows, pg_rows
 from cdc.secrets import MysqlDsn
 from tests.integration.conftest import mysql_connect
 from tests.integration.pipeline import wait_until

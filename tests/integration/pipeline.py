@@ -15,7 +15,8 @@ import yaml
 from confluent_kafka import Consumer, Message
 from confluent_kafka.admin import AdminClient
 
-from cdc.daemon import Stopper, run
+from cdc.app.daemon import run
+from cdc.app.lifecycle import Stopper
 from cdc.envelope import Envelope, decode_value
 from cdc.settings import Settings
 from cdc.settings_load import load_settings

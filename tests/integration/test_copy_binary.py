@@ -19,7 +19,7 @@ from cdc_copytext import BINARY_HEADER, BINARY_TRAILER, RowEncoder
 from psycopg import sql
 
 from cdc import values
-from sinks.pg_types import binary_kind, encoder_kind
+from cdc.postgres.target_types import binary_kind, encoder_kind
 
 COLUMNS = {
     "id": "bigint PRIMARY KEY",
@@ -108,7 +108,7 @@ def _copy(conn: psycopg.Connection[Any], table: str, encoded: bytes, binary: boo
 
 @pytest.fixture
 def conn(pg_target_dsn: str) -> Any:
-    # the sink's session time zone (sinks.postgres.SESSION_OPTIONS)
+    # the sink's session time zone (sinks.postgres.applier.SESSION_OPTIONS)
     with psycopg.connect(pg_target_dsn, autocommit=True, options="-c TimeZone=UTC") as conn:
         for table in ("via_text", "via_binary"):
             conn.execute(

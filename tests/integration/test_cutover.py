@@ -23,7 +23,7 @@ import psycopg
 import pymysql
 
 from cdc.migrate.positions import published
-from cdc.migrate.verify import verify
+from cdc.migrate.verify.run import verify
 from cdc.settings import Settings
 from cdc.settings_load import load_settings
 from cdc.topics import table_topic

@@ -12,9 +12,9 @@ from urllib.parse import urlsplit
 
 import psycopg
 
-from cdc.migrate.canonical import digest, mysql_rows, pg_rows
-from cdc.migrate.schema_apply import PostgresTarget, apply
-from cdc.migrate.schema_plan import build, read_tables
+from cdc.migrate.schema.apply import PostgresTarget, apply
+from cdc.migrate.schema.plan import build, read_tables
+from cdc.migrate.verify.canonical import digest, mysql_rows, pg_rows
 from cdc.settings_load import load_settings
 from tests.integration.conftest import mysql_connect
 from tests.integration.daemon_process import DaemonProcess, logged, wait_until, write_pg_config

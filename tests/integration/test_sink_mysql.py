@@ -19,11 +19,11 @@ import psycopg
 import pymysql
 import pytest
 
-from cdc.migrate.canonical import canonical
+from cdc.migrate.verify.canonical import canonical
+from cdc.mysql.target_types import parse_duration
 from cdc.schemas import Column, TableSchema
 from cdc.topics import dead_letter_topic
-from sinks.mysql_ddl import Catalog
-from sinks.mysql_types import parse_duration
+from sinks.mysql.tables import Catalog
 from tests.integration.conftest import mysql_connect, with_database
 from tests.integration.pipeline import (
     TopicReader,

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 
-from cdc.migrate.canonical import digest, mysql_rows, pg_rows
+from cdc.migrate.verify.canonical import digest, mysql_rows, pg_rows
 from tests.integration.conftest import mysql_connect
 from tests.integration.pipeline import mysql_pipeline, running, wait_until
 

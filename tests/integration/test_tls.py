@@ -20,7 +20,7 @@ import pytest
 import yaml
 from confluent_kafka import Consumer, Producer
 
-from cdc.daemon import build_source
+from cdc.app.daemon import build_source
 from cdc.errors import TerminalError
 from cdc.kafka.admin import TopicAdmin
 from cdc.kafka.connection import check_access

@@ -17,7 +17,7 @@ import pytest
 from confluent_kafka import Consumer
 
 from cdc.kafka import offsets
-from cdc.migrate.verify import last_verify, verify
+from cdc.migrate.verify.run import last_verify, verify
 from cdc.settings import Settings
 from cdc.topics import offsets_topic
 from tests.integration.conftest import mysql_connect, pg_execute

@@ -1,6 +1,6 @@
 """The native encoder of insert events (`cdc_copytext.RowEncoder`, the sink's
 direct insert path) writes the same COPY lines as the Python one
-(`sinks.pg_copy.LineBuilder`, the planned path) for the same wire rows, and
+(`sinks.postgres.copy_text.LineBuilder`, the planned path) for the same wire rows, and
 declines, sending the batch the planned way, whatever it does not convert."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from cdc_copytext import RowEncoder
 
 from cdc import envelope
 from cdc.events import ChangeEvent, Op
-from sinks.pg_copy import LineBuilder
-from sinks.pg_types import encoder_kind, text_encoder
+from cdc.postgres.target_types import encoder_kind, text_encoder
+from sinks.postgres.copy_text import LineBuilder
 from tests.unit.test_envelope import Lsn
 
 # target column -> format_type(), one of every encoder kind

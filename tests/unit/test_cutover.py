@@ -16,8 +16,8 @@ from cdc.applied_marks import (
     apply_server_id,
 )
 from cdc.errors import TerminalError
+from cdc.migrate.cutover.reverse import write_reverse
 from cdc.migrate.positions import Marker, behind, reached
-from cdc.migrate.reverse import write_reverse
 from cdc.settings import MysqlSource, default_server_id
 from cdc.settings_load import ConfigError, load_settings
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from cdc.migrate import ddl_defaults, ddl_mysql, ddl_postgres
-from cdc.migrate.ddl_defaults import Default
-from cdc.migrate.ddl_model import AFTER_COPY, TABLES, Generated, Index, Notes, TableDef
+from cdc.ddl import defaults as ddl_defaults
+from cdc.ddl.defaults import Default
+from cdc.ddl.model import AFTER_COPY, TABLES, Generated, Index, Notes, TableDef
+from cdc.mysql import ddl as ddl_mysql
+from cdc.postgres import ddl as ddl_postgres
 from cdc.schemas import Column, TableSchema
 
 COLLATION = "utf8mb4_nopad_bin"

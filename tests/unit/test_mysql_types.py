@@ -7,9 +7,15 @@ from decimal import Decimal
 
 import pytest
 
+from cdc.mysql.target_types import (
+    TargetColumn,
+    converter,
+    key_normalizer,
+    mysql_type,
+    parse_duration,
+)
 from cdc.schemas import Column
-from sinks import mysql_statements as statements
-from sinks.mysql_types import TargetColumn, converter, key_normalizer, mysql_type, parse_duration
+from sinks.mysql import statements
 
 COLLATION = "utf8mb4_nopad_bin"
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from sinks.pg_copy import NULL, LineBuilder, escape
-from sinks.pg_types import text_encoder
+from cdc.postgres.target_types import text_encoder
+from sinks.postgres.copy_text import NULL, LineBuilder, escape
 
 TYPES = {
     "id": "bigint",

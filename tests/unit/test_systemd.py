@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from cdc import systemd
-from cdc.daemon import Stopper
+from cdc.app.lifecycle import Stopper
 from cdc.secrets import register_secret
 
 

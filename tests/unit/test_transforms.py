@@ -13,6 +13,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from cdc.changes import Change
 from cdc.cli import main
 from cdc.errors import TerminalError
 from cdc.events import Op
@@ -20,7 +21,6 @@ from cdc.schemas import Column, TableSchema
 from cdc.secrets import forget_secrets, redact
 from cdc.settings import TransformSettings
 from cdc.settings_load import ConfigError, ConfigIssue, parse_settings
-from sinks.changes import Change
 from transforms.base import SchemaError, Transform, TransformConfigError, TransformError
 from transforms.expression import Expression, ExpressionError
 from transforms.pipeline import Pipeline

@@ -6,8 +6,8 @@ import itertools
 from collections.abc import Sequence
 from typing import Any
 
-from cdc.migrate.canonical import row_hash
-from cdc.migrate.verify_chunks import (
+from cdc.migrate.verify.canonical import row_hash
+from cdc.migrate.verify.chunks import (
     Key,
     KeyRange,
     RowDiff,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cdc.migrate.verify_plan import TablePlan, plan_table
+from cdc.migrate.verify.plan import TablePlan, plan_table
 from cdc.settings import Settings
 from transforms.registry import build
 

@@ -2,7 +2,7 @@
 //! length, then the type's binary "send" form), for target columns of the
 //! types below. The server then skips parsing text, which is most of its
 //! work in a COPY: a table whose columns all have such a type is copied in
-//! binary, any other in text (sinks/pg_types.py `binary_kind`).
+//! binary, any other in text (cdc/postgres/target_types.py `binary_kind`).
 //!
 //! Only values in the wire's own shapes are taken (cdc/values.py: timestamps
 //! with microseconds, decimals in plain notation, ...); any other shape

@@ -1,9 +1,9 @@
-//! One wire value to one COPY text field, as sinks/pg_types.py's encoder for
+//! One wire value to one COPY text field, as cdc/postgres/target_types.py's encoder for
 //! the column's kind writes it, COPY's escapes included.
 
 use crate::json::{unescape, Decline, Reader, Res};
 
-/// The encoders of sinks/pg_types.py (`encoder_kind`), by the name it gives them.
+/// The encoders of cdc/postgres/target_types.py (`encoder_kind`), by the name it gives them.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Kind {
     Text,
@@ -77,7 +77,7 @@ pub fn write(json: &mut Reader, kind: Kind, out: &mut Vec<u8>, scratch: &mut Scr
         (Kind::Bytes, _) => return Err(Decline),
         (Kind::Text | Kind::Interval | Kind::Array, _) => {
             text_of(json, &mut scratch.text)?;
-            // A negative duration needs a conversion PostgreSQL cannot do (sinks/pg_types.py)
+            // A negative duration needs a conversion PostgreSQL cannot do (cdc/postgres/target_types.py)
             if kind == Kind::Interval && scratch.text.starts_with(b"-P") {
                 return Err(Decline);
             }
@@ -88,7 +88,7 @@ pub fn write(json: &mut Reader, kind: Kind, out: &mut Vec<u8>, scratch: &mut Scr
 }
 
 /// The value as PostgreSQL's text input takes it (Python's str(), or JSON
-/// text for an object or array: sinks/pg_types.py `_text`), unescaped.
+/// text for an object or array: cdc/postgres/target_types.py `_text`), unescaped.
 pub fn text_of(json: &mut Reader, out: &mut Vec<u8>) -> Res<()> {
     match json.peek()? {
         b'"' => match json.string()? {
@@ -102,7 +102,7 @@ pub fn text_of(json: &mut Reader, out: &mut Vec<u8>) -> Res<()> {
     Ok(())
 }
 
-/// A JSON array as a PostgreSQL array literal (sinks/pg_types.py `_array_item`).
+/// A JSON array as a PostgreSQL array literal (cdc/postgres/target_types.py `_array_item`).
 fn array(json: &mut Reader, out: &mut Vec<u8>, item: &mut Vec<u8>, depth: u32) -> Res<()> {
     if depth > 32 {
         return Err(Decline);

@@ -9,7 +9,7 @@
 //! the whole batch, and the sink applies it the planned way, which handles
 //! every case and dead-letters what cannot be applied.
 //!
-//! Text fields come out as sinks/pg_types.py's encoders write them for the
+//! Text fields come out as cdc/postgres/target_types.py's encoders write them for the
 //! same wire value (tests/unit/test_copytext.py holds the two to the same
 //! lines); binary fields hold the values PostgreSQL reads from those lines
 //! (tests/integration/test_copy_binary.py compares the rows).
@@ -55,7 +55,7 @@ struct RowEncoder {
 #[pymethods]
 impl RowEncoder {
     /// `columns` in the table's order, each with its encoder kind: in the
-    /// text format sinks/pg_types.py `encoder_kind`, in the binary format
+    /// text format cdc/postgres/target_types.py `encoder_kind`, in the binary format
     /// `binary_kind`.
     #[new]
     #[pyo3(signature = (columns, kinds, binary = false))]
@@ -211,7 +211,7 @@ impl RowEncoder {
                 _ => self.index.get(name).copied(),
             };
             match column {
-                // a column the target table does not have is left out, as in sinks/pg_copy.py
+                // a column the target table does not have is left out, as in sinks/postgres/copy_text.py
                 None => json.skip()?,
                 Some(column) => {
                     next = column + 1;

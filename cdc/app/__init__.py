@@ -1,0 +1,1 @@
+"""The face: wires engines, sources, publishers and sinks into the running daemon."""

@@ -1,0 +1,59 @@
+"""What every role's process shares: the stop signal, the exit status of a
+role, and the backoff between reconnects."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
+from types import FrameType
+
+import psycopg
+import pymysql
+import structlog
+
+from cdc import systemd
+from cdc.errors import TerminalError, TransientError
+from cdc.postgres.replication import ReplicationError
+
+log = structlog.get_logger(__name__)
+
+MAX_BACKOFF_S = 30.0
+# Failures that a new connection can cure: a server restart, a network cut.
+TRANSIENT = (psycopg.OperationalError, pymysql.OperationalError, ReplicationError, TransientError)
+
+
+class Stopper:
+    """First SIGTERM/SIGINT: stop reading and drain. Second: leave at once;
+    nothing that was not durable has been acknowledged, so nothing is lost."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def install(self) -> None:
+        signal.signal(signal.SIGTERM, self._handle)
+        signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        if self.event.is_set():
+            log.warning("second_signal_exit", signal=signum)
+            raise SystemExit(130)
+        log.info("shutdown_requested", signal=signum)
+        systemd.notify("STOPPING=1", systemd.status("stopping: draining in-flight events"))
+        self.event.set()
+
+
+def run_logged(role: str, body: Callable[[], None]) -> int:
+    """Run `body`: 0 when it returns; a failure becomes one log line and 1."""
+    log = structlog.get_logger("cdc")
+    try:
+        body()
+    except TerminalError as error:
+        log.error("stopped", error=error.message, fix=error.remedy, role=role)
+        return 1
+    except Exception as error:
+        # Unforeseen: still one log line, through the log's secret redaction, where
+        # a bare traceback on stderr would print an exception's text unredacted.
+        log.exception("crashed", error=str(error), role=role)
+        return 1
+    return 0

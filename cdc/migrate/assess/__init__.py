@@ -1,0 +1,1 @@
+"""`cdc assess`: the checks a migration needs before it starts."""

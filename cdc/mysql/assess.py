@@ -1,0 +1,134 @@
+"""`cdc assess` of a MySQL/MariaDB source: binlog settings, the source
+user's grants, binlog retention, and each table's size, key and copy speed."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pymysql
+import pymysql.cursors
+
+from cdc.ddl.model import TableDef
+from cdc.migrate.assess.model import EXACT_COUNT_BYTES, SAMPLE_ROWS, Assessment, TableFacts
+from cdc.mysql.catalog import MyTable
+from cdc.mysql.setup import is_mariadb, server_problems
+from cdc.settings import MysqlSource
+from sinks.mysql.statements import quote
+
+SOURCE = "source"
+ONE_DAY_S = 86_400
+_ACCESS_DENIED = {1142, 1143, 1044}  # table, column, database access denied
+
+
+def _value(cursor: Any, expression: str) -> Any:
+    cursor.execute(f"SELECT {expression} AS v")
+    return cursor.fetchone()["v"]
+
+
+def check_server(cursor: Any, source: MysqlSource, report: Assessment) -> None:
+    problems = server_problems(cursor, source.server_id)
+    for problem in problems:
+        report.add(SOURCE, "server", "blocker", problem.message, problem.remedy)
+    if not problems:
+        report.add(
+            SOURCE,
+            "server",
+            "ok",
+            "binlog_format ROW, binlog_row_image FULL, binlog_row_metadata FULL,"
+            f" server_id {_value(cursor, '@@server_id')} (cdc reads as {source.server_id}),"
+            " REPLICATION SLAVE/CLIENT and SELECT granted",
+        )
+    if is_mariadb(cursor):
+        gtid = f"gtid_strict_mode {'ON' if int(_value(cursor, '@@gtid_strict_mode')) else 'OFF'}"
+    else:
+        gtid = f"gtid_mode {_value(cursor, '@@gtid_mode')}"
+    report.add(SOURCE, "gtid", "ok", f"{gtid} (cdc resumes by file:position, GTID kept beside)")
+    _check_retention(cursor, report)
+
+
+def _check_retention(cursor: Any, report: Assessment) -> None:
+    try:
+        seconds = float(_value(cursor, "@@binlog_expire_logs_seconds"))
+    except pymysql.err.OperationalError:  # before MariaDB 10.6: days only
+        seconds = 0.0
+    if not seconds:
+        seconds = float(_value(cursor, "@@expire_logs_days") or 0) * ONE_DAY_S
+    if not seconds:
+        report.add(SOURCE, "binlog retention", "ok", "binlogs never expire: watch the disk")
+    elif seconds < ONE_DAY_S:
+        report.add(
+            SOURCE,
+            "binlog retention",
+            "warning",
+            f"binlogs expire after {seconds / 3600:.1f} h: a source stopped longer than that"
+            " must take a new snapshot",
+            "SET GLOBAL binlog_expire_logs_seconds = 604800 (and in the configuration)",
+        )
+    else:
+        report.add(SOURCE, "binlog retention", "ok", f"binlogs kept {seconds / ONE_DAY_S:.1f} days")
+
+
+def table_facts(
+    conn: pymysql.Connection[Any], table: MyTable, definition: TableDef, report: Assessment
+) -> TableFacts:
+    facts = TableFacts(table.qualified, "")
+    scope = f"table {table.qualified}"
+    name = f"{quote(table.schema)}.{quote(table.name)}"
+    facts.key = f"primary key ({', '.join(table.primary_key)})" if table.primary_key else "none"
+    if not table.primary_key:
+        report.add(
+            scope,
+            "key",
+            "blocker",
+            f"table {table.qualified} has no primary key, so its updates and deletes"
+            " cannot be identified (two equal rows are one key)",
+            f"ALTER TABLE {name} ADD PRIMARY KEY (...), or an AUTO_INCREMENT id column",
+        )
+    with conn.cursor() as cursor:
+        cursor.execute(
+            "SELECT DATA_LENGTH + INDEX_LENGTH AS size, TABLE_ROWS AS estimate"
+            " FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
+            (table.schema, table.name),
+        )
+        row = cursor.fetchone()
+        facts.size_bytes = int(row["size"] or 0)
+        facts.rows = int(row["estimate"] or 0)
+        try:
+            if facts.size_bytes <= EXACT_COUNT_BYTES:
+                cursor.execute(f"SELECT COUNT(*) AS n FROM {name}")
+                facts.rows = int(cursor.fetchone()["n"])
+                facts.rows_exact = True
+            facts.sample_rows, facts.sample_seconds = _sample(conn, name)
+        except (pymysql.err.OperationalError, pymysql.err.ProgrammingError) as exc:
+            if exc.args[0] not in _ACCESS_DENIED:
+                raise
+            report.add(
+                scope,
+                "select privilege",
+                "blocker",
+                f"the source user may not read {table.qualified}: {exc.args[1]}",
+                f"GRANT SELECT ON {name} TO <user>",
+            )
+    if definition.identity:
+        facts.features.append(
+            f"AUTO_INCREMENT column {', '.join(sorted(definition.identity))}: the target's"
+            " counter is set above the source's at cutover"
+        )
+    for column in definition.generated:
+        facts.features.append(
+            f"generated column {column.name} ({column.expression}): streamed as a value;"
+            " a plain column on a PostgreSQL target"
+        )
+    return facts
+
+
+def _sample(conn: pymysql.Connection[Any], name: str) -> tuple[int, float]:
+    """Rows read and seconds taken, streaming (unbuffered), of the first rows."""
+    rows = 0
+    started = time.monotonic()
+    with conn.cursor(pymysql.cursors.SSCursor) as cursor:
+        cursor.execute(f"SELECT * FROM {name} LIMIT {SAMPLE_ROWS}")
+        for _ in cursor:
+            rows += 1
+    return rows, time.monotonic() - started

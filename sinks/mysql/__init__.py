@@ -1,0 +1,1 @@
+"""The MySQL/MariaDB target: the applier, its statements and its tables."""

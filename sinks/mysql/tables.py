@@ -1,0 +1,196 @@
+"""The MySQL/MariaDB target's tables: cdc's own, and the replicated ones as
+information_schema describes them (created or extended with
+`create_tables: true`, by the mapping of `cdc.mysql.target_types`).
+
+Every statement here is DDL or a catalog read, run between transactions:
+MySQL commits an open transaction at any DDL statement.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from cdc.ddl.model import TABLES, Notes, TableDef
+from cdc.errors import TerminalError, TransientError
+from cdc.mysql import ddl as ddl_mysql
+from cdc.mysql.target_types import TargetColumn, mysql_type
+from cdc.schemas import TableSchema
+from sinks.mysql.statements import quote
+
+DDL_LOCK = "cdc_sink_ddl"  # a server-wide name: pipelines sharing a server share it, harmlessly
+DDL_LOCK_WAIT_S = 60
+OFFSETS_DDL = """
+CREATE TABLE IF NOT EXISTS {db}.cdc_offsets (
+    consumer_group VARCHAR(255) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+    topic VARCHAR(255) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+    kafka_partition INT NOT NULL,
+    next_offset BIGINT NOT NULL,
+    updated_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+    PRIMARY KEY (consumer_group, topic, kafka_partition)
+) ENGINE=InnoDB
+"""
+# Keyed by a hash of the key text: InnoDB indexes at most 3072 bytes, and a
+# row key (JSON of the key values) can be longer.
+VERSIONS_DDL = """
+CREATE TABLE IF NOT EXISTS {db}.cdc_row_versions (
+    table_name VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+    key_hash BINARY(32) NOT NULL,
+    row_key LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+    ts_ms BIGINT NOT NULL,
+    kafka_partition INT NOT NULL,
+    kafka_offset BIGINT NOT NULL,
+    PRIMARY KEY (table_name, key_hash)
+) ENGINE=InnoDB
+"""
+_JSON_CHECK = re.compile(r"json_valid\(`((?:[^`]|``)+)`\)", re.IGNORECASE)
+_VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)")
+
+
+def _text(value: Any) -> str:
+    # MySQL 8 returns some information_schema columns as bytes
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _numbers(version: str) -> tuple[int, ...]:
+    found = _VERSION.match(version)
+    return tuple(int(n) for n in found.groups()) if found else (0, 0, 0)
+
+
+def key_collation(version: str) -> str:
+    """The collation of text key columns on a server of this VERSION(): binary
+    and NO PAD, so 'a' and 'a ' are two keys, as in PostgreSQL."""
+    if "mariadb" in version.lower():
+        return "utf8mb4_nopad_bin"
+    return "utf8mb4_0900_bin" if _numbers(version) >= (8, 0, 0) else "utf8mb4_bin"
+
+
+class Catalog:
+    def __init__(self, conn: Any, database: str, version: str, create_tables: bool) -> None:
+        self._conn = conn
+        self._database = database
+        self._create_tables = create_tables
+        self.mariadb = "mariadb" in version.lower()
+        # MySQL 8.0.19+ wants `VALUES (...) AS alias` over VALUES(col) in ODKU
+        self.row_alias = not self.mariadb and _numbers(version) >= (8, 0, 19)
+        self.key_collation = key_collation(version)
+        db = quote(database)
+        with conn.cursor() as cur:
+            cur.execute(OFFSETS_DDL.format(db=db))
+            cur.execute(VERSIONS_DDL.format(db=db))
+
+    def ensure(
+        self, name: str, schemas: Sequence[TableSchema]
+    ) -> tuple[dict[str, TargetColumn], tuple[str, ...]] | None:
+        """The table's columns and primary key, after creating it or adding
+        the columns `schemas` have and it lacks. None: it does not exist and
+        there was nothing to create it from."""
+        columns, key = self.describe(name)
+        missing: dict[str, tuple[TableSchema, Any]] = {}
+        for schema in schemas:
+            for column in schema.columns:
+                if column.name not in columns:
+                    missing.setdefault(column.name, (schema, column))
+        if missing and not self._create_tables:
+            target = f"{self._database}.{name}"
+            raise TerminalError(
+                f"target table {target} lacks {', '.join(missing)} of the source table"
+                if columns
+                else f"target table {target} does not exist",
+                "create it, or set target.create_tables: true",
+            )
+        if missing:
+            with self._ddl_lock():
+                columns, _ = self.describe(name)  # another sink process may have just done it
+                missing = {n: found for n, found in missing.items() if n not in columns}
+                if missing and columns:
+                    self._extend(name, list(missing.values()))
+                elif missing:
+                    self._create(name, schemas[0])
+            if missing and not columns and len(schemas) > 1:
+                return self.ensure(name, schemas)  # the other schemas' columns
+            columns, key = self.describe(name)
+        if not columns:
+            return None
+        if not key:
+            raise TerminalError(
+                f"target table {self._database}.{name} has no primary key",
+                "add the source's primary key to the target table",
+            )
+        return columns, key
+
+    def describe(self, name: str) -> tuple[dict[str, TargetColumn], tuple[str, ...]]:
+        with self._conn.cursor() as cur:
+            json_columns: set[str] = set()
+            if self.mariadb:  # MariaDB's JSON is LONGTEXT with a json_valid() check
+                cur.execute(
+                    "SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS"
+                    " WHERE CONSTRAINT_SCHEMA = %s AND TABLE_NAME = %s",
+                    (self._database, name),
+                )
+                for (clause,) in cur.fetchall():
+                    found = _JSON_CHECK.fullmatch(_text(clause).strip())
+                    if found:
+                        json_columns.add(found.group(1).replace("``", "`"))
+            cur.execute(
+                "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, EXTRA FROM information_schema.COLUMNS"
+                " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION",
+                (self._database, name),
+            )
+            columns = {}
+            for raw in cur.fetchall():
+                column, data_type, column_type, extra = (_text(v) for v in raw)
+                columns[column] = TargetColumn(
+                    column,
+                    data_type.lower(),
+                    column_type.lower(),
+                    json=data_type.lower() == "json" or column in json_columns,
+                    generated="GENERATED" in extra.upper() or "PERSISTENT" in extra.upper(),
+                )
+            cur.execute(
+                "SELECT COLUMN_NAME FROM information_schema.STATISTICS"
+                " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND INDEX_NAME = 'PRIMARY'"
+                " ORDER BY SEQ_IN_INDEX",
+                (self._database, name),
+            )
+            key = tuple(_text(column) for (column,) in cur.fetchall())
+        return columns, key
+
+    @contextmanager
+    def _ddl_lock(self) -> Iterator[None]:
+        """Sink processes of one pipeline (sink.workers, replicas) start
+        together and may create or extend the same table at once; DDL commits
+        on its own, so a named lock takes them one at a time."""
+        with self._conn.cursor() as cur:
+            cur.execute("SELECT GET_LOCK(%s, %s)", (DDL_LOCK, DDL_LOCK_WAIT_S))
+            row = cur.fetchone()
+        if not row or row[0] != 1:
+            raise TransientError(
+                f"another sink process held the lock {DDL_LOCK} for {DDL_LOCK_WAIT_S} s"
+            )
+        try:
+            yield
+        finally:
+            with self._conn.cursor() as cur:
+                cur.execute("SELECT RELEASE_LOCK(%s)", (DDL_LOCK,))
+
+    def _create(self, name: str, schema: TableSchema) -> None:
+        # the DDL `cdc schema` prints, from what the wire schema tells
+        target = (self._database, name)
+        statements = ddl_mysql.render(TableDef.of(schema), target, self.key_collation, Notes())
+        with self._conn.cursor() as cur:
+            for statement in statements:
+                if statement.phase == TABLES:
+                    cur.execute(statement.sql)
+
+    def _extend(self, name: str, missing: list[tuple[TableSchema, Any]]) -> None:
+        # added columns are nullable: the rows already there have no value
+        additions = ", ".join(
+            f"ADD COLUMN {quote(column.name)}"
+            f" {mysql_type(column, schema.connector, False, self.key_collation)} NULL"
+            for schema, column in missing
+        )
+        with self._conn.cursor() as cur:
+            cur.execute(f"ALTER TABLE {quote(self._database)}.{quote(name)} {additions}")
