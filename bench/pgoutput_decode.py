@@ -16,7 +16,8 @@ import json
 import time
 from pathlib import Path
 
-from cdc.postgres.pgoutput import Decoder, Insert
+from cdc.postgres.pgoutput import Decoder
+from cdc.postgres.pgoutput_messages import Insert
 
 FIXTURE = (
     Path(__file__).resolve().parent.parent

@@ -5,219 +5,41 @@ interpolation and readable errors. Connection strings are the secret types of
 `cdc.secrets` (`PostgresDsn`, `MysqlDsn`): repr, str and every dump show the
 password as `***`, and validating one registers its password for redaction.
 
+Sections with more than a few keys have modules of their own: `settings_names` (the
+pipeline's name, `schema.table` names, table selection), `settings_endpoint` (`dsn`,
+`dsn_file`, `tls` of a source or target), `settings_kafka`, `settings_cutover`,
+`settings_tls`.
+
 `python -m cdc.settings` prints the JSON schema committed as `config/schema.json`.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import zlib
-from fnmatch import fnmatchcase
-from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
-    Discriminator,
     Field,
-    Tag,
-    ValidationInfo,
-    WithJsonSchema,
-    field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 
-from cdc.secrets import (
-    MYSQL_DSN_FORM,
-    PG_DSN_FORM,
-    Dsn,
-    MysqlDsn,
-    PostgresDsn,
-    read_secret_file,
-    redact,
-    secret_file_path,
-    setting_error,
-)
+from cdc.secrets import PG_DSN_FORM, PostgresDsn, redact, setting_error
 from cdc.settings_base import SettingsModel, check_host_port, no_default
 from cdc.settings_cutover import CutoverSettings
+from cdc.settings_endpoint import Endpoint, MysqlEndpoint
 from cdc.settings_kafka import KafkaSettings
-from cdc.settings_tls import TlsSettings
+from cdc.settings_names import Name, TableFilter, TableName, Tables
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
-
-
-def _check_name(value: str) -> str:
-    if re.fullmatch(r"[a-z0-9_]{1,63}", value):
-        return value
-    example = re.sub(r"[^a-z0-9_]+", "_", value.lower()).strip("_")[:63] or "orders_migration"
-    raise setting_error(
-        "must be 1 to 63 lowercase letters, digits or underscores"
-        " (what a PostgreSQL replication slot name allows)",
-        f"for example '{example}'",
-    )
-
-
-# schema.table: each part may hold spaces ("public.order items"), but neither starts
-# nor ends with one, which is how a stray space after the dot shows itself.
-_PART = r"[^.\s](?:[^.]*[^.\s])?"
-_TABLE_PATTERN = rf"{_PART}\.{_PART}"
-
-
-def _check_table(value: str) -> str:
-    if re.fullmatch(_TABLE_PATTERN, value):
-        return value
-    raise setting_error(
-        "must be schema.table (for MySQL: database.table)",
-        "for example public.orders; include/exclude patterns may use * and ?, like public.*",
-    )
-
-
-def _lower(value: Any) -> Any:
-    return value.lower() if isinstance(value, str) else value
-
-
-# WithJsonSchema: editors check the form too; the validators give the friendlier message.
-Name = Annotated[
-    str,
-    AfterValidator(_check_name),
-    WithJsonSchema({"type": "string", "pattern": "^[a-z0-9_]{1,63}$"}),
-]
-TableName = Annotated[
-    str,
-    AfterValidator(_check_table),
-    WithJsonSchema({"type": "string", "pattern": f"^{_TABLE_PATTERN}$"}),
-]
 ConflictPolicy = Literal["source-wins", "target-wins", "last-writer-wins", "error"]
 
 
-class TableFilter(SettingsModel):
-    """Tables chosen by glob patterns (`*`, `?`, `[abc]`) on `schema.table`."""
-
-    include: list[TableName] = Field(
-        min_length=1, description="a list of schema.table patterns, like [public.*]"
-    )
-    exclude: list[TableName] = Field(
-        default_factory=list, description="a list of patterns to leave out, like [public.tmp_*]"
-    )
-
-    def matches(self, schema: str, table: str) -> bool:
-        name = f"{schema}.{table}"
-        included = any(fnmatchcase(name, pattern) for pattern in self.include)
-        return included and not any(fnmatchcase(name, pattern) for pattern in self.exclude)
-
-
-def _tables_kind(value: Any) -> str | None:
-    if isinstance(value, list):
-        return "table-list"
-    return "table-filter" if isinstance(value, dict | TableFilter) else None
-
-
-Tables = Annotated[
-    Annotated[list[TableName], Tag("table-list")] | Annotated[TableFilter, Tag("table-filter")],
-    Discriminator(
-        _tables_kind,
-        custom_error_type="cdc_config",
-        custom_error_message="{message}",
-        custom_error_context={
-            "message": "must be a list of schema.table names or a mapping with include/exclude",
-            "hint": "for example [public.orders, public.customers] or {include: [public.*]}",
-        },
-    ),
-    Field(
-        description="tables to replicate: [schema.table, ...] or {include: [...], exclude: [...]}"
-    ),
-]
-DsnFile = Annotated[
-    Path | None,
-    Field(
-        description="file holding the DSN, instead of dsn; relative: to $CREDENTIALS_DIRECTORY"
-        " if set, else to the config file's directory"
-    ),
-]
-
-
-# --- sources and targets ----------------------------------------------------------------------
-
-
-class _Failed:
-    """A dsn_file problem, carried from the model validator to the dsn_file field so that it is
-    reported at `dsn_file` while the section's other keys are still checked."""
-
-    def __init__(self, error: PydanticCustomError) -> None:
-        self.error = error
-
-
-def _dsn_or_file(schema: dict[str, Any]) -> None:
-    required = schema.get("required")
-    if isinstance(required, list) and "dsn" in required:
-        required.remove("dsn")
-    schema["oneOf"] = [{"required": ["dsn"]}, {"required": ["dsn_file"]}]
-
-
-class _Endpoint(SettingsModel):
-    """Where to connect: `dsn`, or `dsn_file` naming a file that holds it."""
-
-    model_config = ConfigDict(json_schema_extra=_dsn_or_file)
-    dsn_type: ClassVar[type[Dsn]]
-    # Subclasses narrow type and dsn; the fields keep this order in dumps.
-    type: str
-    dsn: Dsn
-    dsn_file: DsnFile = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _read_dsn_file(cls, data: Any, info: ValidationInfo) -> Any:
-        if not isinstance(data, dict) or data.get("dsn_file") is None:
-            return data
-        data = dict(data)
-        if "dsn" in data:
-            data["dsn_file"] = _Failed(setting_error("set dsn or dsn_file, not both", "remove one"))
-            return data
-        if not isinstance(data["dsn_file"], str):
-            data["dsn"] = cls.dsn_type("")  # never used: dsn_file's type error is the one to fix
-            return data
-        config_dir = info.context.get("config_dir") if isinstance(info.context, dict) else None
-        path = data["dsn_file"] = secret_file_path(data["dsn_file"], config_dir)
-        try:
-            data["dsn"] = cls.dsn_type.parse(read_secret_file(path))
-        except PydanticCustomError as error:
-            message, hint = (str((error.context or {}).get(key, "")) for key in ("message", "hint"))
-            if str(path) not in message:
-                message = f"{path}: {message}"
-            data["dsn_file"] = _Failed(setting_error(message, hint))
-            data["dsn"] = cls.dsn_type("")  # never used: validation fails at dsn_file
-        return data
-
-    @field_validator("dsn_file", mode="before", check_fields=False)
-    @classmethod
-    def _report_dsn_file(cls, value: Any) -> Any:
-        if isinstance(value, _Failed):
-            raise value.error
-        return value
-
-
-class _MysqlEndpoint(_Endpoint):
-    dsn_type = MysqlDsn
-    dsn: MysqlDsn = Field(description=f"MySQL/MariaDB connection URL: {MYSQL_DSN_FORM}")
-    tls: TlsSettings | None = Field(
-        None,
-        description="connect over TLS: {ca_file: ..., verify_hostname: true}; none: the driver"
-        " uses TLS when the server offers it, without verifying the certificate",
-    )
-
-    @model_validator(mode="after")
-    def _dsn_with_tls(self) -> Self:
-        if self.tls is not None:
-            self.dsn = self.dsn.with_tls(self.tls.ssl_context())
-        return self
-
-
-class _Source(_Endpoint):
+class _Source(Endpoint):
     tables: Tables
 
     def selects(self, schema: str, table: str) -> bool:
@@ -250,7 +72,7 @@ def default_server_id(name: str) -> int:
     return 4_242_000_000 + zlib.crc32(name.encode()) % 50_000_000
 
 
-class MysqlSource(_MysqlEndpoint, _Source):
+class MysqlSource(MysqlEndpoint, _Source):
     """Read changes from the MySQL/MariaDB binlog (binlog_format=ROW)."""
 
     type: Literal["mysql"]
@@ -277,7 +99,7 @@ class TableOverride(SettingsModel):
     conflict: ConflictPolicy = Field(description=_CONFLICT)
 
 
-class _Target(_Endpoint):
+class _Target(Endpoint):
     conflict: ConflictPolicy = Field("source-wins", description=_CONFLICT)
     tables: dict[TableName, TableOverride] = Field(
         default_factory=dict, description="per-table overrides: {schema.table: {conflict: ...}}"
@@ -297,7 +119,7 @@ class PostgresTarget(_Target):
     dsn: PostgresDsn = Field(description=f"PostgreSQL connection string: {PG_DSN_FORM}")
 
 
-class MysqlTarget(_MysqlEndpoint, _Target):
+class MysqlTarget(MysqlEndpoint, _Target):
     """Apply changes to MySQL/MariaDB."""
 
     type: Literal["mysql"]
@@ -359,6 +181,10 @@ class MetricsSettings(SettingsModel):
         """(host, port) for a server socket, IPv6 brackets removed."""
         host, _, port = self.listen.rpartition(":")
         return host.strip("[]"), int(port)
+
+
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
 
 
 class LogSettings(SettingsModel):

@@ -23,7 +23,9 @@ import psycopg
 import pymysql
 import yaml
 
-from cdc.migrate.verify.canonical import digest, mysql_rows, pg_rows
+from cdc.migrate.verify.canonical import digest
+from cdc.mysql.verify_sql import table_rows as mysql_rows
+from cdc.postgres.verify_sql import table_rows as pg_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV = ROOT / ".dev"

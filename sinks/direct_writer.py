@@ -2,10 +2,11 @@
 through the sink's own path: the same wire values, transforms, table
 creation and type conversion as a streamed change, minus Kafka.
 
-Each chunk is one target transaction together with its progress row (see
-`sinks.postgres.copy_progress`). Copied rows are inserts on a target that lacks them;
-a key the target holds after all (a chunk of a newer snapshot on resume,
-rows put there by hand) is resolved by the conflict policy, as in the sink.
+Each chunk is one target transaction together with its progress row (the
+applier's `copy_progress`, `cdc.bulk`). Copied rows are inserts on a target
+that lacks them; a key the target holds after all (a chunk of a newer
+snapshot on resume, rows put there by hand) is resolved by the conflict
+policy, as in the sink.
 """
 
 from __future__ import annotations
@@ -15,39 +16,40 @@ from collections.abc import Sequence
 import orjson
 
 from cdc import values
+from cdc.applier import Applier
+from cdc.bulk import CopyProgress, CopyTarget, RangeState
 from cdc.changes import Change
 from cdc.errors import TerminalError
 from cdc.events import ChangeEvent
 from cdc.schemas import TableSchema
-from cdc.settings import Settings
 from sinks.collapse import collapse
-from sinks.mysql.applier import MysqlApplier
-from sinks.postgres.applier import PostgresApplier
-from sinks.postgres.copy_progress import CopyProgress, RangeState
-from sinks.worker import build_applier
 from transforms.base import TransformError
 from transforms.pipeline import Pipeline
 
 
 class DirectWriter:
-    """Writes chunks of one pipeline's snapshot into its target."""
+    """Writes chunks of one pipeline's snapshot into its target as rows: the
+    `BulkWriter` of a target that takes no COPY stream (MySQL), and the rows
+    path of one that does (`sinks.postgres.bulk_writer`).
 
-    def __init__(self, settings: Settings) -> None:
-        applier = build_applier(settings)
-        assert isinstance(applier, PostgresApplier | MysqlApplier)
+    `progress` is on the applier's connection: `record` runs in the
+    transaction `apply` writes the chunk in."""
+
+    def __init__(self, applier: Applier, progress: CopyProgress, transforms: Pipeline) -> None:
         self._applier = applier
-        self._transforms = Pipeline.from_settings(settings.transforms)
-        self.progress: CopyProgress = applier.copy_progress(settings.name)
+        self._progress = progress
+        self._transforms = transforms
+
+    @property
+    def progress(self) -> CopyProgress:
+        return self._progress
 
     @property
     def transforms(self) -> bool:
         return bool(self._transforms)
 
-    def prepare_table(self, schema: TableSchema) -> dict[str, str] | None:
-        """A PostgreSQL target's column types (the table created first when
-        allowed); None on a MySQL target."""
-        if isinstance(self._applier, PostgresApplier):
-            return self._applier.prepare_table((schema.schema, schema.table), schema)
+    def prepare(self, schema: TableSchema) -> CopyTarget | None:
+        """None: every table takes rows, created by the applier when allowed."""
         return None
 
     def write(self, schema: TableSchema, events: Sequence[ChangeEvent], state: RangeState) -> None:
@@ -81,8 +83,14 @@ class DirectWriter:
             if change is not None:
                 changes.append(change)
         self._applier.apply(
-            list(collapse(changes)), {}, lambda _: self.progress.record(state, len(events))
+            list(collapse(changes)), {}, lambda _: self._progress.record(state, len(events))
         )
+
+    def defer_keys(self, tables: Sequence[TableSchema], todo: Sequence[RangeState]) -> None:
+        """Nothing to defer: no table is loaded as a COPY stream."""
+
+    def build_keys(self) -> None:
+        """Nothing deferred to build."""
 
     def close(self) -> None:
         self._applier.close()

@@ -1,8 +1,9 @@
 """Replay: move a sink's stored positions back, so its next run re-applies from there.
 
-The sink resumes from the target's `cdc_offsets` (see `sinks.worker`), so a
-replay only rewrites those rows, through the target's own applier and in one
-transaction. Applying a change twice yields the same rows, so re-applying
+The sink resumes from the target's `cdc_offsets` (see `sinks.worker`; read
+by `cdc.target_offsets`), so a replay only rewrites those rows, through the
+target's own applier (`Applier.apply` with no rows: the offsets alone) and
+in one transaction. Applying a change twice yields the same rows, so re-applying
 what the target already has is harmless; a replay never moves a position
 forward, which would skip changes.
 

@@ -1,10 +1,14 @@
 """The sink worker: consume the pipeline's table topics, apply them in batches.
 
 Resume contract: the target's `cdc_offsets` table is the truth. On every
-partition assignment the worker seeks to the offsets stored there, which were
-written in the same transaction as the rows they cover; Kafka's committed
-offsets are only a hint for monitoring tools. Replaying from older offsets
-re-applies changes, and applying a change twice yields the same rows.
+partition assignment the worker seeks to the offsets stored there
+(`Applier.committed_offsets`, read by `cdc.target_offsets`). The offset
+commit that counts is not in this module: the worker hands a batch's next
+offsets to `Applier.apply`, which writes them in the batch's own target
+transaction, with its rows (`sinks.postgres.offsets`, `sinks.mysql.offsets`).
+Kafka's committed offsets (`_commit_hint`) are only a hint for monitoring
+tools. Replaying from older offsets re-applies changes, and applying a change
+twice yields the same rows.
 """
 
 from __future__ import annotations
@@ -28,19 +32,16 @@ from confluent_kafka import (
 from cdc import envelope, metrics
 from cdc.applier import Applier, ApplyResult
 from cdc.changes import Change
-from cdc.errors import TransientError
+from cdc.errors import EventError, TransientError
 from cdc.events import Op
 from cdc.schemas import SCHEMA_HEADER, fingerprint_of
-from cdc.settings import PostgresTarget, Settings
+from cdc.settings import Settings
 from cdc.topics import table_topics_pattern
 from sinks import inserts
 from sinks.collapse import collapse
 from sinks.dead_letters import DeadLetters
 from sinks.inserts import DirectInserter
-from sinks.mysql.applier import MysqlApplier
-from sinks.postgres.applier import PostgresApplier
 from sinks.schema_cache import SchemaCache
-from transforms.base import TransformError
 from transforms.pipeline import Pipeline
 
 log = structlog.get_logger(__name__)
@@ -96,23 +97,10 @@ REJECTED = (
 _OBJECT_OR_NULL = (dict, type(None))  # a tuple: isinstance is quicker with it than with a union
 
 
-class PoisonMessageError(ValueError):
+class PoisonMessageError(EventError):
     """A message the sink cannot read: it goes to the dead-letter topic."""
 
-
-def build_applier(settings: Settings) -> Applier:
-    target = settings.target
-    assert target is not None
-    if isinstance(target, PostgresTarget):
-        return PostgresApplier(
-            target.dsn.get_secret_value(),
-            settings.consumer_group,
-            target.conflict_for,
-            target.create_tables,
-        )
-    return MysqlApplier(
-        target.dsn, settings.consumer_group, target.conflict_for, target.create_tables
-    )
+    reason = "decode"
 
 
 class SinkWorker:
@@ -233,21 +221,18 @@ class SinkWorker:
             value = msg.value()
             if value is None:
                 continue  # a tombstone: its delete came just before it
+            change: Change | None = None
             try:
                 change = self._decode(msg, value, topic, partition, offset)
-            except PoisonMessageError as exc:
-                self._dead.send(msg, topic, "decode", str(exc))
+                if transforms is not None:
+                    change = transforms.apply(change)
+            except EventError as exc:
+                # a message that does not decode has no table yet: its topic stands in
+                table = topic if change is None else f"{change.schema.schema}.{change.schema.table}"
+                self._dead.send(msg, table, exc.reason, str(exc))
                 continue
-            if transforms is not None:
-                try:
-                    transformed = transforms.apply(change)
-                except TransformError as exc:
-                    table = f"{change.schema.schema}.{change.schema.table}"
-                    self._dead.send(msg, table, "transform", str(exc))
-                    continue
-                if transformed is None:
-                    continue  # filtered out; its offset above still moves past it
-                change = transformed
+            if change is None:
+                continue  # filtered out; its offset above still moves past it
             changes.append(change)
             sources[id(change)] = msg
         return changes, offsets, sources

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from cdc.changes import Change
+from cdc.errors import EventError
 from cdc.schemas import TableSchema
 
 
@@ -47,8 +48,10 @@ class Transform(Protocol):
     def schema(self, schema: TableSchema) -> TableSchema: ...
 
 
-class TransformError(ValueError):
+class TransformError(EventError):
     """This one change cannot be transformed: it goes to the dead-letter topic."""
+
+    reason = "transform"
 
 
 class SchemaError(Exception):

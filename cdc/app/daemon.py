@@ -10,7 +10,8 @@ from pathlib import Path
 import structlog
 
 from cdc import metrics, systemd
-from cdc.app.lifecycle import MAX_BACKOFF_S, TRANSIENT, Stopper
+from cdc.app.lifecycle import Stopper
+from cdc.app.retrying import TRANSIENT, retrying
 from cdc.app.sink_loop import run_sink
 from cdc.app.sink_workers import run_sink_workers
 from cdc.errors import TerminalError
@@ -18,7 +19,6 @@ from cdc.health import Health, serve
 from cdc.kafka.connection import check_access
 from cdc.kafka.offsets import KafkaOffsetStore
 from cdc.kafka.publisher import KafkaPublisher, TopicLayout
-from cdc.refusals import refusal
 from cdc.settings import PostgresSource as PostgresSettings
 from cdc.settings import Settings
 from cdc.source import IDLE, Source
@@ -32,15 +32,22 @@ POLL_INTERVAL_S = 0.2
 
 
 def build_source(settings: Settings, offsets: KafkaOffsetStore) -> Source:
-    # Engines import lazily: a PostgreSQL pipeline does not load the binlog reader.
-    direct = settings if settings.snapshot.mode == "direct" else None
+    """The pipeline's source; with `snapshot.mode: direct`, wired to copy its
+    snapshot into the target (`cdc.app.direct_copy`) before it streams."""
+    # Engines import lazily: a PostgreSQL pipeline does not load the binlog reader,
+    # and only a direct copy loads the target's writer on the source's side.
+    copy = None
+    if settings.snapshot.mode == "direct":
+        from cdc.app.direct_copy import direct_copy  # noqa: PLC0415
+
+        copy = direct_copy(settings)
     if isinstance(settings.source, PostgresSettings):
         from cdc.postgres.source import PostgresSource  # noqa: PLC0415
 
-        return PostgresSource(settings.source, settings.snapshot, offsets, direct)
+        return PostgresSource(settings.source, settings.snapshot, offsets, copy)
     from cdc.mysql.source import MysqlSource  # noqa: PLC0415
 
-    return MysqlSource(settings.source, settings.snapshot, offsets, settings.name, direct)
+    return MysqlSource(settings.source, settings.snapshot, offsets, settings.name, copy)
 
 
 def run(
@@ -106,31 +113,28 @@ def run_source(settings: Settings, stopper: Stopper, health: Health, grace_s: fl
         kafka.producer_config(),
         client_id=f"cdc-{settings.name}",
     )
-    backoff = 1.0
-    while not stopper.event.is_set():
+
+    def stream() -> None:
         source = build_source(settings, offsets)
         try:
             _pump(source, publisher, health, stopper, grace_s)
-            backoff = 1.0
-        except TRANSIENT as exc:
-            if (terminal := refusal(exc)) is not None:
-                raise terminal from exc
+        except TRANSIENT:
             # The stream resumes from the last acknowledged position. What
-            # Kafka accepted is still acknowledged: snapshot progress lives
-            # in Kafka, not in the lost connection.
-            health.set_ready(False)
+            # Kafka accepted is still acknowledged, before the source closes:
+            # snapshot progress lives in Kafka, not in the lost connection.
             publisher.flush(grace_s)
             _acknowledge(publisher, source)
-            metrics.SOURCE_RECONNECTS.inc()
-            log.warning("source_reconnecting", error=str(exc), in_s=backoff)
-            systemd.notify(systemd.status(f"source reconnecting in {backoff:.0f} s: {exc}"))
-            # Waiting out a backoff is the loop working, not stalling: neither the watchdog
-            # nor a liveness probe should turn an outage into a restart loop.
-            health.beat()
-            stopper.event.wait(backoff)
-            backoff = min(backoff * 2, MAX_BACKOFF_S)
+            raise
         finally:
             _close_quietly(source)
+
+    retrying(
+        stream,
+        role="source",
+        stop=stopper.event,
+        health=health,
+        reconnects=metrics.SOURCE_RECONNECTS,
+    )
     log.info("source_stopped", in_flight=publisher.in_flight)
 
 

@@ -1,5 +1,4 @@
-"""What every role's process shares: the stop signal, the exit status of a
-role, and the backoff between reconnects."""
+"""What every role's process shares: the stop signal and the exit status of a role."""
 
 from __future__ import annotations
 
@@ -8,19 +7,12 @@ import threading
 from collections.abc import Callable
 from types import FrameType
 
-import psycopg
-import pymysql
 import structlog
 
 from cdc import systemd
-from cdc.errors import TerminalError, TransientError
-from cdc.postgres.replication import ReplicationError
+from cdc.errors import TerminalError
 
 log = structlog.get_logger(__name__)
-
-MAX_BACKOFF_S = 30.0
-# Failures that a new connection can cure: a server restart, a network cut.
-TRANSIENT = (psycopg.OperationalError, pymysql.OperationalError, ReplicationError, TransientError)
 
 
 class Stopper:

@@ -8,8 +8,9 @@ from typing import Any
 
 import structlog
 
-from cdc import metrics, systemd
-from cdc.app.lifecycle import MAX_BACKOFF_S, TRANSIENT, Stopper
+from cdc import metrics
+from cdc.app.lifecycle import Stopper
+from cdc.app.retrying import TRANSIENT, retrying
 from cdc.errors import TerminalError
 from cdc.health import Health
 from cdc.refusals import refusal
@@ -28,37 +29,39 @@ SINK_GC_THRESHOLD = (200_000, 20, 20)
 
 
 def run_sink(settings: Settings, stopper: Stopper, health: Health) -> None:
-    from sinks.worker import SinkWorker, build_applier  # noqa: PLC0415 (not for source-only runs)
+    # not for source-only runs
+    from cdc.app.appliers import build_applier  # noqa: PLC0415
+    from sinks.worker import SinkWorker  # noqa: PLC0415
 
     if settings.target is None:
         raise TerminalError("the pipeline has no target", "add a target: section to run a sink")
     # Made in the loop: a target that is down at start-up is retried like one
     # lost later, not a crash (a refused login stops it: cdc.refusals).
     worker: SinkWorker | None = None
-    backoff = 1.0
+
+    def apply_batch() -> None:
+        nonlocal worker
+        if worker is None:
+            worker = SinkWorker(settings, lambda: build_applier(settings))
+            gc.freeze()  # what start-up allocated lives on: out of every later collection
+            gc.set_threshold(*SINK_GC_THRESHOLD)
+        worker.run_once()
+        health.set_ready(True)
+        health.beat()
+
+    def reconnect() -> None:
+        if worker is not None:
+            _reconnect_quietly(worker)
+
     try:
-        while not stopper.event.is_set():
-            try:
-                if worker is None:
-                    worker = SinkWorker(settings, lambda: build_applier(settings))
-                    gc.freeze()  # what start-up allocated lives on: out of every later collection
-                    gc.set_threshold(*SINK_GC_THRESHOLD)
-                worker.run_once()
-                health.set_ready(True)
-                health.beat()
-                backoff = 1.0
-            except TRANSIENT as exc:
-                if (terminal := refusal(exc)) is not None:
-                    raise terminal from exc
-                health.set_ready(False)
-                metrics.SINK_RECONNECTS.inc()
-                log.warning("sink_reconnecting", error=str(exc), in_s=backoff)
-                systemd.notify(systemd.status(f"sink reconnecting in {backoff:.0f} s: {exc}"))
-                health.beat()  # as in run_source: a backoff is not a stall
-                stopper.event.wait(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_S)
-                if worker is not None:
-                    _reconnect_quietly(worker)
+        retrying(
+            apply_batch,
+            role="sink",
+            stop=stopper.event,
+            health=health,
+            reconnects=metrics.SINK_RECONNECTS,
+            recover=reconnect,
+        )
     finally:
         if worker is not None:
             worker.close()

@@ -9,11 +9,10 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from cdc.app.engines import engine_for
 from cdc.commands.common import config_option, load_or_exit
-from cdc.migrate.assess.model import Assessment
+from cdc.engine.assessment import Assessment, human_size
 from cdc.migrate.assess.run import assess as run_assessment
-from cdc.migrate.assess.target import human_size
-from cdc.migrate.schema.apply import DB_ERRORS
 from cdc.secrets import redact
 
 EXIT_BLOCKERS = 1
@@ -79,9 +78,11 @@ def assess(path: Path, as_json: bool) -> None:
     2 could not run (bad configuration, source unreachable).
     """
     settings = load_or_exit(path)
+    source = engine_for(settings.source)
+    target = None if settings.target is None else engine_for(settings.target)
     try:
-        report = run_assessment(settings)
-    except DB_ERRORS as exc:
+        report = run_assessment(settings, source, target)
+    except source.errors as exc:
         click.echo(
             redact(f"cdc assess: cannot read the source: {type(exc).__name__}: {exc}"), err=True
         )

@@ -37,13 +37,14 @@ def cutover(path: Path, as_json: bool, metrics_listen: str | None) -> None:
     Exit status: 0 cut over (or already), 1 a gate failed or a step could not finish
     (which and why on stderr), 2 could not run (configuration, a server unreachable).
     """
+    from cdc.app.engines import engine_for  # noqa: PLC0415
     from cdc.migrate.cutover.run import cutover as run_cutover  # noqa: PLC0415
 
     report = run_step(
         "cutover",
         path,
         metrics_listen,
-        lambda settings: run_cutover(settings, path, progress(as_json)),
+        lambda settings: run_cutover(settings, path, progress(as_json), engine_for),
     )
     if as_json:
         echo_json(dataclasses.asdict(report))

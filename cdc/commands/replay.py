@@ -52,6 +52,7 @@ def replay(
     an offset past the sink's position or before what Kafka still holds).
     """
     # Imported here: `cdc config` and `cdc run --role source` need no sink code.
+    from cdc.app.appliers import build_applier  # noqa: PLC0415
     from sinks.replay import (  # noqa: PLC0415
         Replay,
         ReplayInputError,
@@ -60,7 +61,6 @@ def replay(
         rewind,
         stored_offsets,
     )
-    from sinks.worker import build_applier  # noqa: PLC0415
 
     if (timestamp is None) == (offsets is None):
         _fail("give exactly one of --from-timestamp and --from-offsets", EXIT_CONFIG)

@@ -35,10 +35,14 @@ def rollback(path: Path, as_json: bool, metrics_listen: str | None) -> None:
     Exit status: 0 rolled back (or already), 1 a step could not finish (the reverse
     pipeline did not catch up in cutover.fence.timeout_s), 2 could not run.
     """
+    from cdc.app.engines import engine_for  # noqa: PLC0415
     from cdc.migrate.cutover.rollback import rollback as run_rollback  # noqa: PLC0415
 
     report = run_step(
-        "rollback", path, metrics_listen, lambda settings: run_rollback(settings, progress(as_json))
+        "rollback",
+        path,
+        metrics_listen,
+        lambda settings: run_rollback(settings, progress(as_json), engine_for),
     )
     if as_json:
         echo_json(dataclasses.asdict(report))

@@ -10,11 +10,12 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from cdc.app.engines import engine_for
 from cdc.commands.common import EXIT_CONFIG, config_option, load_or_exit
 from cdc.ddl.model import AFTER_COPY, TABLES, Statement
-from cdc.migrate.connections import is_postgres, mysql_connect, pg_connect
-from cdc.migrate.schema.apply import DB_ERRORS, MysqlTarget, Outcome, PostgresTarget, apply
-from cdc.migrate.schema.plan import SchemaPlan, build, mysql_key_collation, read_tables
+from cdc.engine import Sides
+from cdc.migrate.schema.apply import Outcome, apply
+from cdc.migrate.schema.plan import SchemaPlan, build
 from cdc.secrets import redact
 from cdc.settings import Settings
 
@@ -34,22 +35,14 @@ def _fail(message: str) -> NoReturn:
 
 
 def _plan_and_apply(
-    settings: Settings, run: bool, phases: tuple[str, ...]
+    settings: Settings, sides: Sides, run: bool, phases: tuple[str, ...]
 ) -> tuple[SchemaPlan, list[Outcome]]:
-    target = settings.target
-    assert target is not None
-    tables = read_tables(settings)
-    if is_postgres(target):
-        plan = build(settings, tables)
-        if not run:
-            return plan, []
-        with pg_connect(target.dsn) as conn:
-            wanted = [s for s in plan.statements if s.phase in phases]
-            return plan, apply(PostgresTarget(conn), wanted)
-    with mysql_connect(target.dsn) as conn:
-        plan = build(settings, tables, mysql_key_collation(conn))
-        wanted = [s for s in plan.statements if s.phase in phases]
-        return plan, apply(MysqlTarget(conn), wanted) if run else []
+    plan = build(settings, sides, sides.source.table_defs(), sides.target.ddl())
+    if not run:
+        return plan, []
+    wanted = [s for s in plan.statements if s.phase in phases]
+    with sides.target.catalog() as catalog:
+        return plan, apply(catalog, wanted, sides.target.errors)
 
 
 def _statement_json(statement: Statement) -> dict[str, str]:
@@ -120,9 +113,10 @@ def schema(path: Path, run: bool, phase: str, as_json: bool) -> None:
         click.echo(f"cdc schema: {path} has no target: there is no schema to create", err=True)
         raise SystemExit(EXIT_CONFIG)
     phases = _PHASES[phase]
+    sides = Sides.of(settings, engine_for)
     try:
-        plan, outcomes = _plan_and_apply(settings, run, phases)
-    except DB_ERRORS as exc:
+        plan, outcomes = _plan_and_apply(settings, sides, run, phases)
+    except (*sides.source.errors, *sides.target.errors) as exc:
         _fail(f"{type(exc).__name__}: {str(exc).strip()}")
     failed = [o for o in outcomes if o.action in ("differs", "failed")]
     ok = not plan.notes.problems and not failed

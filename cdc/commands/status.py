@@ -22,11 +22,12 @@ def status(path: Path, as_json: bool) -> None:
 
     Exit status: 0 shown, 2 could not run (configuration, a server unreachable).
     """
-    from cdc.migrate.status import status as read_status  # noqa: PLC0415
+    from cdc.app.engines import engine_for  # noqa: PLC0415
+    from cdc.migrate.status.run import status as read_status  # noqa: PLC0415
 
     settings = load(path)
     try:
-        found = read_status(settings)
+        found = read_status(settings, engine_for)
     except Exception as exc:  # a server down: say which and stop
         fail("status", f"{type(exc).__name__}: {exc}", EXIT_COULD_NOT_RUN)
     if as_json:

@@ -81,6 +81,7 @@ def verify(
     reported as unconfirmed (exit 1).
     """
     # Imported here: other commands need no database drivers for verify.
+    from cdc.app.engines import engine_for  # noqa: PLC0415
     from cdc.health import Health, serve  # noqa: PLC0415
     from cdc.migrate.verify.run import VerifyError  # noqa: PLC0415
     from cdc.migrate.verify.run import verify as run_verify  # noqa: PLC0415
@@ -91,6 +92,7 @@ def verify(
     try:
         report = run_verify(
             settings,
+            engine_for,
             names,
             chunk_rows=chunk_rows,
             wait_timeout_s=wait_timeout,

@@ -21,6 +21,7 @@ from confluent_kafka import KafkaError, Message, Producer
 from prometheus_client import Counter
 
 from cdc import envelope, metrics
+from cdc.errors import TerminalError
 from cdc.events import ChangeEvent, EncodedChanges, Op
 from cdc.kafka.admin import COMPACTED, TopicAdmin
 from cdc.kafka.connection import KafkaConnection, client_config
@@ -86,9 +87,16 @@ class _Segment:
             self._publisher._watermark.delivered(self.ticket)
 
 
-class DeliveryError(RuntimeError):
+class DeliveryError(TerminalError):
     """Kafka refused or timed out a message: terminal for the process, which
-    restarts from the last acknowledged position."""
+    restarts from the last acknowledged position. Not transient: the publisher
+    stays failed, so that no checkpoint after the lost message is acknowledged."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(
+            message,
+            "fix what Kafka reports; a restart resumes from the last position Kafka acknowledged",
+        )
 
 
 @dataclass(frozen=True, slots=True)

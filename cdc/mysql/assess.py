@@ -10,11 +10,11 @@ import pymysql
 import pymysql.cursors
 
 from cdc.ddl.model import TableDef
-from cdc.migrate.assess.model import EXACT_COUNT_BYTES, SAMPLE_ROWS, Assessment, TableFacts
+from cdc.engine.assessment import EXACT_COUNT_BYTES, SAMPLE_ROWS, Assessment, TableFacts
 from cdc.mysql.catalog import MyTable
+from cdc.mysql.dialect import qualified
 from cdc.mysql.setup import is_mariadb, server_problems
 from cdc.settings import MysqlSource
-from sinks.mysql.statements import quote
 
 SOURCE = "source"
 ONE_DAY_S = 86_400
@@ -74,7 +74,7 @@ def table_facts(
 ) -> TableFacts:
     facts = TableFacts(table.qualified, "")
     scope = f"table {table.qualified}"
-    name = f"{quote(table.schema)}.{quote(table.name)}"
+    name = qualified(table.schema, table.name)
     facts.key = f"primary key ({', '.join(table.primary_key)})" if table.primary_key else "none"
     if not table.primary_key:
         report.add(

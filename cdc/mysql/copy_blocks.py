@@ -26,7 +26,7 @@ import pymysql.cursors
 
 from cdc.errors import TerminalError
 from cdc.mysql.catalog import MyTable
-from cdc.mysql.snapshot import quote_name
+from cdc.mysql.dialect import qualified, quote
 
 MAX_GROUP_ROWS = 1000
 # bytes of COPY line a stored byte may become (hex doubles bytes; quotes, escapes)
@@ -56,8 +56,8 @@ def read_blocks(
 ) -> Iterator[tuple[list[str], int | None, bool]]:
     """(blocks of lines, last key, done) per chunk of the key range
     `bounds` (inclusive lower, exclusive upper; None: open) after `after`."""
-    key = quote_name(table.primary_key[0])
-    source = f"{quote_name(table.schema)}.{quote_name(table.name)}"
+    key = quote(table.primary_key[0])
+    source = qualified(table.schema, table.name)
     lower, upper = bounds
     in_range = [f"{key} >= {int(lower)}"] if lower is not None else []
     in_range += [f"{key} < {int(upper)}"] if upper is not None else []

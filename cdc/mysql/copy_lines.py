@@ -4,9 +4,9 @@ a PostgreSQL target.
 Decoding rows in Python is what limits the row path (`sinks.direct_writer`):
 here the source server formats each row as one COPY line and Python only
 moves the lines to the target's COPY. Each column is formatted the way the
-row path converts it into the type `target.create_tables` gives it (see
-`cdc.postgres.target_types`); a table with any other column type, or whose target
-column has another type, takes the row path.
+row path converts it into the type `target.create_tables` gives it; a table
+with any other column type, or whose target column has another type (not
+`native` in the target's `cdc.bulk.CopyTarget`), takes the row path.
 
 The lines are CSV (`COPY ... (FORMAT csv)`): text is quoted with its quotes
 doubled, one REPLACE per value, where the text format needs four (backslash,
@@ -20,18 +20,14 @@ literals, so they mean the same whatever the server's `sql_mode`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-from cdc.mysql.snapshot import quote_name
-from cdc.postgres.target_types import pg_type
+from cdc.bulk import CopyTarget
+from cdc.mysql.dialect import quote
 from cdc.schemas import Column, TableSchema
 
 _BACKSLASH = "CHAR(92 USING utf8mb4)"
-COPY_OPTIONS = "(FORMAT csv)"
 _NUMBER_SOURCES = ("tinyint", "smallint", "mediumint", "int", "bigint", "year", "decimal")
 _TEXT_SOURCES = ("char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "json")
 _BYTES_SOURCES = ("binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob")
-_ZONES = ((" without time zone", ""), (" with time zone", "tz"))
 
 
 def _quoted(expr: str) -> str:
@@ -47,7 +43,7 @@ def _no_zero_date(name: str, value: str) -> str:
 
 def _field(column: Column, zero_dates: str) -> str | None:
     """The SQL of one column's CSV field (NULL still to be replaced), or None."""
-    name = quote_name(column.name)
+    name = quote(column.name)
     source = column.type
     if source.startswith(_NUMBER_SOURCES):
         return name
@@ -66,22 +62,12 @@ def _field(column: Column, zero_dates: str) -> str | None:
     return None
 
 
-def _short(target_type: str) -> str:
-    """format_type()'s name as `cdc.postgres.target_types` writes it:
-    timestamp(6) with time zone -> timestamptz(6)."""
-    for long, short in _ZONES:
-        if target_type.endswith(long) and target_type.startswith("timestamp"):
-            return target_type.removesuffix(long).replace("timestamp", "timestamp" + short, 1)
-    return target_type
-
-
-def line_sql(schema: TableSchema, target_types: Mapping[str, str], zero_dates: str) -> str | None:
+def line_sql(schema: TableSchema, target: CopyTarget, zero_dates: str) -> str | None:
     """The select expression of one CSV COPY line per row, for a statement with
     parameters (`%` doubled), or None when a column needs the row path."""
     fields = []
     for column in schema.columns:
-        target = target_types.get(column.name)
-        if target is None or _short(target) != pg_type(column, "mysql"):
+        if column.name not in target.native:
             return None  # not the type create_tables gives: the row path converts it
         field = _field(column, zero_dates)
         if field is None:

@@ -9,9 +9,9 @@ from __future__ import annotations
 from cdc.ddl import defaults as ddl_defaults
 from cdc.ddl.model import AFTER_COPY, TABLES, Index, Notes, Statement, TableDef
 from cdc.ddl.type_notes import on_update_comment, type_note
+from cdc.mysql.dialect import qualified, quote
 from cdc.mysql.target_types import mysql_type
 from cdc.schemas import Column
-from sinks.mysql.statements import quote
 
 ENGINE = "mysql"
 PROBE = "cdc_probe"  # a scratch TEMPORARY table: MySQL parses the DDL, we read the result
@@ -80,7 +80,7 @@ def render(
     """The statements that create `table` as `target` (database, table): the
     table with its keys, then secondary indexes and foreign keys."""
     database, name = target
-    ident = f"{quote(database)}.{quote(name)}"
+    ident = qualified(database, name)
     lines = [_column(table, column, key_collation, notes) for column in table.columns]
     if table.schema.connector != ENGINE:
         for column in table.generated:
@@ -99,7 +99,7 @@ def render(
             name,
             name,
             f"CREATE TABLE IF NOT EXISTS {ident}{tail}",
-            probe_sql=f"CREATE TEMPORARY TABLE {quote(database)}.{quote(PROBE)}{tail}",
+            probe_sql=f"CREATE TEMPORARY TABLE {qualified(database, PROBE)}{tail}",
             comment=on_update_comment(table, ENGINE, notes),
         )
     ]
@@ -115,7 +115,7 @@ def render(
         sql = (
             f"ALTER TABLE {ident} ADD CONSTRAINT {quote(fk.name)}"
             f" FOREIGN KEY ({', '.join(quote(c) for c in fk.columns)})"
-            f" REFERENCES {quote(database)}.{quote(fk.ref_table)}"
+            f" REFERENCES {qualified(database, fk.ref_table)}"
             f" ({', '.join(quote(c) for c in fk.ref_columns)}){fk.actions}"
         )
         out.append(Statement(AFTER_COPY, "foreign_key", database, name, fk.name, sql))

@@ -1,65 +1,54 @@
-"""The direct copy of the MySQL/MariaDB source (`snapshot.mode: direct`):
-the snapshot rows go straight into the target instead of through Kafka.
+"""The MySQL/MariaDB source's tables for the direct copy (`snapshot.mode:
+direct`, `cdc.direct_copy`): the `SnapshotReader` of `cdc.bulk`.
 
 Every table is read in keyset chunks, each worker in a consistent snapshot
 taken after the coordinator's binlog position, as the `initial` snapshot
-reads. Into a PostgreSQL target, a table whose columns MariaDB can format
-as COPY lines (`copy_lines`) is loaded by its workers themselves: split by
-key range when its key is a single integer, read in blocks of lines
-(`copy_blocks`), into a table without its keys (`cdc.direct_copy.defer_keys`),
-with asynchronous commits. Other tables take the sink's type conversion
-(`sinks.direct_writer`) on this thread: COPY into PostgreSQL, multi-row
-INSERT into MySQL. Each chunk is one target transaction with its progress
-row, so a restarted copy resumes every range after its last committed
-chunk; see `cdc.direct_copy` for the consistency contract.
+reads. Into a target that takes COPY streams (PostgreSQL), a table whose
+columns MariaDB can format as COPY lines (`copy_lines`) is loaded by its
+workers themselves, each on a session of its own: split by key range when
+its key is a single integer, read in blocks of lines (`copy_blocks`), into
+a table without its keys (`BulkWriter.defer_keys`). Other tables' rows
+become `op: r` events for the writer, converted on the caller's thread.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import pymysql
 import structlog
-from psycopg import sql
 from pymysqlreplication.constants import FIELD_TYPE
 
-from cdc.direct_copy import (
-    CopyMeter,
-    build_keys,
-    connect_pg_target,
-    defer_keys,
-    ranges_to_copy,
-)
+from cdc.bulk import BulkWriter, Chunk, CopyTable, CopyTarget, RangeState
 from cdc.key_split import split_keys
 from cdc.mysql import schema
 from cdc.mysql.catalog import MyTable
+from cdc.mysql.column_types import ZeroDates
 from cdc.mysql.copy_blocks import read_blocks
-from cdc.mysql.copy_lines import COPY_OPTIONS, line_sql
+from cdc.mysql.copy_lines import line_sql
+from cdc.mysql.dialect import qualified, quote
 from cdc.mysql.position import BinlogPosition
 from cdc.mysql.snapshot import (
     Converter,
     converter,
-    quote_name,
+    estimate_rows,
     read_table,
     resume_key,
     stored_key,
 )
 from cdc.parallel import parallel
 from cdc.schemas import TableSchema
-from cdc.settings import MysqlSource, Settings
+from cdc.settings import SnapshotSettings
 from cdc.snapshot_rows import read_events
-from cdc.source import IDLE, StreamItem
-from sinks.direct_writer import DirectWriter
-from sinks.postgres.copy_progress import PgCopyProgress, RangeState, copy_chunk
 
 log = structlog.get_logger(__name__)
 
-# a range's progress after a chunk; its rows when this thread is to write them
-# (None: the worker wrote them); how many
-Chunk = tuple[RangeState, list[tuple[Any, ...]] | None, int]
+# a range's progress after a chunk; its rows when this thread is to convert
+# them (None: the worker wrote them); how many
+_Read = tuple[RangeState, list[tuple[Any, ...]] | None, int]
 _INTEGER_TYPES = (
     FIELD_TYPE.TINY,
     FIELD_TYPE.SHORT,
@@ -71,63 +60,51 @@ _BIGINT_MAX = (1 << 63) - 1
 Line = tuple[RangeState, str]  # a range's progress after a chunk; the chunk's COPY data
 
 
-class MysqlDirectCopy:
-    def __init__(self, settings: Settings, connect: Callable[[], pymysql.Connection[Any]]) -> None:
-        assert isinstance(settings.source, MysqlSource)
-        self._settings = settings
-        self._zero_dates = settings.source.zero_dates
+class MysqlCopyReader:
+    def __init__(
+        self,
+        tables: list[MyTable],
+        start: BinlogPosition,
+        connect: Callable[[], pymysql.Connection[Any]],
+        snapshot: SnapshotSettings,
+        zero_dates: ZeroDates,
+    ) -> None:
+        """`start`: the coordinator's binlog position, which every worker's
+        snapshot follows and streaming starts at."""
+        self._tables = tables
+        self._by_name = {t.qualified: t for t in tables}
+        self._start = start
         self._connect = connect
+        self._snapshot = snapshot
+        self._zero_dates = zero_dates
+        self._prepared: dict[str, _Table] = {}
 
-    def run(
-        self,
-        tables: list[MyTable],
-        start: BinlogPosition,
-        estimate_rows: Callable[[list[MyTable]], int],
-    ) -> Iterator[StreamItem]:
-        """Copies what the target lacks, yielding IDLE after each chunk (the
-        daemon's turn to beat and to stop)."""
-        writer = DirectWriter(self._settings)
-        try:
-            yield from self._copy(tables, start, estimate_rows, writer)
-        finally:
-            writer.close()
+    def prepare(self, writer: BulkWriter) -> list[CopyTable]:
+        self._prepared = {t.qualified: self._prepare(t, writer) for t in self._tables}
+        return [CopyTable(t.schema, t.lines is not None) for t in self._prepared.values()]
 
-    def _copy(
-        self,
-        tables: list[MyTable],
-        start: BinlogPosition,
-        estimate_rows: Callable[[list[MyTable]], int],
-        writer: DirectWriter,
-    ) -> Iterator[StreamItem]:
-        by_name = {t.qualified: t for t in tables}
-        prepared = {t.qualified: self._prepare(t, writer) for t in tables}
-        snapshot = self._settings.snapshot
-        chunk_rows = snapshot.chunk_rows
+    def plan(self) -> list[RangeState]:
+        ranges = []
+        for table in self._tables:
+            lines = self._prepared[table.qualified].lines
+            parts = self._snapshot.parallelism * 2 if lines and lines.blocks else 1
+            edges = self._split(table, parts, estimate_rows(self._connect, [table]))
+            ranges += [
+                RangeState(table.qualified, i, edges[i], edges[i + 1], None, False)
+                for i in range(len(edges) - 1)
+            ]
+        return ranges
 
-        def plan() -> list[RangeState]:
-            ranges = []
-            for table in tables:
-                parts = snapshot.parallelism * 2 if prepared[table.qualified].blocks else 1
-                edges = self._split(table, parts, estimate_rows([table]))
-                ranges += [
-                    RangeState(table.qualified, i, edges[i], edges[i + 1], None, False)
-                    for i in range(len(edges) - 1)
-                ]
-            return ranges
+    def estimate_rows(self, tables: Collection[str]) -> int:
+        return estimate_rows(self._connect, [self._by_name[name] for name in tables])
 
-        todo = ranges_to_copy(writer.progress, plan, set(by_name))
-        left = [by_name[name] for name in dict.fromkeys(s.table for s in todo)]
-        meter = CopyMeter(estimate_rows(left), len(todo))
-        for table in prepared.values():
-            # on the schemas topic before the stream's first event, as with the initial snapshot
-            yield table.schema
-        lines = [(t.qualified, t.schema, t.name) for t in tables if prepared[t.qualified].line]
-        if lines:
-            defer_keys(self._settings, lines, todo)
+    def read(self, todo: Sequence[RangeState]) -> Iterator[Chunk]:
+        prepared, start = self._prepared, self._start
+        chunk_rows = self._snapshot.chunk_rows
 
-        def produce(state: RangeState) -> Iterator[Chunk]:
-            table, prep = by_name[state.table], prepared[state.table]
-            if prep.line is None:
+        def produce(state: RangeState) -> Iterator[_Read]:
+            table, lines = self._by_name[state.table], prepared[state.table].lines
+            if lines is None:
                 after = resume_key(table, list(state.last_key)) if state.last_key else None
                 for rows, last, done in read_table(self._connect, table, after, chunk_rows):
                     key = stored_key(last) if last else state.last_key
@@ -135,62 +112,55 @@ class MysqlDirectCopy:
                     yield state, rows, len(rows)
                 return
             # a line table's chunks go into the target from this worker, on
-            # its own connection: two workers keep both servers busy
-            with connect_pg_target(self._settings, async_commit=True) as target:
-                progress = PgCopyProgress(target, self._settings.name)
-                for copied, data in self._lines(table, prep, state):
-                    yield copied, None, copy_chunk(target, progress, prep.copy_in, [data], copied)
+            # its own session: two workers keep both servers busy
+            with lines.target.session("csv") as session:
+                for copied, data in self._lines(table, lines, state):
+                    yield copied, None, session.copy([data], copied)
 
         started_ms = time.time_ns() // 1_000_000
-        for state, rows, count in parallel(todo, produce, snapshot.parallelism):
-            if rows is not None:
-                table = prepared[state.table]
-                source = {
-                    "connector": "mysql",
-                    "db": table.schema.schema,
-                    "file": start.file,
-                    "pos": start.pos,
-                }
-                events = read_events(
-                    table.schema, table.converters, rows, started_ms, start, source
-                )
-                writer.write(table.schema, list(events), state)
-            meter.chunk(state.table, count, state.done)
-            yield IDLE
-        if lines:
-            build_keys(self._settings)
-        meter.finish()
+        for state, rows, count in parallel(todo, produce, self._snapshot.parallelism):
+            if rows is None:
+                yield Chunk(state, count)
+                continue
+            table = prepared[state.table]
+            source = {
+                "connector": "mysql",
+                "db": table.schema.schema,
+                "file": start.file,
+                "pos": start.pos,
+            }
+            events = read_events(table.schema, table.converters, rows, started_ms, start, source)
+            yield Chunk(state, count, table.schema, list(events))
 
-    def _lines(self, table: MyTable, prep: _Table, state: RangeState) -> Iterator[Line]:
+    def _lines(self, table: MyTable, lines: _Lines, state: RangeState) -> Iterator[Line]:
         """A line table's chunks as COPY data, with the range's progress after each."""
-        assert prep.line is not None
-        chunk_rows = self._settings.snapshot.chunk_rows
-        if prep.blocks:
+        chunk_rows = self._snapshot.chunk_rows
+        if lines.blocks:
             after = state.last_key[0] if state.last_key else None
             bounds = (state.lower, state.upper)
             for blocks, bound, done in read_blocks(
-                self._connect, table, prep.line, bounds, after, chunk_rows
+                self._connect, table, lines.select, bounds, after, chunk_rows
             ):
                 key = (bound,) if bound is not None else state.last_key
                 state = replace(state, last_key=key, done=done)
                 yield state, "\n".join(blocks) + "\n" if blocks else ""
             return
         after = resume_key(table, list(state.last_key)) if state.last_key else None
-        for rows, last, done in read_table(self._connect, table, after, chunk_rows, prep.line):
+        for rows, last, done in read_table(self._connect, table, after, chunk_rows, lines.select):
             state = replace(state, last_key=stored_key(last) if last else state.last_key, done=done)
             yield state, "".join([row[0] + "\n" for row in rows])
 
     def _split(self, table: MyTable, parts: int, rows: int) -> list[int | None]:
         """Edges of `parts` ranges of a single integer key (fewer on a small
         table); one range, [None, None], when not worth it."""
-        parts = min(parts, rows // self._settings.snapshot.chunk_rows)
+        parts = min(parts, rows // self._snapshot.chunk_rows)
         if parts < 2:
             return [None, None]
-        column = quote_name(table.primary_key[0])
+        column = quote(table.primary_key[0])
         with self._connect() as conn, conn.cursor() as cursor:
             cursor.execute(
                 f"SELECT MIN({column}) AS low, MAX({column}) AS high"
-                f" FROM {quote_name(table.schema)}.{quote_name(table.name)}"
+                f" FROM {qualified(table.schema, table.name)}"
             )
             found = cursor.fetchone()
         low, high = (found["low"], found["high"]) if found else (None, None)
@@ -199,30 +169,36 @@ class MysqlDirectCopy:
             return [None, None]
         return [None, *split_keys(low, high, parts), None]
 
-    def _prepare(self, table: MyTable, writer: DirectWriter) -> _Table:
+    def _prepare(self, table: MyTable, writer: BulkWriter) -> _Table:
         table_schema = schema.table_schema(
             table.schema, table.name, table.columns, table.primary_key
         )
         converters = [converter(c, self._zero_dates) for c in table.columns]
-        target_types = None if writer.transforms else writer.prepare_table(table_schema)
-        line = None
-        if target_types is not None and table.primary_key:
-            line = line_sql(table_schema, target_types, self._zero_dates)
-        log.info("direct_copy_table", table=table.qualified, path="copy lines" if line else "rows")
-        copy_in = sql.SQL("COPY {} ({}) FROM STDIN {}").format(
-            sql.Identifier(table.schema, table.name),
-            sql.SQL(", ").join(sql.Identifier(c.name) for c in table.columns),
-            sql.SQL(COPY_OPTIONS),
+        target = writer.prepare(table_schema)
+        select = None
+        if target is not None and table.primary_key:
+            select = line_sql(table_schema, target, self._zero_dates)
+        log.info(
+            "direct_copy_table", table=table.qualified, path="copy lines" if select else "rows"
         )
+        if target is None or select is None:
+            return _Table(table_schema, converters, None)
         key = [c for c in table.columns if c.name in table.primary_key]
-        blocks = line is not None and len(key) == 1 and key[0].type in _INTEGER_TYPES
-        return _Table(table_schema, converters, line, blocks, copy_in)
+        blocks = len(key) == 1 and key[0].type in _INTEGER_TYPES
+        return _Table(table_schema, converters, _Lines(select, target, blocks))
+
+
+@dataclass(frozen=True, slots=True)
+class _Lines:
+    """How a table's rows go in as MariaDB-written COPY lines."""
+
+    select: str  # the select list of one line per row
+    target: CopyTarget
+    blocks: bool  # lines read in blocks (`copy_blocks`): a single integer key
 
 
 @dataclass(frozen=True, slots=True)
 class _Table:
     schema: TableSchema
     converters: list[Converter | None]
-    line: str | None  # the select list of MariaDB-written COPY lines; None: the row path
-    blocks: bool  # lines read in blocks (`copy_blocks`): a single integer key
-    copy_in: sql.Composed
+    lines: _Lines | None  # None: the row path

@@ -32,6 +32,7 @@ from cdc import values
 from cdc.errors import TerminalError
 from cdc.mysql.catalog import MyTable
 from cdc.mysql.column_types import ColumnSpec, ZeroDates
+from cdc.mysql.dialect import qualified, quote
 from cdc.mysql.position import BinlogPosition
 from cdc.mysql.setup import current_position, is_mariadb
 
@@ -205,10 +206,6 @@ def _param(spec: ColumnSpec, value: Any) -> Any:
     return value
 
 
-def quote_name(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
-
-
 def read_table(
     connect: Callable[[], pymysql.Connection[Any]],
     table: MyTable,
@@ -222,7 +219,6 @@ def read_table(
     parameters), rows are (its value, *key) instead of the table's columns.
     With `piece_rows`, a chunk comes in pieces of that many rows: all but its
     last as (rows, None, False), so a chunk is never held whole."""
-    quote = quote_name
     names = [c.name for c in table.columns]
     if select is None:
         columns = ", ".join(quote(c.name) for c in table.columns)
@@ -230,7 +226,7 @@ def read_table(
     else:
         columns = ", ".join([select, *(quote(k) for k in table.primary_key)])
         key_at = list(range(1, len(table.primary_key) + 1))
-    source = f"{quote(table.schema)}.{quote(table.name)}"
+    source = qualified(table.schema, table.name)
     with connect() as conn, conn.cursor(pymysql.cursors.SSCursor) as cursor:
         cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
         if not table.primary_key:
@@ -264,3 +260,18 @@ def read_table(
             yield rows, after, done
             if done:
                 return
+
+
+def estimate_rows(connect: Callable[[], pymysql.Connection[Any]], tables: list[MyTable]) -> int:
+    """About how many rows `tables` hold (the server's statistics)."""
+    with connect() as conn, conn.cursor() as cursor:
+        total = 0
+        for table in tables:
+            cursor.execute(
+                "SELECT TABLE_ROWS AS n FROM information_schema.TABLES"
+                " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
+                (table.schema, table.name),
+            )
+            row = cursor.fetchone()
+            total += int(row["n"] or 0) if row else 0
+        return total

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pymysql
@@ -34,12 +34,13 @@ from pymysqlreplication.row_event import (
     WriteRowsEvent,
 )
 
-from cdc import metrics
 from cdc.applied_marks import applied_by_sink
+from cdc.bulk import DirectCopy
 from cdc.errors import TerminalError
 from cdc.events import ChangeEvent, Op
 from cdc.mysql import catalog, schema, setup
-from cdc.mysql.direct_copy import MysqlDirectCopy
+from cdc.mysql.direct_copy import MysqlCopyReader
+from cdc.mysql.initial_snapshot import snapshot_items, table_key
 from cdc.mysql.lock import PipelineLock
 from cdc.mysql.position import (
     BinlogPosition,
@@ -50,23 +51,13 @@ from cdc.mysql.position import (
 )
 from cdc.mysql.row_events import row_messages, schema_of
 from cdc.mysql.rows import RowDecoders
-from cdc.mysql.snapshot import (
-    TEXT_VALUES,
-    read_table,
-    resume_key,
-    snapshot_position,
-    stored_key,
-    wire_converter,
-)
-from cdc.offsets import OffsetStore
-from cdc.parallel import parallel
+from cdc.mysql.snapshot import snapshot_position
 from cdc.position import Position
-from cdc.progress import Progress
 from cdc.schemas import TableSchema
 from cdc.settings import MysqlSource as MysqlSettings
-from cdc.settings import Settings, SnapshotSettings
-from cdc.snapshot_rows import read_messages
+from cdc.settings import SnapshotSettings
 from cdc.source import IDLE, Checkpoint, StreamItem
+from cdc.source_offsets import OffsetStore
 
 log = structlog.get_logger(__name__)
 
@@ -74,15 +65,9 @@ POSITION_KEY = "mysql/position"
 START_KEY = "mysql/snapshot_start"
 COMPLETE_KEY = "snapshot/complete"
 STORE_EVERY_S = 1.0  # the stored position trails by at most this (a crash replays it)
-# a snapshot chunk is read, converted and published in pieces of this many rows
-PIECE_ROWS = 10_000
 _TRUNCATE = re.compile(r"^\s*TRUNCATE\s+(?:TABLE\s+)?(?:`?([^`.\s]+)`?\.)?`?([^`\s;]+)`?", re.I)
 _ROWS = (WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent)
 _OPS = {WriteRowsEvent: Op.CREATE, UpdateRowsEvent: Op.UPDATE, DeleteRowsEvent: Op.DELETE}
-
-
-def _table_key(name: str) -> str:
-    return f"snapshot/{name}"
 
 
 class MysqlSource:
@@ -92,11 +77,11 @@ class MysqlSource:
         snapshot: SnapshotSettings,
         offsets: OffsetStore,
         pipeline: str,
-        direct: Settings | None = None,
+        copy: DirectCopy | None = None,
     ) -> None:
-        """`direct`: the pipeline, whose snapshot goes straight into its target
-        (snapshot.mode: direct)."""
-        self._direct = direct
+        """`copy`: what takes the snapshot's tables straight into the target
+        (snapshot.mode: direct), from the snapshot the stream starts at."""
+        self._copy = copy
         self._settings = settings
         self._snapshot = snapshot
         self._offsets = offsets
@@ -149,75 +134,23 @@ class MysqlSource:
             else:
                 position = setup.current_position(cursor)
                 self._offsets.put(POSITION_KEY, position.to_json())
-        if snapshot and self._direct is not None:
-            position = yield from self._direct_copy(self._direct, tables, position)
-        elif snapshot:
-            position = yield from self._take_snapshot(tables, position)
+        if snapshot:
+            position = self._snapshot_start(position)
+            zero_dates = self._settings.zero_dates
+            if self._copy is None:
+                yield from snapshot_items(
+                    tables, position, self._offsets, self._connect, self._snapshot, zero_dates
+                )
+            else:
+                reader = MysqlCopyReader(
+                    tables, position, self._connect, self._snapshot, zero_dates
+                )
+                yield from self._copy(reader)
+                yield Checkpoint(SnapshotComplete(position))
         assert position is not None
         with self._connect() as conn, conn.cursor() as cursor:
             setup.check_not_purged(cursor, position)
         yield from self._replicate(tables, position)
-
-    def _take_snapshot(
-        self, tables: list[catalog.MyTable], start: BinlogPosition | None
-    ) -> Generator[StreamItem, None, BinlogPosition]:
-        """Yields the snapshot; returns the position streaming starts at."""
-        start = self._snapshot_start(start)
-        log.info("snapshot_started", tables=len(tables), file=start.file, pos=start.pos)
-        started_ms = time.time_ns() // 1_000_000
-        zero_dates = self._settings.zero_dates
-        todo: list[tuple[catalog.MyTable, tuple[Any, ...] | None]] = []
-        prepared: dict[str, tuple[TableSchema, list[Any]]] = {}
-        for table in tables:
-            state = self._offsets.get(_table_key(table.qualified)) or {}
-            if state.get("done"):
-                continue
-            table_schema = schema.table_schema(
-                table.schema, table.name, table.columns, table.primary_key
-            )
-            yield table_schema
-            converters = [wire_converter(c, zero_dates) for c in table.columns]
-            prepared[table.qualified] = (table_schema, converters)
-            todo.append((table, resume_key(table, state["after"]) if state.get("after") else None))
-        progress = Progress("snapshot", self._estimate_rows([t for t, _ in todo]))
-        chunk_rows = self._snapshot.chunk_rows
-
-        def read(job: tuple[catalog.MyTable, tuple[Any, ...] | None]) -> Iterator[Any]:
-            table, after = job
-            pieces = read_table(
-                lambda: self._connect(TEXT_VALUES), table, after, chunk_rows, piece_rows=PIECE_ROWS
-            )
-            for rows, last, done in pieces:
-                yield table, rows, last, done
-
-        # tables are read in parallel, each in a consistent snapshot of its own
-        for table, rows, last, done in parallel(todo, read, self._snapshot.parallelism):
-            table_schema, converters = prepared[table.qualified]
-            source = {
-                "connector": "mysql",
-                "db": table.schema,
-                "file": start.file,
-                "pos": start.pos,
-            }
-            yield read_messages(
-                table_schema,
-                converters,
-                rows,
-                started_ms,
-                start,
-                source,
-                "pos",
-                time.time_ns() // 1_000_000,
-            )
-            progress.add(len(rows))
-            metrics.SNAPSHOT_ROWS.labels(table=table.qualified).inc(len(rows))
-            if last is None and not done:
-                continue  # a piece of a chunk: the chunk's last piece records it
-            stored_after = stored_key(last) if last else None
-            yield Checkpoint(SnapshotMark(table.qualified, stored_after, done))
-        yield Checkpoint(SnapshotComplete(start))
-        progress.finish()
-        return start
 
     def _snapshot_start(self, start: BinlogPosition | None) -> BinlogPosition:
         """Where streaming starts: the coordinator's snapshot position, taken on
@@ -229,29 +162,6 @@ class MysqlSource:
                 cursor.execute("COMMIT")
             self._offsets.put(START_KEY, start.to_json())
         return start
-
-    def _direct_copy(
-        self, pipeline: Settings, tables: list[catalog.MyTable], start: BinlogPosition | None
-    ) -> Generator[StreamItem, None, BinlogPosition]:
-        """The snapshot straight into the target; returns where streaming starts."""
-        start = self._snapshot_start(start)
-        copier = MysqlDirectCopy(pipeline, self._connect)
-        yield from copier.run(tables, start, self._estimate_rows)
-        yield Checkpoint(SnapshotComplete(start))
-        return start
-
-    def _estimate_rows(self, tables: list[catalog.MyTable]) -> int:
-        with self._connect() as conn, conn.cursor() as cursor:
-            total = 0
-            for table in tables:
-                cursor.execute(
-                    "SELECT TABLE_ROWS AS n FROM information_schema.TABLES"
-                    " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
-                    (table.schema, table.name),
-                )
-                row = cursor.fetchone()
-                total += int(row["n"] or 0) if row else 0
-            return total
 
     def _replicate(
         self, tables: list[catalog.MyTable], start: BinlogPosition
@@ -398,7 +308,7 @@ class MysqlSource:
             if time.monotonic() - self._stored_at >= STORE_EVERY_S:
                 self._store()
         elif isinstance(position, SnapshotMark):
-            key = _table_key(position.table)
+            key = table_key(position.table)
             self._offsets.put(key, {"after": position.after, "done": position.done})
         elif isinstance(position, SnapshotComplete):
             if self._offsets.get(POSITION_KEY) is None:

@@ -10,7 +10,7 @@ import psycopg
 from psycopg import sql
 
 from cdc.ddl.model import TableDef
-from cdc.migrate.assess.model import EXACT_COUNT_BYTES, SAMPLE_ROWS, Assessment, TableFacts
+from cdc.engine.assessment import EXACT_COUNT_BYTES, SAMPLE_ROWS, Assessment, TableFacts
 from cdc.postgres.catalog import PgTable
 from cdc.postgres.setup import identity_problem, server_problems
 from cdc.settings import PostgresSource

@@ -1,5 +1,6 @@
-"""COPY from the PostgreSQL source piped into a PostgreSQL target, chunk by
-chunk, each chunk one target transaction with its progress row.
+"""COPY from the PostgreSQL source piped into the target's COPY, chunk by
+chunk, each chunk one target transaction with its progress row (a session of
+the table's `cdc.bulk.CopyTarget`).
 
 The bytes pass through untouched: rows are never decoded in Python, so a
 worker spends its time waiting on the two servers (the GIL is released), and
@@ -10,17 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Any
 
 import psycopg
 from psycopg import pq, sql
 
+from cdc.bulk import CopyFormat, CopyTarget, RangeState
 from cdc.parallel import parallel
 from cdc.postgres.catalog import PgTable
 from cdc.postgres.snapshot import KeyRange, import_snapshot, key_where
-from sinks.postgres.copy_progress import PgCopyProgress, RangeState, copy_chunk
 
-Format = Literal["binary", "text"]
 BLOCK_BYTES = 1 << 20
 Connect = Callable[[], psycopg.Connection[Any]]
 
@@ -29,20 +29,18 @@ class CopyPipe:
     def __init__(
         self,
         connect_source: Connect,
-        connect_target: Connect,
-        pipeline: str,
         snapshot_name: str,
         key_types: dict[int, list[str]],
-        formats: dict[str, Format],
+        targets: dict[str, tuple[CopyTarget, CopyFormat]],
         chunk_rows: int,
         parallelism: int,
     ) -> None:
+        """`targets`: per source table, where its chunks go and in which
+        COPY format (binary or text)."""
         self._connect_source = connect_source
-        self._connect_target = connect_target
-        self._pipeline = pipeline
         self._snapshot = snapshot_name
         self._key_types = key_types
-        self._formats = formats
+        self._targets = targets
         self._chunk_rows = chunk_rows
         self._parallelism = parallelism
 
@@ -54,15 +52,14 @@ class CopyPipe:
         table, state = job
         key_range = KeyRange(table, state.index, state.lower, state.upper)
         types = self._key_types[table.oid]
-        options = sql.SQL(" (FORMAT binary)" if self._formats[table.qualified] == "binary" else "")
+        target, format = self._targets[table.qualified]
+        options = sql.SQL(" (FORMAT binary)" if format == "binary" else "")
         columns = sql.SQL(", ").join(sql.Identifier(c.name) for c in table.columns)
         ident = sql.Identifier(table.schema, table.name)
         key = sql.SQL(", ").join(sql.Identifier(k) for k in table.primary_key)
         order = sql.SQL(" ORDER BY {}").format(key) if table.primary_key else sql.SQL("")
-        copy_in = sql.SQL("COPY {} ({}) FROM STDIN{}").format(ident, columns, options)
-        with self._connect_source() as source, self._connect_target() as target:
+        with self._connect_source() as source, target.session(format) as session:
             import_snapshot(source, self._snapshot)
-            progress = PgCopyProgress(target, self._pipeline)
             while not state.done:
                 after = state.last_key
                 bound = self._chunk_end(source, key_range, after) if table.primary_key else None
@@ -73,7 +70,7 @@ class CopyPipe:
                 params = (*(after or ()), *(bound or ()))
                 end = replace(state, last_key=bound or after, done=bound is None)
                 query = psycopg.ClientCursor(source).mogrify(copy_out, params or None)
-                rows = copy_chunk(target, progress, copy_in, _copy_out(source, query), end)
+                rows = session.copy(_copy_out(source, query), end)
                 state = end
                 yield state, rows
             source.execute("COMMIT")

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Final, TypeAlias
 
-from cdc.postgres.pgoutput import PG_EPOCH_UNIX_MS
+from cdc.postgres.pgoutput_messages import PG_EPOCH_UNIX_MS
 
 __all__ = [
     "WAL_START",

@@ -18,13 +18,15 @@ import psycopg
 from psycopg import conninfo, pq
 from psycopg.sql import Identifier
 
+from cdc.errors import TransientError
 from cdc.postgres import tls_read_ahead
 from cdc.postgres.copy_protocol import lsn_to_str, str_to_lsn
 from cdc.postgres.types import SESSION_OPTIONS
 
 
-class ReplicationError(RuntimeError):
-    pass
+class ReplicationError(TransientError):
+    """The walsender connection failed or ended: a new one resumes from the
+    slot's confirmed position, so nothing unacknowledged is lost."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,8 +18,8 @@ import structlog
 
 from cdc import metrics
 from cdc.applied_marks import PG_APPLICATION_NAME, PG_READ_WRITE_OPTION
+from cdc.bulk import DirectCopy
 from cdc.events import EncodedChanges
-from cdc.offsets import OffsetStore
 from cdc.position import Position
 from cdc.postgres import catalog, setup
 from cdc.postgres.changes import RelationState
@@ -30,7 +30,9 @@ from cdc.postgres.copy_protocol import (
     parse_copy_data,
     standby_status_update,
 )
-from cdc.postgres.pgoutput import Decoder, Delete, Insert, Update
+from cdc.postgres.direct_copy import PgCopyReader
+from cdc.postgres.pgoutput import Decoder
+from cdc.postgres.pgoutput_messages import Delete, Insert, Update
 from cdc.postgres.position import PgPosition, SnapshotComplete, SnapshotMark
 from cdc.postgres.replication import ReplicationConnection
 from cdc.postgres.snapshot import KeyRange, ParallelReader, export_snapshot, plan_ranges
@@ -38,8 +40,9 @@ from cdc.postgres.stream_state import StreamState
 from cdc.postgres.types import SESSION_OPTIONS, TypeRegistry
 from cdc.progress import Progress
 from cdc.settings import PostgresSource as PostgresSettings
-from cdc.settings import Settings, SnapshotSettings
+from cdc.settings import SnapshotSettings
 from cdc.source import IDLE, Checkpoint, StreamItem
+from cdc.source_offsets import OffsetStore
 
 log = structlog.get_logger(__name__)
 
@@ -64,12 +67,12 @@ class PostgresSource:
         settings: PostgresSettings,
         snapshot: SnapshotSettings,
         offsets: OffsetStore,
-        direct: Settings | None = None,
+        copy: DirectCopy | None = None,
     ) -> None:
-        """`direct`: the pipeline, whose snapshot goes straight into its target
-        (snapshot.mode: direct)."""
+        """`copy`: what takes the snapshot's tables straight into the target
+        (snapshot.mode: direct), from the snapshot the stream starts at."""
         self._settings = settings
-        self._direct = direct
+        self._copy = copy
         self._snapshot = snapshot
         self._offsets = offsets
         self._dsn = settings.dsn.get_secret_value()
@@ -105,14 +108,13 @@ class PostgresSource:
             log.info("slot_created", slot=self._slot, lsn=created.consistent_point)
         if self._snapshot.mode != "never" and self._offsets.get(COMPLETE_KEY) is None:
             exported = created.snapshot_name if created else None
-            if self._direct is None:
+            if self._copy is None:
                 yield from self._take_snapshot(conn, registry, tables, exported)
             else:
-                # only here: it loads the target's appliers, which streaming never needs
-                from cdc.postgres.direct_copy import PgDirectCopy  # noqa: PLC0415
-
-                copier = PgDirectCopy(self._direct, self._connect)
-                yield from copier.run(conn, registry, tables, exported)
+                reader = PgCopyReader(
+                    conn, registry, tables, exported, self._connect, self._snapshot
+                )
+                yield from self._copy(reader)
                 slot = self._offsets.get(SLOT_KEY) or {}
                 yield Checkpoint(SnapshotComplete(int(slot.get("lsn", 0))))
         yield from self._replicate(conn, repl, registry)

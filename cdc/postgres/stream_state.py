@@ -21,7 +21,8 @@ from cdc.postgres.changes import (
     relation_state,
     truncate_events,
 )
-from cdc.postgres.pgoutput import (
+from cdc.postgres.pgoutput import decode
+from cdc.postgres.pgoutput_messages import (
     Begin,
     Commit,
     Delete,
@@ -34,7 +35,6 @@ from cdc.postgres.pgoutput import (
     StreamStop,
     Truncate,
     Update,
-    decode,
     pg_time_to_unix_ms,
 )
 from cdc.postgres.position import PgPosition

@@ -7,8 +7,8 @@ Bulk path, per table and batch: one existence query
 columns were left out, `UPDATE ... SET c = CASE key WHEN ... END` per column
 set (built by `sinks.mysql.statements`, each at most `MAX_ROWS` rows and
 below max_allowed_packet). The Kafka positions go to `cdc_offsets` in the
-same transaction, so a batch is applied exactly once however the process
-dies.
+same transaction (`sinks.mysql.offsets`), so a batch is applied exactly once
+however the process dies.
 
 Names: the DSN's database holds `cdc_offsets`, `cdc_row_versions` and every
 target table; the source schema (PostgreSQL's `public`, a MySQL database) is
@@ -30,7 +30,6 @@ SYSTEM_VARIABLES_ADMIN).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -41,13 +40,17 @@ from cdc.applied_marks import apply_server_id
 from cdc.applier import ApplyResult
 from cdc.changes import KeyState, KeyValues, TableBatch
 from cdc.errors import TerminalError
-from cdc.mysql.target_types import Convert, TargetColumn, converter, key_normalizer
+from cdc.mysql.dialect import qualified
+from cdc.mysql.target_values import Convert, TargetColumn, converter, key_normalizer
 from cdc.secrets import MysqlDsn
+from cdc.target_offsets import read_offsets
 from sinks.mysql import statements
-from sinks.mysql.statements import quote
+from sinks.mysql.copy_progress import MysqlCopyProgress
+from sinks.mysql.offsets import OFFSETS_TABLE, write_offsets
+from sinks.mysql.server_errors import classify, transient
 from sinks.mysql.tables import Catalog
-from sinks.plan import LAST_WRITER_WINS, newer_keys, plan_table, row_key
-from sinks.postgres.copy_progress import MysqlCopyProgress
+from sinks.mysql.versions import newer_versions, record_versions
+from sinks.plan import LAST_WRITER_WINS, plan_table
 
 # Strict: a value the column cannot hold is an error (the change goes to the
 # dead letters), never a silent clamp or truncation. NO_AUTO_VALUE_ON_ZERO: a
@@ -60,12 +63,6 @@ SQL_MODE = (
     "STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION"
 )
 SESSION = f"SET SESSION foreign_key_checks = 0, time_zone = '+00:00', sql_mode = '{SQL_MODE}'"
-# Server errors that reject one change's values, not the batch: the worker
-# then applies the batch change by change and dead-letters the refused ones.
-# (PyMySQL files several of them under OperationalError, which means "retry".)
-_REJECTED = {1048, 1062, 1264, 1265, 1292, 1300, 1366, 1367, 1406, 1411, 1416, 1690, 3140, 3819}
-_REJECTED |= {4025}  # MariaDB: CONSTRAINT failed, e.g. json_valid on a JSON column
-_NO_DEFAULT = 1364
 
 
 @dataclass
@@ -78,7 +75,7 @@ class TargetTable:
 
     @property
     def ident(self) -> str:
-        return f"{quote(self.database)}.{quote(self.name)}"
+        return qualified(self.database, self.name)
 
     @property
     def qualified(self) -> str:
@@ -121,21 +118,14 @@ class MysqlApplier:
         # plus room for the statement around the rows.
         self._packet = int(packet) - min(65536, int(packet) // 4)
         self._budget = self._packet // 4
+        self._session = statements.Session(database, self._conn.escape, self._budget, self._alias)
         self._owners: dict[str, str] = {}
         self._tables: dict[str, TargetTable] = {}
 
     def committed_offsets(self, topics: Sequence[str]) -> dict[tuple[str, int], int]:
         """The next offset to read per (topic, partition), as last committed here."""
-        if not topics:
-            return {}
         with self._conn.cursor() as cur:
-            cur.execute(
-                f"SELECT topic, kafka_partition, next_offset FROM {self._meta('cdc_offsets')}"
-                f" WHERE consumer_group = %s AND topic IN ({', '.join(['%s'] * len(topics))})",
-                (self._group, *topics),
-            )
-            rows = cur.fetchall()
-        return {(topic, int(partition)): int(offset) for topic, partition, offset in rows}
+            return read_offsets(cur, self._session.table(OFFSETS_TABLE), self._group, topics)
 
     def apply(
         self,
@@ -156,13 +146,13 @@ class MysqlApplier:
                         table = tables[batch.target]
                         if table is not None:
                             self._apply_table(cur, table, batch, result)
-                self._write_offsets(cur, offsets)
+                write_offsets(cur, self._session, self._group, offsets)
             if before_commit is not None:
                 before_commit(result)
             self._conn.commit()
         except pymysql.err.MySQLError as exc:
             self._rollback()
-            classified = _classify(exc)
+            classified = classify(exc)
             if classified is exc:
                 raise
             raise classified from exc
@@ -174,9 +164,6 @@ class MysqlApplier:
     def _rollback(self) -> None:
         with contextlib.suppress(pymysql.err.MySQLError):  # gone: the server rolled back
             self._conn.rollback()
-
-    def _meta(self, table: str) -> str:
-        return f"{quote(self._database)}.{quote(table)}"
 
     # -- one table --------------------------------------------------------
     def _apply_table(
@@ -192,7 +179,11 @@ class MysqlApplier:
         names = schema.key
         keys, key_sql, matches = self._render(table, batch, names, result)
         existing = self._existing(cur, table, names, keys, key_sql, matches)
-        newer = self._newer_versions(cur, table, keys) if policy == LAST_WRITER_WINS else set()
+        newer = (
+            newer_versions(cur, self._session, table.qualified, keys)
+            if policy == LAST_WRITER_WINS
+            else set()
+        )
         plan = plan_table(keys, existing, newer, policy, table.qualified, result)
         deletes = [key_sql[key] for key in plan.deletes]
         for sql in statements.deletes(table.ident, names, deletes, self._budget):
@@ -211,7 +202,7 @@ class MysqlApplier:
                 cur, statements.partial_updates(table.ident, names, column_set, rows, self._budget)
             )
         if policy == LAST_WRITER_WINS:
-            self._record_versions(cur, table, plan.applied)
+            record_versions(cur, self._session, table.qualified, plan.applied)
 
     def _render(
         self, table: TargetTable, batch: TableBatch, names: tuple[str, ...], result: ApplyResult
@@ -286,62 +277,6 @@ class MysqlApplier:
         for sql in sqls:
             cur.execute(sql)
 
-    def _write_offsets(self, cur: Any, offsets: dict[tuple[str, int], int]) -> None:
-        escape = self._conn.escape
-        group = escape(self._group)
-        values = [f"({group}, {escape(t)}, {p}, {o})" for (t, p), o in offsets.items()]
-        columns = ("consumer_group", "topic", "kafka_partition", "next_offset")
-        also = "updated_at = CURRENT_TIMESTAMP(6)"
-        sqls = statements.upserts(
-            self._meta("cdc_offsets"),
-            columns,
-            values,
-            ["next_offset"],
-            self._budget,
-            self._alias,
-            also,
-        )
-        self._execute(cur, sqls)
-
-    # -- last-writer-wins versions ----------------------------------------
-    def _newer_versions(
-        self, cur: Any, table: TargetTable, keys: list[tuple[KeyValues, KeyState]]
-    ) -> set[KeyValues]:
-        by_text = {row_key(key): (key, state) for key, state in keys}
-        hashes = [self._conn.escape(_digest(text)) for text in by_text]
-        stored: list[tuple[str, int, int, int]] = []
-        for chunk in statements.chunked(
-            hashes, [len(h) for h in hashes], self._budget, statements.MAX_ROWS
-        ):
-            cur.execute(
-                "SELECT row_key, ts_ms, kafka_partition, kafka_offset"
-                f" FROM {self._meta('cdc_row_versions')}"
-                f" WHERE table_name = %s AND key_hash IN ({', '.join(chunk)})",
-                (table.qualified,),
-            )
-            stored.extend(cur.fetchall())
-        return newer_keys(stored, by_text)
-
-    def _record_versions(
-        self, cur: Any, table: TargetTable, applied: list[tuple[KeyValues, KeyState]]
-    ) -> None:
-        escape = self._conn.escape
-        name = escape(table.qualified)
-        values = []
-        for key, state in applied:
-            text = row_key(key)
-            partition, offset = state.offset
-            values.append(
-                f"({name}, {escape(_digest(text))}, {escape(text)}, {state.ts_ms},"
-                f" {partition}, {offset})"
-            )
-        columns = ("table_name", "key_hash", "row_key", "ts_ms", "kafka_partition", "kafka_offset")
-        update = ("ts_ms", "kafka_partition", "kafka_offset")
-        sqls = statements.upserts(
-            self._meta("cdc_row_versions"), columns, values, update, self._budget, self._alias
-        )
-        self._execute(cur, sqls)
-
     # -- target tables ----------------------------------------------------
     def _prepare(self, batch: TableBatch) -> TargetTable | None:
         """The batch's target table, created or extended first when allowed
@@ -364,7 +299,7 @@ class MysqlApplier:
         try:
             described = self._catalog.ensure(name, schemas)
         except pymysql.err.MySQLError as exc:
-            if _transient(exc):
+            if transient(exc):
                 raise
             # a key too long to index, a type the server lacks: not worth retrying
             raise TerminalError(
@@ -385,28 +320,3 @@ class MysqlApplier:
 
     def close(self) -> None:
         self._conn.close()
-
-
-def _digest(text: str) -> bytes:
-    """`cdc_row_versions` is keyed by this: InnoDB cannot index a long key text."""
-    return hashlib.sha256(text.encode()).digest()
-
-
-def _transient(exc: Exception) -> bool:
-    """Lost connections (client errors 2000-2999), lock waits and deadlocks."""
-    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
-    return 2000 <= code < 3000 or code in (1205, 1213) or isinstance(exc, pymysql.InterfaceError)
-
-
-def _classify(exc: Exception) -> Exception:
-    """PyMySQL's class for a server error, corrected where the worker cares."""
-    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-    data = isinstance(exc, pymysql.err.DataError | pymysql.err.IntegrityError)
-    if code in _REJECTED and not data:
-        return pymysql.err.DataError(*exc.args)  # type: ignore[no-any-return]
-    if code == _NO_DEFAULT:
-        return TerminalError(
-            f"target column without a default is missing from the source: {exc.args[-1]}",
-            "give the target column a default or drop it",
-        )
-    return exc

@@ -8,16 +8,28 @@ again on every statement, and a statement's size must be known to cut it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import TypeVar
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from cdc.mysql.dialect import qualified, quote
 
 MAX_ROWS = 1000  # rows per statement: long enough to amortise, short enough to parse fast
 PARTIAL_ROWS = 200  # a CASE list is scanned for every updated row: keep it short
 T = TypeVar("T")
 
 
-def quote(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
+@dataclass(frozen=True)
+class Session:
+    """What the statements of one target connection are built with."""
+
+    database: str  # the DSN's: cdc's own tables and every target table
+    escape: Callable[[Any], str]  # the connection's: a value as an SQL literal
+    budget: int  # characters per statement, below max_allowed_packet
+    alias: bool  # `upserts` in MySQL 8.0.19+'s `AS new` form
+
+    def table(self, name: str) -> str:
+        return qualified(self.database, name)
 
 
 def chunked(items: Sequence[T], sizes: Sequence[int], budget: int, rows: int) -> Iterator[list[T]]:

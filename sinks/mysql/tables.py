@@ -16,55 +16,22 @@ from typing import Any
 from cdc.ddl.model import TABLES, Notes, TableDef
 from cdc.errors import TerminalError, TransientError
 from cdc.mysql import ddl as ddl_mysql
-from cdc.mysql.target_types import TargetColumn, mysql_type
+from cdc.mysql.collation import key_collation, version_numbers
+from cdc.mysql.dialect import qualified, quote
+from cdc.mysql.target_types import mysql_type
+from cdc.mysql.target_values import TargetColumn
 from cdc.schemas import TableSchema
-from sinks.mysql.statements import quote
+from sinks.mysql.offsets import OFFSETS_DDL
+from sinks.mysql.versions import VERSIONS_DDL
 
 DDL_LOCK = "cdc_sink_ddl"  # a server-wide name: pipelines sharing a server share it, harmlessly
 DDL_LOCK_WAIT_S = 60
-OFFSETS_DDL = """
-CREATE TABLE IF NOT EXISTS {db}.cdc_offsets (
-    consumer_group VARCHAR(255) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
-    topic VARCHAR(255) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
-    kafka_partition INT NOT NULL,
-    next_offset BIGINT NOT NULL,
-    updated_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
-    PRIMARY KEY (consumer_group, topic, kafka_partition)
-) ENGINE=InnoDB
-"""
-# Keyed by a hash of the key text: InnoDB indexes at most 3072 bytes, and a
-# row key (JSON of the key values) can be longer.
-VERSIONS_DDL = """
-CREATE TABLE IF NOT EXISTS {db}.cdc_row_versions (
-    table_name VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
-    key_hash BINARY(32) NOT NULL,
-    row_key LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
-    ts_ms BIGINT NOT NULL,
-    kafka_partition INT NOT NULL,
-    kafka_offset BIGINT NOT NULL,
-    PRIMARY KEY (table_name, key_hash)
-) ENGINE=InnoDB
-"""
 _JSON_CHECK = re.compile(r"json_valid\(`((?:[^`]|``)+)`\)", re.IGNORECASE)
-_VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)")
 
 
 def _text(value: Any) -> str:
     # MySQL 8 returns some information_schema columns as bytes
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _numbers(version: str) -> tuple[int, ...]:
-    found = _VERSION.match(version)
-    return tuple(int(n) for n in found.groups()) if found else (0, 0, 0)
-
-
-def key_collation(version: str) -> str:
-    """The collation of text key columns on a server of this VERSION(): binary
-    and NO PAD, so 'a' and 'a ' are two keys, as in PostgreSQL."""
-    if "mariadb" in version.lower():
-        return "utf8mb4_nopad_bin"
-    return "utf8mb4_0900_bin" if _numbers(version) >= (8, 0, 0) else "utf8mb4_bin"
 
 
 class Catalog:
@@ -74,7 +41,7 @@ class Catalog:
         self._create_tables = create_tables
         self.mariadb = "mariadb" in version.lower()
         # MySQL 8.0.19+ wants `VALUES (...) AS alias` over VALUES(col) in ODKU
-        self.row_alias = not self.mariadb and _numbers(version) >= (8, 0, 19)
+        self.row_alias = not self.mariadb and version_numbers(version) >= (8, 0, 19)
         self.key_collation = key_collation(version)
         db = quote(database)
         with conn.cursor() as cur:
@@ -193,4 +160,4 @@ class Catalog:
             for schema, column in missing
         )
         with self._conn.cursor() as cur:
-            cur.execute(f"ALTER TABLE {quote(self._database)}.{quote(name)} {additions}")
+            cur.execute(f"ALTER TABLE {qualified(self._database, name)} {additions}")

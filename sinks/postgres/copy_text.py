@@ -11,13 +11,14 @@ escaped. Wire strings rarely hold them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from itertools import repeat
 from typing import Any
 
 from cdc.postgres.target_types import TextEncoder, text_encoder
 
 NULL = "\\N"
+COPY_CHUNK_ROWS = 2000  # rows per COPY write: the server parses one chunk while we build the next
 # the encoder of text-like target columns: a wire string is already its text form
 _PLAIN = text_encoder("text")
 # what the plain encoder turns into text with str() (a str stays itself)
@@ -84,6 +85,12 @@ class LineBuilder:
             ]
             text = end.join(map("\t".join, zip(*escaped, strict=True))) + end
         return text
+
+    def chunks(self, rows: Sequence[dict[str, Any]], suffix: str = "") -> Iterator[str]:
+        """`text` of `rows` in chunks, each a COPY write of its own, so the
+        server works on one while the next is built."""
+        for start in range(0, len(rows), COPY_CHUNK_ROWS):
+            yield self.text(rows[start : start + COPY_CHUNK_ROWS], suffix)
 
     def key_line(self, key_index: list[int], key: tuple[Any, ...], suffix: str) -> str:
         """A line with only the key columns set (the others NULL)."""

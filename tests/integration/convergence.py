@@ -12,7 +12,9 @@ from typing import Any
 import psycopg
 import pymysql
 
-from cdc.migrate.verify.canonical import digest, mysql_rows, pg_rows
+from cdc.migrate.verify.canonical import digest
+from cdc.mysql.verify_sql import table_rows as mysql_rows
+from cdc.postgres.verify_sql import table_rows as pg_rows
 from cdc.secrets import MysqlDsn
 from tests.integration.conftest import mysql_connect
 from tests.integration.pipeline import wait_until

@@ -12,9 +12,13 @@ from urllib.parse import urlsplit
 
 import psycopg
 
-from cdc.migrate.schema.apply import PostgresTarget, apply
-from cdc.migrate.schema.plan import build, read_tables
-from cdc.migrate.verify.canonical import digest, mysql_rows, pg_rows
+from cdc.app.engines import engine_for
+from cdc.engine import Sides
+from cdc.migrate.schema.apply import apply
+from cdc.migrate.schema.plan import build
+from cdc.migrate.verify.canonical import digest
+from cdc.mysql.verify_sql import table_rows as mysql_rows
+from cdc.postgres.verify_sql import table_rows as pg_rows
 from cdc.settings_load import load_settings
 from tests.integration.conftest import mysql_connect
 from tests.integration.daemon_process import DaemonProcess, logged, wait_until, write_pg_config
@@ -157,8 +161,10 @@ def test_pg_to_pg_direct_copy_under_writes_ends_equal(
     settings.snapshot.parallelism = 2
     # the whole schema first (`cdc schema --apply`): the copy loads the tables
     # without their keys and indexes, then builds them all again
-    with psycopg.connect(pg_target_dsn, autocommit=True) as conn:
-        outcomes = apply(PostgresTarget(conn), build(settings, read_tables(settings)).statements)
+    sides = Sides.of(settings, engine_for)
+    plan = build(settings, sides, sides.source.table_defs(), sides.target.ddl())
+    with sides.target.catalog() as catalog:
+        outcomes = apply(catalog, plan.statements, sides.target.errors)
     assert {o.statement.name for o in outcomes if o.action == "created"} >= {
         "items",
         "items_created",

@@ -20,7 +20,7 @@ import pymysql
 import pytest
 
 from cdc.migrate.verify.canonical import canonical
-from cdc.mysql.target_types import parse_duration
+from cdc.mysql.target_values import parse_duration
 from cdc.schemas import Column, TableSchema
 from cdc.topics import dead_letter_topic
 from sinks.mysql.tables import Catalog

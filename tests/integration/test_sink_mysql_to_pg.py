@@ -11,7 +11,9 @@ from urllib.parse import urlsplit
 
 import psycopg
 
-from cdc.migrate.verify.canonical import digest, mysql_rows, pg_rows
+from cdc.migrate.verify.canonical import digest
+from cdc.mysql.verify_sql import table_rows as mysql_rows
+from cdc.postgres.verify_sql import table_rows as pg_rows
 from tests.integration.conftest import mysql_connect
 from tests.integration.pipeline import mysql_pipeline, running, wait_until
 

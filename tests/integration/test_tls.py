@@ -20,14 +20,14 @@ import pytest
 import yaml
 from confluent_kafka import Consumer, Producer
 
+from cdc.app.appliers import build_applier
 from cdc.app.daemon import build_source
 from cdc.errors import TerminalError
 from cdc.kafka.admin import TopicAdmin
 from cdc.kafka.connection import check_access
 from cdc.kafka.offsets import KafkaOffsetStore
 from cdc.postgres.replication import ReplicationConnection, ReplicationError
-from cdc.settings_load import ConfigError
-from sinks.worker import build_applier
+from cdc.settings_issues import ConfigError
 from tests.integration.conftest import mysql_connect, pg_execute
 from tests.integration.pipeline import running, wait_until, write_config
 

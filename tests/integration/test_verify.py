@@ -16,8 +16,10 @@ import pymysql
 import pytest
 from confluent_kafka import Consumer
 
+from cdc.app.engines import engine_for
 from cdc.kafka import offsets
-from cdc.migrate.verify.run import last_verify, verify
+from cdc.migrate.verify.record import last_verify
+from cdc.migrate.verify.run import verify
 from cdc.settings import Settings
 from cdc.topics import offsets_topic
 from tests.integration.conftest import mysql_connect, pg_execute
@@ -131,7 +133,7 @@ def test_pg_to_pg_equal_then_edited_by_hand(
         items = {t["table"]: t for t in report["tables"]}["public.items"]
         assert (items["status"], items["rows"], items["hashing"]) == ("equal", ROWS, "database")
         assert items["chunks"] >= 12
-        recorded = last_verify(settings)
+        recorded = last_verify(settings.name, engine_for(settings.target))
         assert recorded is not None and recorded[1] is True
 
         with psycopg.connect(pg_target_dsn, autocommit=True) as conn:
@@ -144,7 +146,7 @@ def test_pg_to_pg_equal_then_edited_by_hand(
         assert code == 1, out
         assert '{"id": 500}' in out and "different" in out
 
-        report_obj = verify(settings, ["public.items", "public.names"], chunk_rows=100)
+        report_obj = verify(settings, engine_for, ["public.items", "public.names"], chunk_rows=100)
     assert not report_obj.equal and report_obj.exit_code == 1
     items_result, names_result = report_obj.tables
     assert items_result.keys == {
@@ -154,7 +156,7 @@ def test_pg_to_pg_equal_then_edited_by_hand(
     }
     assert not items_result.unconfirmed
     assert names_result.keys == {"differing": [{"name": "Ä"}]}
-    found = last_verify(settings)
+    found = last_verify(settings.name, engine_for(settings.target))
     assert found is not None and found[1] is False
 
 
@@ -180,9 +182,9 @@ def test_pg_to_pg_transforms(
     )
     with running(settings, "all"):
         assert wait_until(lambda: count(pg_target_dsn, "public.copied") == ROWS, timeout=120)
-        report = verify(settings, chunk_rows=500)
+        report = verify(settings, engine_for, chunk_rows=500)
         pg_execute(pg_target_dsn, "UPDATE copied SET remark = 'x' WHERE id = 42")
-        edited = verify(settings, ["public.items"], chunk_rows=500)
+        edited = verify(settings, engine_for, ["public.items"], chunk_rows=500)
     by_table = {t.table: t for t in report.tables}
     assert by_table["public.items"].status == "equal"
     assert by_table["public.items"].target == "public.copied"
@@ -222,7 +224,7 @@ def test_mariadb_to_pg(
     with running(settings, "all"):
         for table in ("items", "plain"):
             assert wait_until(lambda t=table: count(pg_target_dsn, f'"{database}".{t}') == ROWS)
-        report = verify(settings, chunk_rows=250)
+        report = verify(settings, engine_for, chunk_rows=250)
         assert report.equal, report.to_json()
         hashing = {t.table.split(".")[1]: t.hashing for t in report.tables}
         assert hashing == {"items": "python", "plain": "database"}
@@ -231,7 +233,7 @@ def test_mariadb_to_pg(
             conn.execute(f'UPDATE "{database}".items SET doc = \'{{"z": 0}}\' WHERE id = 77')
             conn.execute(f'UPDATE "{database}".plain SET amount = amount + 1 WHERE id = 88')
             conn.execute(f'DELETE FROM "{database}".plain WHERE id = 99')
-        report = verify(settings, chunk_rows=250)
+        report = verify(settings, engine_for, chunk_rows=250)
     assert report.exit_code == 1
     keys = {t.table.split(".")[1]: t.keys for t in report.tables}
     assert keys == {
@@ -279,7 +281,9 @@ def test_live_load_with_a_lagging_sink_reports_no_false_difference(
         writer.start()  # the sink is stopped: the target falls behind
         time.sleep(5)
         with running(settings, "sink"):
-            report = verify(settings, ["public.items"], chunk_rows=200, wait_timeout_s=90)
+            report = verify(
+                settings, engine_for, ["public.items"], chunk_rows=200, wait_timeout_s=90
+            )
             stop.set()
             writer.join()
     assert writes[0] > 200
@@ -313,18 +317,18 @@ def test_pg_to_mariadb(
     with running(settings, "all"):
         assert wait_until(lambda: mysql_count(mysql_dsn, "items") == ROWS, timeout=120)
         assert wait_until(lambda: mysql_count(mysql_dsn, "names") == 13, timeout=60)
-        report = verify(settings, chunk_rows=300)
+        report = verify(settings, engine_for, chunk_rows=300)
         assert report.equal, report.to_json()
         with mysql_connect(mysql_dsn) as conn, conn.cursor() as cur:
             cur.execute("UPDATE items SET stamped = stamped + INTERVAL 1 SECOND WHERE id = 321")
             cur.execute("DELETE FROM names WHERE name = '🚀'")
-        edited = verify(settings, chunk_rows=300)
+        edited = verify(settings, engine_for, chunk_rows=300)
     keys = {t.table: t.keys for t in edited.tables}
     assert keys == {
         "public.items": {"differing": [{"id": 321}]},
         "public.names": {"missing": [{"name": "🚀"}]},
     }
-    found = last_verify(settings)
+    found = last_verify(settings.name, engine_for(settings.target))
     assert found is not None and found[1] is False
 
 
@@ -356,7 +360,7 @@ def test_waits_on_a_mariadb_source_with_one_offsets_reader_and_creates_no_topic(
             super().close()
 
     monkeypatch.setattr(offsets, "Consumer", Counted)
-    report = verify(mysql_items_to_pg, wait_timeout_s=3)
+    report = verify(mysql_items_to_pg, engine_for, wait_timeout_s=3)
     (table,) = report.tables
     assert (table.status, table.unconfirmed, table.keys) == (
         "different",

@@ -19,7 +19,8 @@ from cdc.postgres.copy_protocol import (
     standby_status_update,
     str_to_lsn,
 )
-from cdc.postgres.pgoutput import PG_EPOCH_UNIX_MS, Commit, Decoder, StreamStart, decode
+from cdc.postgres.pgoutput import Decoder, decode
+from cdc.postgres.pgoutput_messages import PG_EPOCH_UNIX_MS, Commit, StreamStart
 
 FIXTURES = Path(__file__).parent / "fixtures" / "pgoutput"
 

@@ -25,7 +25,7 @@ import yaml
 from prometheus_client import REGISTRY
 
 import cdc.metrics  # noqa: F401 (registers every metric)
-from cdc.app import daemon, lifecycle
+from cdc.app import daemon, retrying
 from cdc.settings_load import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -123,9 +123,8 @@ def test_unit_is_a_notify_service_with_a_watchdog_and_room_to_drain() -> None:
     assert service_value("NotifyAccess") == "main"
     assert service_value("Restart") == "on-failure"
     assert service_value("RestartSec") == "5"
-    # A backoff is waited out with a beat before it (cdc.app.daemon, cdc.app.sink_loop):
-    # it must fit the watchdog.
-    assert lifecycle.MAX_BACKOFF_S < int(service_value("WatchdogSec")) == 60
+    # A backoff is waited out with a beat before it (cdc.app.retrying): it must fit the watchdog.
+    assert retrying.MAX_BACKOFF_S < int(service_value("WatchdogSec")) == 60
     assert int(service_value("TimeoutStopSec")) == 45 > GRACE_S
     assert service_value("ExecStart").endswith(" run --config /etc/cdc/%i.yaml")
 

@@ -7,13 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from cdc.mysql.target_types import (
-    TargetColumn,
-    converter,
-    key_normalizer,
-    mysql_type,
-    parse_duration,
-)
+from cdc.mysql.target_types import mysql_type
+from cdc.mysql.target_values import TargetColumn, converter, key_normalizer, parse_duration
 from cdc.schemas import Column
 from sinks.mysql import statements
 

@@ -13,7 +13,8 @@ from cdc import envelope, values
 from cdc.events import ChangeEvent, Op
 from cdc.postgres.changes import ChangeBatch, RelationState, Transaction
 from cdc.postgres.copy_text import split_row
-from cdc.postgres.pgoutput import UNCHANGED, Delete, Insert, PgoutputError, TupleData, Update
+from cdc.postgres.pgoutput import PgoutputError
+from cdc.postgres.pgoutput_messages import UNCHANGED, Delete, Insert, TupleData, Update
 from cdc.postgres.position import PgPosition
 from cdc.schemas import Column, TableSchema
 

@@ -16,18 +16,17 @@ from typing import Any, TypeVar
 
 import pytest
 
-from cdc.postgres.pgoutput import (
+from cdc.postgres.pgoutput import Decoder, PgoutputError, decode
+from cdc.postgres.pgoutput_messages import (
     PG_EPOCH_UNIX_MS,
     UNCHANGED,
     Begin,
     Commit,
-    Decoder,
     Delete,
     Insert,
     LogicalMessage,
     Message,
     Origin,
-    PgoutputError,
     Relation,
     StreamAbort,
     StreamCommit,
@@ -37,7 +36,6 @@ from cdc.postgres.pgoutput import (
     TypeMessage,
     Update,
     Value,
-    decode,
     pg_time_to_unix_ms,
 )
 

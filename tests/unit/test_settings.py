@@ -16,11 +16,12 @@ from cdc.settings import (
     PostgresSource,
     PostgresTarget,
     Settings,
-    TableFilter,
     default_server_id,
     json_schema,
 )
-from cdc.settings_load import ConfigError, ConfigIssue, load_settings, parse_settings
+from cdc.settings_issues import ConfigError, ConfigIssue
+from cdc.settings_load import load_settings, parse_settings
+from cdc.settings_names import TableFilter
 from tests.conftest import ROOT
 
 PASSWORD = "Sup3r-s3cret-pw"

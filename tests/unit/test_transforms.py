@@ -20,11 +20,12 @@ from cdc.events import Op
 from cdc.schemas import Column, TableSchema
 from cdc.secrets import forget_secrets, redact
 from cdc.settings import TransformSettings
-from cdc.settings_load import ConfigError, ConfigIssue, parse_settings
+from cdc.settings_issues import ConfigError, ConfigIssue
+from cdc.settings_load import parse_settings
 from transforms.base import SchemaError, Transform, TransformConfigError, TransformError
 from transforms.expression import Expression, ExpressionError
 from transforms.pipeline import Pipeline
-from transforms.registry import build
+from transforms.registry import build, check
 
 KEY = "k" * 32
 
@@ -637,7 +638,7 @@ def config(*transforms: dict[str, Any]) -> dict[str, Any]:
 
 def issues(data: dict[str, Any]) -> list[ConfigIssue]:
     with pytest.raises(ConfigError) as caught:
-        parse_settings(data)
+        parse_settings(data, check_transforms=check)
     return caught.value.issues
 
 
@@ -799,7 +800,7 @@ def test_config_unset_variable_in_a_transform_is_reported_once() -> None:
 
 
 def test_config_masks_the_hash_key() -> None:
-    settings = parse_settings(config({**MASK, "with": "hash", "key": KEY}))
+    settings = parse_settings(config({**MASK, "with": "hash", "key": KEY}), check_transforms=check)
     assert "***" in yaml.safe_dump(settings.masked())
     assert KEY not in redact(yaml.safe_dump(settings.masked()))
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from cdc.app.engines import engine_for
+from cdc.engine import Sides
 from cdc.migrate.verify.plan import TablePlan, plan_table
 from cdc.settings import Settings
 from transforms.registry import build
@@ -30,7 +32,8 @@ def plan(
             "transforms": transforms,
         }
     )
-    return plan_table(settings, build(settings.transforms), table, COLUMNS, key)
+    sides = Sides.of(settings, engine_for)
+    return plan_table(settings, sides, build(settings.transforms), table, COLUMNS, key)
 
 
 def test_without_transforms_the_target_has_the_source_names() -> None:

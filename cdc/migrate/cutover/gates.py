@@ -6,7 +6,8 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from cdc.migrate.positions import KafkaView, applied, behind, source_lag
+from cdc.engine import Sides
+from cdc.migrate.positions import KafkaView, behind
 from cdc.migrate.verify.record import last_verify
 from cdc.settings import Settings
 
@@ -18,11 +19,11 @@ class Gate:
     detail: str
 
 
-def sink_lag(settings: Settings, view: KafkaView) -> dict[str, tuple[float, int]]:
+def sink_lag(settings: Settings, sides: Sides, view: KafkaView) -> dict[str, tuple[float, int]]:
     """Per table topic: (seconds since the oldest message the sink has not applied
     was written to Kafka, messages it has not applied); 0 and 0 when caught up."""
     ends = view.ends()
-    done = applied(settings)
+    done = sides.target.applied_offsets(settings.consumer_group)
     left = behind(ends, done)
     now = time.time()
     lag = {topic: (0.0, 0) for topic, _ in ends}
@@ -34,9 +35,9 @@ def sink_lag(settings: Settings, view: KafkaView) -> dict[str, tuple[float, int]
     return lag
 
 
-def check_lag(settings: Settings, view: KafkaView) -> Gate:
+def check_lag(settings: Settings, sides: Sides, view: KafkaView) -> Gate:
     limit = settings.cutover.max_lag_seconds
-    source = source_lag(settings)
+    source = sides.source.lag(settings.kafka)
     if not source.streaming:
         return Gate(
             "lag",
@@ -44,7 +45,7 @@ def check_lag(settings: Settings, view: KafkaView) -> Gate:
             "the source is not streaming (no active slot or stored position):"
             " start `cdc run --role source` and try again",
         )
-    lag = sink_lag(settings, view).values()
+    lag = sink_lag(settings, sides, view).values()
     messages = sum(count for _, count in lag)
     seconds = max([source.seconds or 0.0, *(s for s, _ in lag)])
     detail = f"{seconds:.1f} s behind (limit {limit:g} s), {messages} messages not yet applied"
@@ -69,10 +70,10 @@ def check_dead_letters(settings: Settings, view: KafkaView) -> Gate:
     return Gate("dead_letters", True, f"none {when}")
 
 
-def check_verify(settings: Settings) -> Gate:
+def check_verify(settings: Settings, sides: Sides) -> Gate:
     if not settings.cutover.require_verify:
         return Gate("verify", True, "not required (cutover.require_verify: false)")
-    found = last_verify(settings)
+    found = last_verify(settings.name, sides.target)
     if found is None:
         return Gate("verify", False, "no `cdc verify` has run: run `cdc verify -c FILE` first")
     finished, equal = found
@@ -86,13 +87,13 @@ def check_verify(settings: Settings) -> Gate:
     return Gate("verify", True, f"equal at {finished.isoformat()}")
 
 
-def check_gates(settings: Settings) -> list[Gate]:
+def check_gates(settings: Settings, sides: Sides) -> list[Gate]:
     view = KafkaView(settings)
     try:
         return [
-            check_lag(settings, view),
+            check_lag(settings, sides, view),
             check_dead_letters(settings, view),
-            check_verify(settings),
+            check_verify(settings, sides),
         ]
     finally:
         view.close()

@@ -5,7 +5,7 @@ applied every change made on the target to the source, move the source's
 sequences / AUTO_INCREMENT above the target's, then lift the source's fence.
 Before one finished (the target never took application writes): only lift the
 source's fence. Either way the reverse pipeline's slot on the target is then
-dropped (`reverse.retire`); while that pipeline still reads it, the rollback
+dropped (`Engine.retire_reverse`); while that pipeline still reads it, the rollback
 says so and a second `cdc rollback` drops it. Steps are recorded in
 `cdc_cutover` like the cut-over's, so an interrupted rollback continues; a
 finished one leaves the step `rolled_back` (and `reverse` while its slot
@@ -18,12 +18,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from cdc import metrics
-from cdc.migrate.cutover.fence import fence, unfence
-from cdc.migrate.cutover.reverse import retire
+from cdc.engine import EngineFor, Sides
 from cdc.migrate.cutover.run import Say, StepFailedError, set_phase, wait_drained
 from cdc.migrate.cutover.sequences import sync_counters
 from cdc.migrate.cutover.state import CutoverState
-from cdc.migrate.positions import mark_source
 from cdc.settings import Settings
 from cdc.settings_load import load_settings
 
@@ -39,10 +37,11 @@ class RollbackReport:
     warnings: list[str] = field(default_factory=list)
 
 
-def rollback(settings: Settings, say: Say) -> RollbackReport:
-    assert settings.target is not None
+def rollback(settings: Settings, say: Say, engines: EngineFor) -> RollbackReport:
+    """`engines`: the engine of each side, of this pipeline and of its reverse one."""
+    sides = Sides.of(settings, engines)
     report = RollbackReport(settings.name)
-    state = CutoverState(settings)
+    state = CutoverState(settings.name, sides.target)
     done = state.steps()
 
     def tell(step: str, detail: str) -> None:
@@ -58,7 +57,8 @@ def rollback(settings: Settings, say: Say) -> RollbackReport:
         if "reverse" not in done:
             return ()
         path = done["reverse"][1]
-        retired, detail = retire(load_settings(path), path)
+        reverse = load_settings(path)
+        retired, detail = engines(reverse.source).retire_reverse(reverse.name, path)
         if not retired:
             report.warnings.append(detail)
             return ("reverse",)
@@ -79,24 +79,26 @@ def rollback(settings: Settings, say: Say) -> RollbackReport:
             if "target_fenced" in done:
                 fenced_at = done["target_fenced"][0]
             else:
-                result = fence(settings.target, settings.cutover.fence.terminate_sessions)
+                result = sides.target.fence(settings.cutover.fence.terminate_sessions)
                 fenced_at = record(
                     "target_fenced",
                     f"{result.where} read-only, {result.sessions_ended} sessions ended",
                 )
             if "reverse" in done:
+                reverse = load_settings(done["reverse"][1])
+                back = Sides.of(reverse, engines)
                 if "reverse_drained" not in done:
-                    reverse = load_settings(done["reverse"][1])
                     timeout = settings.cutover.fence.timeout_s
                     again = (
                         "Run `cdc rollback` again to keep waiting"
                         f" (the reverse pipeline: cdc run -c {done['reverse'][1]})"
                     )
-                    drained = wait_drained(reverse, mark_source(reverse), timeout, say, again)
+                    marker = back.source.mark(reverse.name)
+                    drained = wait_drained(reverse, back, marker, timeout, say, again)
                     record("reverse_drained", drained)
                 if "source_counters" not in done:
                     # rows came back with their ids; the source's own counters did not move
-                    synced = sync_counters(load_settings(done["reverse"][1]))
+                    synced = sync_counters(reverse, back)
                     record("source_counters", f"{len(synced)} set above the target's")
             else:
                 report.warnings.append(
@@ -108,7 +110,7 @@ def rollback(settings: Settings, say: Say) -> RollbackReport:
         report.failed_step = "reverse_drained" if failed.step == "drained" else failed.step
         report.reason = str(failed)
         return report
-    where = unfence(settings.source)
+    where = sides.source.unfence()
     window = (datetime.now(UTC) - fenced_at).total_seconds() if "done" in done else None
     report.window_s = window
     if window is not None:

@@ -4,7 +4,7 @@ Steps, each recorded on the target (`cdc_cutover`) once done, so that a run
 that stopped half way continues where it was and a finished one is a no-op:
 
 1. gates: lag, dead letters, last verify (checked only before the fence);
-2. fenced: writes stopped on the source (`cdc.migrate.cutover.fence`);
+2. fenced: writes stopped on the source (`Engine.fence`);
 3. drained: the source's final position is in Kafka and the sink applied
    every message up to the topics' ends (`cdc.migrate.positions.wait_applied`);
 4. counters: sequences / AUTO_INCREMENT of the target above the source's;
@@ -23,12 +23,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cdc import metrics
-from cdc.migrate.cutover.fence import fence, unfence
+from cdc.engine import EngineFor, Sides
+from cdc.engine.cutover import Marker
 from cdc.migrate.cutover.gates import Gate, check_gates
 from cdc.migrate.cutover.reverse import prepare_start, write_reverse
-from cdc.migrate.cutover.sequences import source_tables, sync_counters
+from cdc.migrate.cutover.sequences import sync_counters
 from cdc.migrate.cutover.state import CutoverState
-from cdc.migrate.positions import Marker, mark_source, wait_applied
+from cdc.migrate.positions import wait_applied
 from cdc.migrate.verify.run import verify
 from cdc.settings import Settings
 from cdc.settings_load import load_settings
@@ -64,12 +65,15 @@ def set_phase(step: str) -> None:
         metrics.CUTOVER_PHASE.labels(step=name).set(1 if name == step else 0)
 
 
-def wait_drained(settings: Settings, marker: Marker, timeout_s: float, say: Say, again: str) -> str:
+def wait_drained(
+    settings: Settings, sides: Sides, marker: Marker, timeout_s: float, say: Say, again: str
+) -> str:
     """Wait until the source published past `marker` and the sink applied every
     message of its topics; what was waited for. StepFailedError after `timeout_s`,
     its message ending with `again` (what the operator may do next)."""
     result = wait_applied(
         settings,
+        sides,
         marker,
         timeout_s,
         lambda: say("drained", f"source published up to {marker}; waiting for the sink"),
@@ -93,9 +97,11 @@ def wait_drained(settings: Settings, marker: Marker, timeout_s: float, say: Say,
     )
 
 
-def cutover(settings: Settings, config_path: Path, say: Say) -> CutoverReport:
+def cutover(settings: Settings, config_path: Path, say: Say, engines: EngineFor) -> CutoverReport:
+    """`engines`: the engine of each side, of this pipeline and of its reverse one."""
     report = CutoverReport(settings.name)
-    state = CutoverState(settings)
+    sides = Sides.of(settings, engines)
+    state = CutoverState(settings.name, sides.target)
     done = state.steps()
     if "done" in done:
         at, detail = done["done"]
@@ -112,7 +118,7 @@ def cutover(settings: Settings, config_path: Path, say: Say) -> CutoverReport:
     for step, (_, detail) in done.items():
         report.steps[step] = detail
     try:
-        _run_steps(settings, config_path, state, done, report, say)
+        _run_steps(settings, config_path, engines, sides, state, done, report, say)
     except StepFailedError as failed:
         report.outcome = "step_failed"
         report.failed_step = failed.step
@@ -123,12 +129,13 @@ def cutover(settings: Settings, config_path: Path, say: Say) -> CutoverReport:
 def _run_steps(
     settings: Settings,
     config_path: Path,
+    engines: EngineFor,
+    sides: Sides,
     state: CutoverState,
     done: dict[str, tuple[datetime, str]],
     report: CutoverReport,
     say: Say,
 ) -> None:
-    assert settings.target is not None
     cut = settings.cutover
 
     clock = [time.monotonic()]
@@ -143,7 +150,7 @@ def _run_steps(
         return state.record(step, detail)
 
     if "fenced" not in done:
-        report.gates = check_gates(settings)
+        report.gates = check_gates(settings, sides)
         for gate in report.gates:
             say(f"gate {gate.name}", ("passed: " if gate.passed else "FAILED: ") + gate.detail)
         failed = [gate for gate in report.gates if not gate.passed]
@@ -153,7 +160,7 @@ def _run_steps(
             report.reason = "; ".join(f"{g.name}: {g.detail}" for g in failed)
             return
         record("gates", "lag, dead letters and verify passed")
-        result = fence(settings.source, cut.fence.terminate_sessions)
+        result = sides.source.fence(cut.fence.terminate_sessions)
         fenced_at = record(
             "fenced", f"{result.where} read-only, {result.sessions_ended} sessions ended"
         )
@@ -161,23 +168,24 @@ def _run_steps(
         fenced_at = done["fenced"][0]
         say("fenced", f"since {fenced_at.isoformat()} (resumed)")
     if "drained" not in done:
-        marker = mark_source(settings)
+        marker = sides.source.mark(settings.name)
         again = "Run `cdc cutover` again to keep waiting, or `cdc rollback` to lift the fence"
-        record("drained", wait_drained(settings, marker, cut.fence.timeout_s, say, again))
+        record("drained", wait_drained(settings, sides, marker, cut.fence.timeout_s, say, again))
     if "counters" not in done:
-        synced = sync_counters(settings)
+        synced = sync_counters(settings, sides)
         shown = ", ".join(f"{c.table}.{c.column}={c.value}" for c in synced)
         record(
             "counters", f"{len(synced)} set above the source's" + (f": {shown}" if shown else "")
         )
     if cut.reverse and "reverse" not in done:
-        path = write_reverse(settings, config_path, source_tables(settings))
-        prepare_start(load_settings(path))
+        path = write_reverse(settings, sides, config_path, sides.source.tables())
+        reverse = load_settings(path)
+        prepare_start(reverse, Sides.of(reverse, engines))
         record("reverse", str(path))
     if cut.reverse:
         report.reverse_config = report.steps.get("reverse") or done["reverse"][1]
     if cut.final_verify and "verified" not in done:
-        if not verify(settings).equal:
+        if not verify(settings, engines).equal:
             raise StepFailedError(
                 "verified",
                 "the final verify found differences: run `cdc verify -c FILE` for the keys;"
@@ -185,7 +193,7 @@ def _run_steps(
                 " lifts the fence",
             )
         record("verified", "target equals source")
-    unfence(settings.target)
+    sides.target.unfence()
     window = (datetime.now(UTC) - fenced_at).total_seconds()
     report.window_s = window
     metrics.CUTOVER_WRITE_UNAVAILABLE.set(window)

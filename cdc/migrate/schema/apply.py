@@ -10,19 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
-
-import psycopg
-import pymysql
+from typing import Literal
 
 from cdc.ddl.model import Statement
-from cdc.mysql import ddl as ddl_mysql
-from cdc.postgres import ddl as ddl_postgres
-from sinks.mysql.statements import quote
-
-ColumnShape = tuple[str, str, bool]  # name, type as the target spells it, nullable
-# what either driver raises when the server refuses or cannot be reached
-DB_ERRORS = (psycopg.Error, pymysql.err.Error)
+from cdc.engine.schema import ColumnShape, TargetCatalog
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,118 +21,6 @@ class Outcome:
     statement: Statement
     action: Literal["created", "exists", "differs", "failed"]
     details: list[str] = field(default_factory=list)
-
-
-class TargetCatalog(Protocol):
-    def exists(self, statement: Statement) -> bool: ...
-
-    def columns(self, schema: str, table: str) -> list[ColumnShape]: ...
-
-    def probe(self, statement: Statement) -> list[ColumnShape]: ...
-
-    def execute(self, statement: Statement) -> None: ...
-
-
-class PostgresTarget:
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
-        self._conn = conn
-
-    def _one(self, query: str, params: tuple[Any, ...]) -> bool:
-        row = self._conn.execute(query.encode(), params).fetchone()
-        return bool(row and row[0])
-
-    def exists(self, statement: Statement) -> bool:
-        qualified = ddl_postgres.ident(statement.schema, statement.table)
-        if statement.kind == "schema":
-            return self._one("SELECT 1 FROM pg_namespace WHERE nspname = %s", (statement.schema,))
-        if statement.kind == "type":
-            return self._one("SELECT to_regtype(%s) IS NOT NULL", (statement.name,))
-        if statement.kind == "table":
-            return self._one("SELECT to_regclass(%s) IS NOT NULL", (qualified,))
-        if statement.kind == "foreign_key":
-            return self._one(
-                "SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass(%s) AND conname = %s",
-                (qualified, statement.name),
-            )
-        return self._one(
-            "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE n.nspname = %s AND c.relname = %s",
-            (statement.schema, statement.name),
-        )
-
-    def _columns(self, qualified: str) -> list[ColumnShape]:
-        rows = self._conn.execute(
-            "SELECT attname, format_type(atttypid, atttypmod), NOT attnotnull FROM pg_attribute"
-            " WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped"
-            " ORDER BY attnum",
-            (qualified,),
-        ).fetchall()
-        return [(name, kind, nullable) for name, kind, nullable in rows]
-
-    def columns(self, schema: str, table: str) -> list[ColumnShape]:
-        return self._columns(ddl_postgres.ident(schema, table))
-
-    def probe(self, statement: Statement) -> list[ColumnShape]:
-        with self._conn.transaction(force_rollback=True):
-            self._conn.execute(statement.probe_sql.encode())
-            return self._columns(ddl_postgres.ident(*ddl_postgres.PROBE))
-
-    def execute(self, statement: Statement) -> None:
-        self._conn.execute(statement.sql.encode())
-
-
-class MysqlTarget:
-    """`conn`: a DictCursor connection to the target database."""
-
-    def __init__(self, conn: Any) -> None:
-        self._conn = conn
-
-    def _one(self, query: str, params: tuple[Any, ...]) -> bool:
-        with self._conn.cursor() as cur:
-            cur.execute(query, params)
-            return cur.fetchone() is not None
-
-    def exists(self, statement: Statement) -> bool:
-        where = (statement.schema, statement.table)
-        if statement.kind == "table":
-            return self._one(
-                "SELECT 1 FROM information_schema.TABLES"
-                " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
-                where,
-            )
-        if statement.kind == "foreign_key":
-            return self._one(
-                "SELECT 1 FROM information_schema.TABLE_CONSTRAINTS WHERE TABLE_SCHEMA = %s"
-                " AND TABLE_NAME = %s AND CONSTRAINT_TYPE = 'FOREIGN KEY'"
-                " AND CONSTRAINT_NAME = %s",
-                (*where, statement.name),
-            )
-        return self._one(
-            "SELECT 1 FROM information_schema.STATISTICS"
-            " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND INDEX_NAME = %s",
-            (*where, statement.name),
-        )
-
-    def columns(self, schema: str, table: str) -> list[ColumnShape]:
-        with self._conn.cursor() as cur:
-            cur.execute(f"SHOW COLUMNS FROM {quote(schema)}.{quote(table)}")
-            return [(r["Field"], str(r["Type"]), r["Null"] == "YES") for r in cur.fetchall()]
-
-    def probe(self, statement: Statement) -> list[ColumnShape]:
-        # a TEMPORARY table: no implicit commit, invisible to other sessions
-        probe = f"{quote(statement.schema)}.{quote(ddl_mysql.PROBE)}"
-        with self._conn.cursor() as cur:
-            cur.execute(f"DROP TEMPORARY TABLE IF EXISTS {probe}")
-            cur.execute(statement.probe_sql)
-        try:
-            return self.columns(statement.schema, ddl_mysql.PROBE)
-        finally:
-            with self._conn.cursor() as cur:
-                cur.execute(f"DROP TEMPORARY TABLE {probe}")
-
-    def execute(self, statement: Statement) -> None:
-        with self._conn.cursor() as cur:
-            cur.execute(statement.sql)
 
 
 def compare(expected: list[ColumnShape], found: list[ColumnShape]) -> list[str]:
@@ -164,9 +43,11 @@ def compare(expected: list[ColumnShape], found: list[ColumnShape]) -> list[str]:
     return differences
 
 
-def apply(target: TargetCatalog, statements: Iterable[Statement]) -> list[Outcome]:
+def apply(
+    target: TargetCatalog, statements: Iterable[Statement], errors: tuple[type[Exception], ...]
+) -> list[Outcome]:
     """Run each statement whose object the target lacks. A statement the
-    target refuses is reported; the others still run."""
+    target refuses (`errors`: its driver's) is reported; the others still run."""
     outcomes = []
     for statement in statements:
         try:
@@ -182,6 +63,6 @@ def apply(target: TargetCatalog, statements: Iterable[Statement]) -> list[Outcom
                 )
             else:
                 outcomes.append(Outcome(statement, "exists"))
-        except DB_ERRORS as exc:
+        except errors as exc:
             outcomes.append(Outcome(statement, "failed", [str(exc).strip()]))
     return outcomes

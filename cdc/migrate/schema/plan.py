@@ -4,20 +4,12 @@ catalog and rendered for the target engine."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from cdc.ddl.model import AFTER_COPY, TABLES, Notes, Statement, TableDef
-from cdc.migrate.connections import is_postgres, mysql_connect, pg_connect
-from cdc.mysql import catalog as mysql_catalog
-from cdc.mysql import ddl as ddl_mysql
-from cdc.mysql import inspect as inspect_mysql
-from cdc.mysql.setup import is_mariadb
-from cdc.postgres import catalog as pg_catalog
-from cdc.postgres import ddl as ddl_postgres
-from cdc.postgres import inspect as inspect_postgres
-from cdc.postgres.types import TypeRegistry
-from cdc.settings import MysqlTarget, Settings
-from sinks.mysql.tables import key_collation
+from cdc.engine import Sides
+from cdc.engine.cutover import TableName
+from cdc.engine.schema import TargetDdl
+from cdc.settings import Settings
 
 
 @dataclass
@@ -32,52 +24,20 @@ class SchemaPlan:
         return [s for s in self.statements if s.phase == phase]
 
 
-def read_tables(settings: Settings) -> list[TableDef]:
-    """The configured source tables, from the source catalog."""
-    source = settings.source
-    if is_postgres(source):
-        with pg_connect(source.dsn) as conn:
-            registry = TypeRegistry(conn)
-            return [
-                inspect_postgres.table_def(conn, registry, table)
-                for table in pg_catalog.select_tables(conn, source.selects)
-            ]
-    with mysql_connect(source.dsn) as conn, conn.cursor() as cursor:
-        mariadb = is_mariadb(cursor)
-        return [
-            inspect_mysql.table_def(cursor, table, mariadb)
-            for table in mysql_catalog.select_tables(cursor, source.selects)
-        ]
+def target_name(table: TableDef, sides: Sides) -> TableName:
+    """Where the sink writes the table (`Engine.target_table`)."""
+    return sides.target.target_table(table.schema.schema, table.schema.table)
 
 
-def target_name(table: TableDef, settings: Settings) -> tuple[str, str]:
-    """Where the sink writes the table: the same schema.table on PostgreSQL,
-    the DSN's database on MySQL."""
-    target = settings.target
-    if isinstance(target, MysqlTarget):
-        return target.dsn.connect_kwargs()["database"] or "", table.schema.table
-    return table.schema.schema, table.schema.table
-
-
-def mysql_key_collation(conn: Any) -> str:
-    """The collation of text key columns on this MySQL/MariaDB target (sinks.mysql.tables)."""
-    with conn.cursor() as cur:
-        cur.execute("SELECT VERSION() AS v")
-        return key_collation(str(cur.fetchone()["v"]))
-
-
-def build(settings: Settings, tables: list[TableDef], key_collation: str = "") -> SchemaPlan:
+def build(settings: Settings, sides: Sides, tables: list[TableDef], ddl: TargetDdl) -> SchemaPlan:
     """Every table's statements, tables first, then what is faster after the
-    initial copy. `key_collation`: the MySQL target's (sinks.mysql.tables)."""
-    target = settings.target
-    assert target is not None
-    engine = "postgresql" if is_postgres(target) else "mysql"
-    plan = SchemaPlan("postgresql" if is_postgres(settings.source) else "mysql", engine, tables)
+    initial copy; `ddl`: the target's (`Engine.ddl`)."""
+    plan = SchemaPlan(sides.source.name, sides.target.name, tables)
     notes = plan.notes
     seen: dict[tuple[str, str], str] = {}
     rendered: list[Statement] = []
     for table in tables:
-        name = target_name(table, settings)
+        name = target_name(table, sides)
         if name in seen:
             notes.problem(
                 table,
@@ -89,10 +49,7 @@ def build(settings: Settings, tables: list[TableDef], key_collation: str = "") -
         seen[name] = table.qualified
         if not table.primary_key:
             notes.warn(table, "", "no primary key: every column forms the target's primary key")
-        if engine == "postgresql":
-            rendered += ddl_postgres.render(table, name, notes)
-        else:
-            rendered += ddl_mysql.render(table, name, key_collation, notes)
+        rendered += ddl.render(table, name, notes)
     if not tables:
         notes.add(
             "",

@@ -4,7 +4,8 @@ sorted keys, bytes as hex.
 
 `cdc verify` hashes rows with `row_hash` where the databases cannot produce
 the same text themselves (floats, JSON across engines, intervals); tests and
-the demo compare whole tables with `digest`.
+the demo compare whole tables with `digest` (rows read by each engine's
+`verify_sql.table_rows`).
 """
 
 from __future__ import annotations
@@ -15,11 +16,6 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
-
-import psycopg
-import pymysql
-import pymysql.cursors
-from psycopg import sql
 
 
 def canonical(value: Any) -> Any:
@@ -74,32 +70,3 @@ def digest(rows: Iterable[Sequence[Any]]) -> tuple[int, str]:
     for line in lines:
         sha.update(line.encode() + b"\n")
     return len(lines), sha.hexdigest()
-
-
-def pg_rows(dsn: str, table: str, columns: Sequence[str]) -> list[tuple[Any, ...]]:
-    """Every row of `table` (schema.table)."""
-    schema, name = table.split(".", 1)
-    query = sql.SQL("SELECT {} FROM {}").format(
-        sql.SQL(", ").join(sql.Identifier(c) for c in columns), sql.Identifier(schema, name)
-    )
-    with psycopg.connect(dsn) as conn:
-        return conn.execute(query).fetchall()
-
-
-def mysql_rows(
-    connect_args: dict[str, Any], table: str, columns: Sequence[str]
-) -> list[tuple[Any, ...]]:
-    """Every row of `table` (database.table)."""
-    database, name = table.split(".", 1)
-
-    def quote(n: str) -> str:
-        return "`" + n.replace("`", "``") + "`"
-
-    query = f"SELECT {', '.join(quote(c) for c in columns)} FROM {quote(database)}.{quote(name)}"
-    conn = pymysql.connect(**connect_args, charset="utf8mb4", init_command="SET time_zone='+00:00'")
-    try:
-        with conn.cursor(pymysql.cursors.Cursor) as cur:
-            cur.execute(query)
-            return list(cur.fetchall())
-    finally:
-        conn.close()

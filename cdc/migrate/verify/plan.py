@@ -1,11 +1,11 @@
 """Which target table and columns hold each source table's rows, through the transforms.
 
-The sink writes a source table `schema.table` to the target table of the same names
-(a MySQL target: the DSN's database) unless `rename_table` or `route` sends it elsewhere;
-`rename_column` renames and `columns` leaves columns out, and both are followed here, so
-such a table still verifies. Any other transform that applies to a table (filter, mask,
-cast, add_column, python) changes its rows on purpose: the table is reported as not
-verifiable, with that reason, rather than as different.
+The sink writes a source table `schema.table` to the target table of the same names (as
+the target engine places them: `Engine.target_table`) unless `rename_table` or `route`
+sends it elsewhere; `rename_column` renames and `columns` leaves columns out, and both
+are followed here, so such a table still verifies. Any other transform that applies to
+a table (filter, mask, cast, add_column, python) changes its rows on purpose: the table
+is reported as not verifiable, with that reason, rather than as different.
 """
 
 from __future__ import annotations
@@ -13,16 +13,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from cdc.changes import Change
+from cdc.engine import Sides
+from cdc.engine.cutover import TableName
 from cdc.events import Op
 from cdc.schemas import Column, TableSchema
-from cdc.settings import MysqlTarget, Settings
+from cdc.settings import Settings
 from transforms.base import SchemaError, Transform
 from transforms.columns import Columns
 from transforms.rename_column import RenameColumn
 from transforms.rename_table import RenameTable
 from transforms.route import Route
-
-_CONNECTORS = {"postgres": "postgresql", "mysql": "mysql"}
 
 
 @dataclass
@@ -40,17 +40,15 @@ class TablePlan:
 
 def plan_table(
     settings: Settings,
+    sides: Sides,
     transforms: list[Transform],
-    source: tuple[str, str],
+    source: TableName,
     columns: tuple[str, ...],
     key: tuple[str, ...],
 ) -> TablePlan:
     """Where `source` (with these columns and primary key) lands on the target."""
     schema = TableSchema(
-        _CONNECTORS[settings.source.type],
-        *source,
-        tuple(Column(name, "") for name in columns),
-        key,
+        sides.source.name, *source, tuple(Column(name, "") for name in columns), key
     )
     plan = TablePlan(source, source, key=key)
     if not key:
@@ -81,23 +79,17 @@ def plan_table(
         if selector.matches(schema):
             plan.not_verifiable = f"transforms[{index}] ({kind}) changes its rows on the way"
             return plan
-    plan.target = target_table(settings, transforms, source)
+    plan.target = target_table(sides, transforms, source)
     plan.columns = names
     return plan
 
 
-def target_table(
-    settings: Settings, transforms: list[Transform], source: tuple[str, str]
-) -> tuple[str, str]:
+def target_table(sides: Sides, transforms: list[Transform], source: TableName) -> TableName:
     """The target table the sink writes `source`'s rows to: the same names unless
-    `rename_table` or `route` sends them elsewhere; on MySQL in the DSN's database."""
-    schema = TableSchema(_CONNECTORS[settings.source.type], *source, (), ())
+    `rename_table` or `route` sends them elsewhere, placed as the target engine does."""
+    schema = TableSchema(sides.source.name, *source, (), ())
     change = Change(Op.READ, schema, source, None, None, None, (), 0, "", 0, 0)
     for transform in transforms:
         if isinstance(transform, RenameTable | Route):
             change = transform.apply(change) or change
-    target = change.target
-    if isinstance(settings.target, MysqlTarget):
-        database = settings.target.dsn.connect_kwargs()["database"] or ""
-        target = (database, target[1])
-    return target
+    return sides.target.target_table(*change.target)

@@ -1,13 +1,13 @@
 """`cdc verify`: are the target's tables equal to the source's, row for row?
 
 Per table, key ranges are compared by count and checksum on both sides and
-mismatching ranges are bisected down to rows (`verify_chunks`), hashing a
+mismatching ranges are bisected down to rows (`verify.chunks`), hashing a
 canonical row form in the databases where both engines can write it
-(`verify_columns`), else in Python. It runs while replication is live: the
+(`cdc.engine.verify`), else in Python. It runs while replication is live: the
 rows found different are read again once the sink has applied everything the
 source had at that moment (`positions.wait_applied`), and only those that still differ
 are reported. Each finished run is recorded in the target's `cdc_verify_runs`
-(`verify_record`), which `last_verify` reads.
+(`verify.record`), which `last_verify` reads.
 """
 
 from __future__ import annotations
@@ -20,13 +20,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import psycopg
-import pymysql
-import pymysql.cursors
 import structlog
 
 from cdc import metrics
-from cdc.migrate.positions import Published, mark_source, wait_applied
+from cdc.engine import EngineFor, Sides
+from cdc.engine.cutover import Published
+from cdc.engine.session import Session
+from cdc.engine.verify import TableInfo, comparable_in_sql
+from cdc.migrate.positions import wait_applied
 from cdc.migrate.verify.canonical import canonical
 from cdc.migrate.verify.chunks import (
     ROW_LEVEL_ROWS,
@@ -38,13 +39,10 @@ from cdc.migrate.verify.chunks import (
     diff_range,
     settle,
 )
-from cdc.migrate.verify.columns import TableInfo, comparable_in_sql, describe_mysql, describe_pg
 from cdc.migrate.verify.plan import TablePlan, plan_table
 from cdc.migrate.verify.record import last_verify, record_run
-from cdc.migrate.verify.sides import Connection, Dialect, TableSide, connect
-from cdc.mysql import catalog as mysql_catalog
-from cdc.postgres import catalog as pg_catalog
-from cdc.settings import PostgresSource, PostgresTarget, Settings
+from cdc.migrate.verify.sides import TableSide
+from cdc.settings import Settings
 from transforms.base import Transform
 from transforms.registry import build
 
@@ -115,6 +113,7 @@ class VerifyReport:
 
 def verify(
     settings: Settings,
+    engines: EngineFor,
     tables: Sequence[str] | None = None,
     *,
     chunk_rows: int = CHUNK_ROWS,
@@ -123,32 +122,41 @@ def verify(
     on_table: Callable[[TableResult], None] | None = None,
 ) -> VerifyReport:
     """Compare every (or each named) table of the pipeline and record the run on the target.
-    Raises `VerifyError` when it cannot run at all."""
+    `engines`: the engine of each side. Raises `VerifyError` when it cannot run at all."""
     if settings.target is None:
         raise VerifyError("the pipeline has no target to compare with: add a target: section")
+    sides = Sides.of(settings, engines)
+    errors = (*sides.source.errors, *sides.target.errors)
     started = datetime.now(UTC)
     try:
-        source, target = connect(settings.source), connect(settings.target)
-    except (psycopg.Error, pymysql.Error) as exc:
+        source, target = sides.source.verify.connect(), sides.target.verify.connect()
+    except errors as exc:
         raise VerifyError(
             f"cannot connect: {exc} (check the DSNs and that the servers run)"
         ) from None
-    published = Published(settings)  # one reader for every wait of the run
+    published = sides.source.published(settings.kafka)  # one reader for every wait of the run
     try:
-        names = _tables(settings, source, tables)
+        names = _tables(settings, sides, tables)
         transforms = build(settings.transforms)
 
         def caught_up() -> bool:
-            return _sink_caught_up(settings, published, wait_timeout_s)
+            return _sink_caught_up(settings, sides, published, wait_timeout_s)
 
         results = []
         for name in names:
             clock = time.monotonic()
             try:
                 result = _verify_table(
-                    settings, source, target, transforms, name, chunk_rows, caught_up, rounds
+                    settings,
+                    sides,
+                    (source, target),
+                    transforms,
+                    name,
+                    chunk_rows,
+                    caught_up,
+                    rounds,
                 )
-            except (psycopg.Error, pymysql.Error) as exc:
+            except errors as exc:
                 # this table could not be read; the others are still worth checking
                 result = TableResult(name, "", "error", f"{type(exc).__name__}: {exc}".strip())
             result.seconds = round(time.monotonic() - clock, 3)
@@ -161,22 +169,27 @@ def verify(
         source.close()
         target.close()
     report = VerifyReport(settings.name, started, datetime.now(UTC), results)
-    record_run(settings, report.finished_at, report.equal, json.dumps(report.to_json()))
+    record_run(
+        settings.name, sides.target, report.finished_at, report.equal, json.dumps(report.to_json())
+    )
     metrics.VERIFY_LAST_EQUAL.set(1 if report.equal else 0)
     metrics.VERIFY_LAST_FINISHED.set(report.finished_at.timestamp())
     return report
 
 
-def _sink_caught_up(settings: Settings, published: Published, timeout_s: float) -> bool:
+def _sink_caught_up(
+    settings: Settings, sides: Sides, published: Published, timeout_s: float
+) -> bool:
     """Whether the sink applied everything the source has now, within `timeout_s`."""
-    result = wait_applied(settings, mark_source(settings), timeout_s, source=published)
+    marker = sides.source.mark(settings.name)
+    result = wait_applied(settings, sides, marker, timeout_s, source=published)
     if not result.done:
         stage = "sink" if result.published else "source"
         log.warning("verify_not_caught_up", stage=stage, timeout_s=timeout_s)
     return result.done
 
 
-def _tables(settings: Settings, source: Connection, wanted: Sequence[str] | None) -> list[str]:
+def _tables(settings: Settings, sides: Sides, wanted: Sequence[str] | None) -> list[str]:
     selects = settings.source.selects
     if wanted:
         others = [t for t in wanted if "." not in t or not selects(*t.split(".", 1))]
@@ -188,22 +201,13 @@ def _tables(settings: Settings, source: Connection, wanted: Sequence[str] | None
         return list(wanted)
     if isinstance(settings.source.tables, list):
         return list(settings.source.tables)
-    if isinstance(source, psycopg.Connection):
-        return [t.qualified for t in pg_catalog.select_tables(source, selects)]
-    with source.cursor(pymysql.cursors.DictCursor) as cur:
-        return [t.qualified for t in mysql_catalog.select_tables(cur, selects)]
-
-
-def _describe(conn: Connection, schema: str, table: str) -> TableInfo | None:
-    if isinstance(conn, psycopg.Connection):
-        return describe_pg(conn, schema, table)
-    return describe_mysql(conn, schema, table)
+    return [f"{schema}.{table}" for schema, table in sides.source.tables()]
 
 
 def _verify_table(
     settings: Settings,
-    source: Connection,
-    target: Connection,
+    sides: Sides,
+    sessions: tuple[Session, Session],
     transforms: list[Transform],
     name: str,
     chunk_rows: int,
@@ -211,17 +215,17 @@ def _verify_table(
     rounds: int,
 ) -> TableResult:
     schema, table = name.split(".", 1)
-    ours = _describe(source, schema, table)
+    ours = sides.source.verify.describe(sessions[0], schema, table)
     if ours is None:
         reason = f"the source has no table {name} (check source.tables and --tables)"
         return TableResult(name, "", "error", reason)
     plan = plan_table(
-        settings, transforms, (schema, table), tuple(c.name for c in ours.columns), ours.key
+        settings, sides, transforms, (schema, table), tuple(c.name for c in ours.columns), ours.key
     )
     result = TableResult(name, ".".join(plan.target), "not_verifiable", plan.not_verifiable)
     if plan.not_verifiable:
         return result
-    theirs = _describe(target, *plan.target)
+    theirs = sides.target.verify.describe(sessions[1], *plan.target)
     if theirs is None:
         result.status = "different"
         result.reason = (
@@ -234,7 +238,7 @@ def _verify_table(
         result.status = "different"
         result.reason = f"the target table {result.target} lacks {', '.join(absent)}"
         return result
-    ours_side, theirs_side, in_sql = _sides(settings, source, target, plan, ours, theirs)
+    ours_side, theirs_side, in_sql = _sides(sides, sessions, plan, ours, theirs)
     result.hashing = "database" if in_sql else "python"
     found = _compare(name, ours_side, theirs_side, chunk_rows, result)
     remaining, busy, caught_up = settle(ours_side, theirs_side, found, sink_caught_up, rounds)
@@ -248,9 +252,8 @@ def _verify_table(
 
 
 def _sides(
-    settings: Settings,
-    source: Connection,
-    target: Connection,
+    sides: Sides,
+    sessions: tuple[Session, Session],
     plan: TablePlan,
     ours: TableInfo,
     theirs: TableInfo,
@@ -260,23 +263,21 @@ def _sides(
     order = [*plan.key, *(s for s, _ in plan.columns if s not in plan.key)]
     source_columns = [c for name in order if (c := ours.column(name)) is not None]
     target_columns = [c for name in order if (c := theirs.column(renamed[name])) is not None]
-    same_engine = isinstance(settings.source, PostgresSource) == isinstance(
-        settings.target, PostgresTarget
-    )
+    same_engine = sides.source.name == sides.target.name
     in_sql = comparable_in_sql(list(zip(source_columns, target_columns, strict=True)), same_engine)
     width = len(plan.key)
     return (
         TableSide(
-            source,
-            Dialect(settings.source.type),
+            sessions[0],
+            sides.source,
             *plan.source,
             source_columns[:width],
             source_columns,
             in_sql,
         ),
         TableSide(
-            target,
-            Dialect("postgres" if isinstance(settings.target, PostgresTarget) else "mysql"),
+            sessions[1],
+            sides.target,
             *plan.target,
             target_columns[:width],
             target_columns,

@@ -10,6 +10,7 @@ from cdc.secrets import redact
 Status = Literal["ok", "warning", "blocker"]
 SAMPLE_ROWS = 20_000  # rows read to time the initial copy
 EXACT_COUNT_BYTES = 64 * 1024 * 1024  # tables up to this size are counted, not estimated
+FREE_SPACE = "free disk space is not visible over SQL: check that the volume holds"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,3 +72,12 @@ class Assessment:
                 for table in self.tables
             ],
         }
+
+
+def human_size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1024 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"

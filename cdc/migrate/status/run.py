@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from cdc.engine import EngineFor, Sides
 from cdc.kafka.offsets import OffsetsReader
 from cdc.migrate.cutover.gates import sink_lag
-from cdc.migrate.cutover.sequences import source_tables
 from cdc.migrate.cutover.state import CutoverState
-from cdc.migrate.positions import KafkaView, source_lag
+from cdc.migrate.positions import KafkaView
 from cdc.migrate.verify.record import last_verify
 from cdc.settings import Settings
 from cdc.settings_load import load_settings
@@ -46,13 +46,18 @@ class PipelineStatus:
     cutover: dict[str, str] = field(default_factory=dict)  # step -> when
 
 
-def status(settings: Settings) -> list[PipelineStatus]:
-    """The pipeline's status, then its reverse pipeline's once a cut-over wrote one."""
-    steps = CutoverState(settings).steps() if settings.target is not None else {}
-    found = [_one(settings, _cutover_phase(steps))]
+def status(settings: Settings, engines: EngineFor) -> list[PipelineStatus]:
+    """The pipeline's status, then its reverse pipeline's once a cut-over wrote one.
+    `engines`: the engine of each side."""
+    steps = (
+        CutoverState(settings.name, engines(settings.target)).steps()
+        if settings.target is not None
+        else {}
+    )
+    found = [_one(settings, engines, _cutover_phase(steps))]
     found[0].cutover = {step: at.isoformat() for step, (at, _) in steps.items()}
     if "reverse" in steps:
-        found.append(_one(load_settings(steps["reverse"][1]), None))
+        found.append(_one(load_settings(steps["reverse"][1]), engines, None))
     return found
 
 
@@ -67,7 +72,9 @@ def _cutover_phase(steps: dict[str, tuple[datetime, str]]) -> str | None:
     return None
 
 
-def _one(settings: Settings, cutover_phase: str | None) -> PipelineStatus:
+def _one(settings: Settings, engines: EngineFor, cutover_phase: str | None) -> PipelineStatus:
+    source = engines(settings.source)
+    sides = Sides.of(settings, engines) if settings.target is not None else None
     kafka = settings.kafka
     offsets = OffsetsReader(kafka.client_config(), kafka.topic_prefix)
     try:
@@ -76,26 +83,26 @@ def _one(settings: Settings, cutover_phase: str | None) -> PipelineStatus:
         offsets.close()
     snapshot_done = settings.snapshot.mode == "never" or COMPLETE_KEY in recorded
     phase = cutover_phase or ("streaming" if snapshot_done else "snapshot")
-    source = source_lag(settings)
+    lag_at_source = source.lag(kafka)
     view = KafkaView(settings)
     try:
-        lag = sink_lag(settings, view) if settings.target is not None else {}
+        lag = sink_lag(settings, sides, view) if sides is not None else {}
         dead = view.dead_letters(None)
     finally:
         view.close()
-    verify = last_verify(settings)
+    verify = last_verify(settings.name, sides.target) if sides is not None else None
     result = PipelineStatus(
         settings.name,
         phase,
-        source.streaming,
-        None if source.position is None else str(source.position),
-        source.seconds,
-        source.bytes,
-        source.retained_bytes,
+        lag_at_source.streaming,
+        None if lag_at_source.position is None else str(lag_at_source.position),
+        lag_at_source.seconds,
+        lag_at_source.bytes,
+        lag_at_source.retained_bytes,
         dead,
         verify,
     )
-    for schema, table in source_tables(settings):
+    for schema, table in source.tables():
         seconds, messages = lag.get(table_topic(kafka.topic_prefix, schema, table), (0.0, 0))
         result.tables.append(TableStatus(f"{schema}.{table}", phase, seconds, messages))
     return result

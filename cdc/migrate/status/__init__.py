@@ -1,0 +1,1 @@
+"""`cdc status`: where a pipeline stands."""

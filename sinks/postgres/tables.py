@@ -1,0 +1,162 @@
+"""The PostgreSQL target's replicated tables as the sink writes them: their
+columns and key from the catalog, created or extended with
+`create_tables: true` (the DDL `cdc schema` prints, `cdc.postgres.ddl`), each
+with its temporary staging table and COPY encoders.
+
+Everything here runs in the transaction of the batch that needs the table,
+so a rollback undoes it; `TargetTables.undone_on_rollback` forgets it then.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from cdc_copytext import RowEncoder
+from psycopg import sql
+
+from cdc.ddl.model import TABLES, Notes, TableDef
+from cdc.errors import TerminalError
+from cdc.postgres import ddl as ddl_postgres
+from cdc.postgres.target_types import TextEncoder, binary_kind, encoder_kind, pg_type, text_encoder
+from cdc.schemas import TableSchema
+from sinks.postgres.copy_text import LineBuilder
+
+# Sink processes of one pipeline (sink.workers, replicas) start together and may
+# create the same tables at once; CREATE ... IF NOT EXISTS is no guard against
+# that (a unique violation in the catalog), this transaction lock is.
+DDL_LOCK = "SELECT pg_advisory_xact_lock(hashtext('cdc_sink_ddl'))"
+
+
+@dataclass
+class TargetTable:
+    schema: str
+    name: str
+    types: dict[str, str]  # column -> format_type()
+    key: tuple[str, ...]
+    stage: str
+    encoders: dict[str, TextEncoder]
+    lines: LineBuilder
+    # insert events in wire form -> COPY data: binary where every column's type
+    # has a binary encoder (the server parses no text then), else text
+    row_encoder: RowEncoder
+    direct_copy_wait: int = 0  # insert batches to stage before trying a direct COPY again
+
+    @property
+    def ident(self) -> sql.Composable:
+        return sql.Identifier(self.schema, self.name)
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+
+class TargetTables:
+    """The tables one sink connection writes, by (schema, name)."""
+
+    def __init__(self, conn: psycopg.Connection[Any], create_tables: bool) -> None:
+        self._conn = conn
+        self._create_tables = create_tables
+        self._known: dict[tuple[str, str], TargetTable] = {}
+        self._stages = itertools.count()
+
+    @contextmanager
+    def undone_on_rollback(self) -> Iterator[None]:
+        """Around a transaction: a rollback drops the staging tables (and
+        target tables or columns) created in it, so they are forgotten, or the
+        next batch would COPY into a staging table that no longer exists."""
+        known = dict(self._known)
+        try:
+            yield
+        except BaseException:
+            self._known = known
+            raise
+
+    def get(self, target: tuple[str, str], schema: TableSchema | None) -> TargetTable:
+        """The table, with every column of `schema` (created or added first
+        when allowed)."""
+        found = self._known.get(target)
+        if found is not None and (schema is None or set(schema.column_names) <= set(found.types)):
+            return found
+        types, key = self.describe(target)
+        if schema is not None:
+            missing = [c for c in schema.columns if c.name not in types]
+            if missing and not (self._create_tables):
+                names = ", ".join(c.name for c in missing)
+                raise TerminalError(
+                    f"target table {target[0]}.{target[1]} lacks {names} of the source table"
+                    if types
+                    else f"target table {target[0]}.{target[1]} does not exist",
+                    "create it (e.g. pg_dump --schema-only) or set target.create_tables: true",
+                )
+            if missing:
+                self._conn.execute(DDL_LOCK)
+                types, key = self.describe(target)  # another sink may have just made it
+                if not set(schema.column_names) <= set(types):
+                    self._create_or_extend(target, schema, bool(types))
+                    types, key = self.describe(target)
+        if not key:
+            raise TerminalError(
+                f"target table {target[0]}.{target[1]} has no primary key",
+                "add the source's primary key to the target table",
+            )
+        stage = f"cdc_stage_{next(self._stages)}"
+        self._conn.execute(
+            sql.SQL(
+                "CREATE TEMP TABLE {} ON COMMIT DELETE ROWS AS SELECT * FROM {} WITH NO DATA"
+            ).format(sql.Identifier(stage), sql.Identifier(*target))
+        )
+        self._conn.execute(
+            sql.SQL("ALTER TABLE {} ADD COLUMN cdc_kind smallint").format(sql.Identifier(stage))
+        )
+        encoders = {name: text_encoder(kind) for name, kind in types.items()}
+        lines = LineBuilder(list(types), list(encoders.values()))
+        binary_kinds = [k for k in map(binary_kind, types.values()) if k is not None]
+        binary = len(binary_kinds) == len(types)
+        row_encoder = (
+            RowEncoder(list(types), binary_kinds, binary=True)
+            if binary
+            else RowEncoder(list(types), [encoder_kind(t) for t in types.values()])
+        )
+        table = TargetTable(target[0], target[1], types, key, stage, encoders, lines, row_encoder)
+        self._known[target] = table
+        return table
+
+    def describe(self, target: tuple[str, str]) -> tuple[dict[str, str], tuple[str, ...]]:
+        """The table's column types (format_type) and primary key; none: no table."""
+        rows = self._conn.execute(
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod),"
+            # int2vector casts to an array indexed from 0: -1 marks a non-key column
+            " coalesce(array_position(i.indkey::int2[], a.attnum), -1)"
+            " FROM pg_attribute a"
+            " JOIN pg_class c ON c.oid = a.attrelid"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary"
+            " WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped"
+            " AND a.attgenerated = '' ORDER BY a.attnum",
+            target,
+        ).fetchall()
+        types = {name: kind for name, kind, _ in rows}
+        key = tuple(name for name, _, pos in sorted(rows, key=lambda r: r[2]) if pos >= 0)
+        return types, key
+
+    def _create_or_extend(self, target: tuple[str, str], schema: TableSchema, exists: bool) -> None:
+        ident = sql.Identifier(*target)
+        if exists:
+            for column in schema.columns:
+                self._conn.execute(
+                    sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
+                        ident,
+                        sql.Identifier(column.name),
+                        sql.SQL(pg_type(column, schema.connector)),
+                    )
+                )
+            return
+        # the DDL `cdc schema` prints, from what the wire schema tells
+        for statement in ddl_postgres.render(TableDef.of(schema), target, Notes()):
+            if statement.phase == TABLES:
+                self._conn.execute(statement.sql.encode())
