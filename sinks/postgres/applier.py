@@ -94,7 +94,7 @@ class PostgresApplier:
             with self._batch(offsets):
                 for batch in batches:
                     schema = batch.schema
-                    table = self._tables.get(batch.target, schema)
+                    table = self._tables.get(batch.target, [schema])
                     if (
                         self._policy_for(schema.schema, schema.table) == LAST_WRITER_WINS
                         or table.direct_copy_wait > 0  # the planned path counts it down
@@ -121,14 +121,15 @@ class PostgresApplier:
                 write_offsets(cur, self._group, offsets)
 
     def _apply_table(self, batch: TableBatch, result: ApplyResult) -> None:
-        some_state = next(iter(batch.keys.values()), None)
-        table = self._tables.get(batch.target, some_state.schema if some_state else None)
+        # schema versions are shared objects: few per batch, however many keys
+        schemas = list({id(s.schema): s.schema for s in batch.keys.values()}.values())
+        table = self._tables.get(batch.target, schemas)
         if batch.truncate:
             self._conn.execute(sql.SQL("TRUNCATE {}").format(table.ident))
             result.rows[(table.qualified, "t")] += 1
-        if not batch.keys:
+        if not schemas:
             return
-        policy = self._policy_for(some_state.schema.schema, some_state.schema.table)  # type: ignore[union-attr]
+        policy = self._policy_for(schemas[0].schema, schemas[0].table)
         keys = list(batch.keys.items())
         if policy != LAST_WRITER_WINS and copy_new_rows(self._conn, table, keys, result):
             return
@@ -156,7 +157,7 @@ class PostgresApplier:
             types, _ = self._tables.describe(target)
             if types and set(schema.column_names) <= set(types):
                 return types
-            return dict(self._tables.get(target, schema).types)
+            return dict(self._tables.get(target, [schema]).types)
 
     def close(self) -> None:
         self._conn.close()

@@ -3,6 +3,13 @@ columns and key from the catalog, created or extended with
 `create_tables: true` (the DDL `cdc schema` prints, `cdc.postgres.ddl`), each
 with its temporary staging table and COPY encoders.
 
+A table is written through the columns its changes carry, not every column
+the target has: a column that exists only on the target (one the application
+added on the new side) keeps its default in a new row and its value in an
+updated one. The columns are those of every schema version in the batch, so
+a column the source added mid-batch is written even after a key of the
+older version.
+
 Everything here runs in the transaction of the batch that needs the table,
 so a rollback undoes it; `TargetTables.undone_on_rollback` forgets it then.
 """
@@ -10,7 +17,7 @@ so a rollback undoes it; `TargetTables.undone_on_rollback` forgets it then.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -61,7 +68,8 @@ class TargetTables:
     def __init__(self, conn: psycopg.Connection[Any], create_tables: bool) -> None:
         self._conn = conn
         self._create_tables = create_tables
-        self._known: dict[tuple[str, str], TargetTable] = {}
+        # by target and the columns written: one staging table per column set
+        self._known: dict[tuple[tuple[str, str], frozenset[str]], TargetTable] = {}
         self._stages = itertools.count()
 
     @contextmanager
@@ -76,29 +84,35 @@ class TargetTables:
             self._known = known
             raise
 
-    def get(self, target: tuple[str, str], schema: TableSchema | None) -> TargetTable:
-        """The table, with every column of `schema` (created or added first
-        when allowed)."""
-        found = self._known.get(target)
-        if found is not None and (schema is None or set(schema.column_names) <= set(found.types)):
+    def get(self, target: tuple[str, str], schemas: Sequence[TableSchema]) -> TargetTable:
+        """The table, written through the columns of `schemas` (the schema versions
+        of a batch's changes; created or added first when allowed). No schema (a
+        batch that only truncates): through every column of the table."""
+        wanted = frozenset(name for schema in schemas for name in schema.column_names)
+        found = self._known.get((target, wanted))
+        if found is not None:
             return found
         types, key = self.describe(target)
-        if schema is not None:
-            missing = [c for c in schema.columns if c.name not in types]
-            if missing and not (self._create_tables):
-                names = ", ".join(c.name for c in missing)
-                raise TerminalError(
-                    f"target table {target[0]}.{target[1]} lacks {names} of the source table"
-                    if types
-                    else f"target table {target[0]}.{target[1]} does not exist",
-                    "create it (e.g. pg_dump --schema-only) or set target.create_tables: true",
-                )
-            if missing:
-                self._conn.execute(DDL_LOCK)
-                types, key = self.describe(target)  # another sink may have just made it
+        missing = [
+            column for schema in schemas for column in schema.columns if column.name not in types
+        ]
+        if missing and not self._create_tables:
+            names = ", ".join(dict.fromkeys(c.name for c in missing))
+            raise TerminalError(
+                f"target table {target[0]}.{target[1]} lacks {names} of the source table"
+                if types
+                else f"target table {target[0]}.{target[1]} does not exist",
+                "create it (e.g. pg_dump --schema-only) or set target.create_tables: true",
+            )
+        if missing:
+            self._conn.execute(DDL_LOCK)
+            types, key = self.describe(target)  # another sink may have just made it
+            for schema in schemas:
                 if not set(schema.column_names) <= set(types):
                     self._create_or_extend(target, schema, bool(types))
                     types, key = self.describe(target)
+        if wanted:
+            types = {name: kind for name, kind in types.items() if name in wanted}
         if not key:
             raise TerminalError(
                 f"target table {target[0]}.{target[1]} has no primary key",
@@ -123,7 +137,7 @@ class TargetTables:
             else RowEncoder(list(types), [encoder_kind(t) for t in types.values()])
         )
         table = TargetTable(target[0], target[1], types, key, stage, encoders, lines, row_encoder)
-        self._known[target] = table
+        self._known[(target, wanted)] = table
         return table
 
     def describe(self, target: tuple[str, str]) -> tuple[dict[str, str], tuple[str, ...]]:
