@@ -76,6 +76,11 @@ class Engine(Protocol):
         """The tables `source.tables` selects."""
         ...
 
+    def table_names(self) -> list[TableName]:
+        """Every table the source has, selected or not (what `source.tables` is checked
+        against: `cdc.table_selection`)."""
+        ...
+
     def table_defs(self) -> list[TableDef]:
         """Those tables' definitions, read from the catalog."""
         ...

@@ -97,16 +97,20 @@ def _spec(index: int, row: dict[str, Any], json_columns: set[str], key: set[str]
     )
 
 
-def select_tables(cursor: Any, selects: Callable[[str, str], bool]) -> list[MyTable]:
-    """Base tables of every user schema that `selects` accepts (a DictCursor)."""
+def table_names(cursor: Any) -> list[tuple[str, str]]:
+    """Base tables of every user schema, as (database, table) (a DictCursor)."""
     cursor.execute(
         "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES"
         " WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA NOT IN"
         " ('mysql', 'information_schema', 'performance_schema', 'sys')"
         " ORDER BY TABLE_SCHEMA, TABLE_NAME"
     )
-    names = [(r["TABLE_SCHEMA"], r["TABLE_NAME"]) for r in cursor.fetchall()]
-    return [load_table(cursor, s, t) for s, t in names if selects(s, t)]
+    return [(r["TABLE_SCHEMA"], r["TABLE_NAME"]) for r in cursor.fetchall()]
+
+
+def select_tables(cursor: Any, selects: Callable[[str, str], bool]) -> list[MyTable]:
+    """The tables of `table_names` that `selects` accepts."""
+    return [load_table(cursor, s, t) for s, t in table_names(cursor) if selects(s, t)]
 
 
 def load_table(cursor: Any, schema: str, table: str) -> MyTable:

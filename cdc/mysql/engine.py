@@ -19,7 +19,7 @@ from cdc.engine.schema import TargetCatalog, TargetDdl
 from cdc.engine.session import Session
 from cdc.errors import TerminalError
 from cdc.mysql import assess, counters, ddl, fence, inspect, marker, reverse, target_checks
-from cdc.mysql.catalog import select_tables
+from cdc.mysql.catalog import select_tables, table_names
 from cdc.mysql.collation import key_collation
 from cdc.mysql.dialect import quote
 from cdc.mysql.sessions import MysqlSession, connect
@@ -116,6 +116,10 @@ class MysqlEngine:
     def tables(self) -> list[TableName]:
         with self.conn() as conn, conn.cursor() as cur:
             return [(t.schema, t.name) for t in select_tables(cur, self._source.selects)]
+
+    def table_names(self) -> list[TableName]:
+        with self.conn() as conn, conn.cursor() as cur:
+            return table_names(cur)
 
     def table_defs(self) -> list[TableDef]:
         with self.conn() as conn, conn.cursor() as cur:

@@ -58,6 +58,7 @@ from cdc.settings import MysqlSource as MysqlSettings
 from cdc.settings import SnapshotSettings
 from cdc.source import IDLE, Checkpoint, StreamItem
 from cdc.source_offsets import OffsetStore
+from cdc.table_selection import check_selection
 
 log = structlog.get_logger(__name__)
 
@@ -117,6 +118,7 @@ class MysqlSource:
     def _items(self) -> Iterator[StreamItem]:
         with self._connect() as conn, conn.cursor() as cursor:
             setup.check_server(cursor, self._settings.server_id)
+            check_selection(self._settings.tables, catalog.table_names(cursor)).enforce()
             tables = catalog.select_tables(cursor, self._settings.selects)
             if not tables:
                 raise TerminalError(

@@ -100,6 +100,11 @@ def select_tables(
     return [load_table(conn, oid) for oid, schema, name, _ in found if selects(schema, name)]
 
 
+def table_names(conn: psycopg.Connection[Any]) -> list[tuple[str, str]]:
+    """Every table `select_tables` chooses from, as (schema, table)."""
+    return [(schema, name) for _, schema, name, _ in conn.execute(_TABLES).fetchall()]
+
+
 def table_schema(
     registry: TypeRegistry,
     schema: str,

@@ -19,7 +19,7 @@ from cdc.engine.cutover import CounterSync, FenceResult, Partition, SourceLag, T
 from cdc.engine.schema import TargetCatalog, TargetDdl
 from cdc.engine.session import Session
 from cdc.postgres import assess, counters, ddl, fence, inspect, marker, reverse, target_checks
-from cdc.postgres.catalog import select_tables
+from cdc.postgres.catalog import select_tables, table_names
 from cdc.postgres.sessions import PgSession, connect
 from cdc.postgres.target_catalog import PgCatalog
 from cdc.postgres.types import TypeRegistry
@@ -112,6 +112,10 @@ class PostgresEngine:
     def tables(self) -> list[TableName]:
         with self.conn() as conn:
             return [(t.schema, t.name) for t in select_tables(conn, self._source.selects)]
+
+    def table_names(self) -> list[TableName]:
+        with self.conn() as conn:
+            return table_names(conn)
 
     def table_defs(self) -> list[TableDef]:
         with self.conn() as conn:

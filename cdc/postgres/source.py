@@ -43,6 +43,7 @@ from cdc.settings import PostgresSource as PostgresSettings
 from cdc.settings import SnapshotSettings
 from cdc.source import IDLE, Checkpoint, StreamItem
 from cdc.source_offsets import OffsetStore
+from cdc.table_selection import check_selection
 
 log = structlog.get_logger(__name__)
 
@@ -95,6 +96,7 @@ class PostgresSource:
     def stream(self, start: Position | None = None) -> Iterator[StreamItem]:
         conn = self._conn = self._connect()
         setup.check_server(conn)
+        check_selection(self._settings.tables, catalog.table_names(conn)).enforce()
         tables = catalog.select_tables(conn, self._settings.selects)
         setup.check_tables(tables)
         setup.ensure_publication(conn, self._publication, tables)

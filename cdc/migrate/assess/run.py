@@ -10,14 +10,31 @@ from cdc.engine.schema import TargetDdl
 from cdc.migrate.assess.kafka import check_kafka
 from cdc.migrate.schema.plan import build, target_name
 from cdc.settings import Settings
+from cdc.table_selection import check_selection
 
 NO_TABLES_FIX = "list tables as schema.table (MySQL: database.table), or check the patterns"
 
 
-def _source(source: Engine, report: Assessment) -> list[tuple[TableDef, TableFacts]]:
+def _source(
+    settings: Settings, source: Engine, report: Assessment
+) -> list[tuple[TableDef, TableFacts]]:
     """Source checks and table facts; a source that cannot be reached raises
     (the driver's error): without it there is nothing to assess."""
     found = source.assess_source(report)
+    selection = check_selection(settings.source.tables, source.table_names())
+    for name, closest in selection.missing.items():
+        report.add(
+            "source",
+            "tables",
+            "blocker",
+            f"source.tables lists {name}, which the source does not have"
+            + (f" (closest: {', '.join(closest)})" if closest else ""),
+            NO_TABLES_FIX,
+        )
+    for pattern in selection.unmatched:
+        report.add(
+            "source", "tables", "warning", f"the pattern {pattern} matches no table", NO_TABLES_FIX
+        )
     if not found:
         report.add(
             "source",
@@ -75,7 +92,7 @@ def _target(
 def assess(settings: Settings, source: Engine, target: Engine | None) -> Assessment:
     """The pipeline's assessment; `target` None: a pipeline into Kafka only."""
     report = Assessment(source.name, None if target is None else target.name)
-    found = _source(source, report)
+    found = _source(settings, source, report)
     report.tables = [facts for _, facts in found]
     check_kafka(settings, report)
     if target is not None:
