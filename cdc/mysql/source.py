@@ -36,6 +36,7 @@ from pymysqlreplication.row_event import (
 
 from cdc.applied_marks import applied_by_sink
 from cdc.bulk import DirectCopy
+from cdc.captured_tables import note_captured
 from cdc.errors import TerminalError
 from cdc.events import ChangeEvent, Op
 from cdc.mysql import catalog, schema, setup
@@ -128,6 +129,9 @@ class MysqlSource:
             position: BinlogPosition | None
             stored = self._offsets.get(POSITION_KEY)
             snapshot = self._snapshot.mode != "never" and self._offsets.get(COMPLETE_KEY) is None
+            # a snapshot still to take reads every table: only one finished can miss one
+            warn = self._snapshot.mode != "never" and not snapshot
+            note_captured(self._offsets, [t.qualified for t in tables], warn)
             if stored is not None and not snapshot:
                 position = BinlogPosition.from_json(stored)
             elif snapshot:

@@ -19,6 +19,7 @@ import structlog
 from cdc import metrics
 from cdc.applied_marks import PG_APPLICATION_NAME, PG_READ_WRITE_OPTION
 from cdc.bulk import DirectCopy
+from cdc.captured_tables import note_captured
 from cdc.events import EncodedChanges
 from cdc.position import Position
 from cdc.postgres import catalog, setup
@@ -108,7 +109,11 @@ class PostgresSource:
             created = repl.create_slot(self._slot, export_snapshot=export)
             self._offsets.put(SLOT_KEY, {"slot": self._slot, "lsn": created.consistent_point})
             log.info("slot_created", slot=self._slot, lsn=created.consistent_point)
-        if self._snapshot.mode != "never" and self._offsets.get(COMPLETE_KEY) is None:
+        snapshot = self._snapshot.mode != "never" and self._offsets.get(COMPLETE_KEY) is None
+        # a snapshot still to take reads every table: only one finished can miss one
+        warn = self._snapshot.mode != "never" and not snapshot
+        note_captured(self._offsets, [t.qualified for t in tables], warn)
+        if snapshot:
             exported = created.snapshot_name if created else None
             if self._copy is None:
                 yield from self._take_snapshot(conn, registry, tables, exported)
