@@ -33,18 +33,30 @@ class SchemaCache:
         self._consumer.assign([TopicPartition(self._topic, 0, OFFSET_BEGINNING)])
         # keyed by the header's bytes: no decoding per message
         self._schemas: dict[bytes, TableSchema] = {}
+        # fingerprints a lookup waited for in vain: every message naming one would
+        # otherwise wait the whole timeout again before it is dead-lettered
+        self._missing: set[bytes] = set()
 
     def get(self, fingerprint: bytes, timeout: float = 30.0) -> TableSchema:
         """The schema; reads newer records when it is not known yet (the source
         publishes a schema before the first event that uses it, but on another
-        topic, so it may arrive a little later)."""
+        topic, so it may arrive a little later). A fingerprint already waited for
+        in vain is looked up in what arrived since, without waiting again."""
         found = self._schemas.get(fingerprint)
         if found is not None:  # every message asks: no clock read when the schema is known
+            return found
+        if fingerprint in self._missing:
+            self._read_to_end(0)
+            found = self._schemas.get(fingerprint)
+            if found is None:
+                raise TransientError(f"schema {fingerprint.decode()} is not on {self._topic}")
+            self._missing.discard(fingerprint)
             return found
         deadline = time.monotonic() + timeout
         while (found := self._schemas.get(fingerprint)) is None:
             left = deadline - time.monotonic()
             if left <= 0:
+                self._missing.add(fingerprint)
                 raise TransientError(f"schema {fingerprint.decode()} is not on {self._topic} yet")
             # Reaching the end once is not enough: the end may have been reported before
             # the schema's record was written (it is produced apart from the event).
