@@ -2,17 +2,25 @@
 
 Each keeps the original key, value and headers, plus `cdc.error` (what went
 wrong), `cdc.reason` (a short category) and where it came from
-(`cdc.topic`, `cdc.partition`, `cdc.offset`).
+(`cdc.topic`, `cdc.partition`, `cdc.offset`). Each is also logged once
+(`dead_lettered`): the table, key, source position, reason and offset.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
+import structlog
 from confluent_kafka import Message, Producer
 
 from cdc import metrics
 from cdc.kafka.admin import TopicAdmin
 from cdc.kafka.connection import KafkaConnection, client_config
 from cdc.topics import dead_letter_topic
+
+log = structlog.get_logger(__name__)
+SHOWN_CHARS = 500  # of a key or an error in the log line; the message keeps them whole
 
 
 class DeadLetters:
@@ -44,9 +52,40 @@ class DeadLetters:
             self.topic, msg.value(), msg.key(), headers=headers, on_delivery=on_delivery
         )
         metrics.DLQ_EVENTS.labels(table=table, reason=reason).inc()
+        log.warning(
+            "dead_lettered",
+            table=table,
+            key=_shown(msg.key()),
+            position=_position(msg.value()),
+            reason=reason,
+            error=error[:SHOWN_CHARS],
+            topic=msg.topic(),
+            partition=msg.partition(),
+            offset=msg.offset(),
+        )
 
     def flush(self) -> None:
         """Durable before the batch's offsets are committed: a dead letter is
         never lost, at worst written twice after a crash."""
         if self._producer.flush(60) != 0 or self._errors:
             raise RuntimeError(f"dead-letter topic {self.topic} did not accept: {self._errors}")
+
+
+def _shown(data: bytes | None) -> str | None:
+    return None if data is None else data[:SHOWN_CHARS].decode(errors="replace")
+
+
+def _position(value: bytes | None) -> str | None:
+    """The source position the event names (PostgreSQL LSN, MySQL file:pos), if it
+    is an event at all: a poison message may not be JSON."""
+    try:
+        source: Any = orjson.loads(value or b"null")["source"]
+    except (orjson.JSONDecodeError, TypeError, KeyError):
+        return None
+    if not isinstance(source, dict):
+        return None
+    if source.get("lsn") is not None:
+        return str(source["lsn"])
+    if source.get("file"):
+        return f"{source['file']}:{source.get('pos')}"
+    return None
