@@ -4,7 +4,7 @@ failures a new connection can cure."""
 from __future__ import annotations
 
 import gc
-from typing import Any
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -15,6 +15,9 @@ from cdc.errors import TerminalError
 from cdc.health import Health
 from cdc.refusals import refusal
 from cdc.settings import Settings
+
+if TYPE_CHECKING:  # imported when a sink runs: a source-only process never loads it
+    from sinks.worker import SinkWorker
 
 log = structlog.get_logger(__name__)
 
@@ -68,7 +71,7 @@ def run_sink(settings: Settings, stopper: Stopper, health: Health) -> None:
     log.info("sink_stopped")
 
 
-def _reconnect_quietly(worker: Any) -> None:
+def _reconnect_quietly(worker: SinkWorker) -> None:
     try:
         worker.reconnect()
     except TRANSIENT as exc:  # still down: the next turn of the loop tries again
