@@ -69,6 +69,11 @@ DLQ_EVENTS = Counter(
     "Events sent to the dead-letter topic, by source table and reason",
     ["table", "reason"],
 )
+SCHEMA_CHANGES = Counter(
+    "cdc_schema_changes_total",
+    "Source schema changes the sink met, by table, kind and what it did (apply, ignore)",
+    ["table", "kind", "action"],
+)
 SINK_LAG_SECONDS = Gauge(
     "cdc_sink_lag_seconds",
     "End-to-end lag: now minus the source commit time of the last applied change",
@@ -94,6 +99,7 @@ SINK_METRICS = (
     SINK_BATCH_SECONDS,
     SINK_CONFLICTS,
     DLQ_EVENTS,
+    SCHEMA_CHANGES,
     SINK_LAG_SECONDS,
     SINK_CONSUMER_LAG,
     SINK_RECONNECTS,

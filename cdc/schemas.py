@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -36,6 +36,26 @@ class Column:
     # engine-specific details a sink needs to convert exactly (type oid,
     # enum labels, unsigned, charset, ...); part of the fingerprint
     extra: dict[str, Any] = field(default_factory=dict)
+    # the source's default expression, as the source writes it
+    default: str | None = None
+    # the value (a constant default expression, in the source's syntax) rows
+    # that existed when the column was added hold, when the source knows it;
+    # None with a non-constant `default`: the source gave each row its own
+    fill: str | None = None
+
+
+ChangeKind = Literal["add_column", "drop_column", "rename_column", "alter_column_type"]
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnChange:
+    """One step from the table's previous version to this one, as the source
+    saw it happen: what a sink replays on the target, in order with the rows."""
+
+    kind: ChangeKind
+    column: str  # its name in this version (a dropped column: its last name)
+    previous: str = ""  # rename: the old name; type change: the old type
+    ddl: str = ""  # the source's statement, when the source saw one
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +65,9 @@ class TableSchema:
     table: str
     columns: tuple[Column, ...]
     key: tuple[str, ...]  # primary key (or replica identity) columns, in key order
+    # how this version differs from the one the source published before it in
+    # the same run (none after a restart: a sink then compares with the target)
+    changes: tuple[ColumnChange, ...] = ()
 
     @property
     def fingerprint(self) -> str:
@@ -52,7 +75,16 @@ class TableSchema:
         return hashlib.sha256(self.to_json()).hexdigest()[:16]
 
     def to_json(self) -> bytes:
-        return orjson.dumps(asdict(self), option=orjson.OPT_SORT_KEYS)
+        raw = asdict(self)
+        # absent rather than empty: a table without defaults or changes keeps
+        # the fingerprint it had before these fields existed
+        for column in raw["columns"]:
+            for name in ("default", "fill"):
+                if column[name] is None:
+                    del column[name]
+        if not raw["changes"]:
+            del raw["changes"]
+        return orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)
 
     @classmethod
     def from_json(cls, data: bytes) -> TableSchema:
@@ -63,6 +95,7 @@ class TableSchema:
             table=raw["table"],
             columns=tuple(Column(**column) for column in raw["columns"]),
             key=tuple(raw["key"]),
+            changes=tuple(ColumnChange(**change) for change in raw.get("changes", ())),
         )
 
     @property

@@ -34,6 +34,7 @@ from cdc.settings_cutover import CutoverSettings
 from cdc.settings_endpoint import Endpoint, MysqlEndpoint
 from cdc.settings_kafka import KafkaSettings
 from cdc.settings_names import Name, TableFilter, TableName, Tables
+from cdc.settings_schema_changes import SchemaChangeSettings
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 ConflictPolicy = Literal["source-wins", "target-wins", "last-writer-wins", "error"]
@@ -217,6 +218,7 @@ class Settings(SettingsModel):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     cutover: CutoverSettings = Field(default_factory=CutoverSettings)
+    schema_changes: SchemaChangeSettings = Field(default_factory=SchemaChangeSettings)
 
     @model_validator(mode="after")
     def _derive_defaults(self) -> Self:

@@ -19,7 +19,12 @@ def build_applier(settings: Settings) -> Applier:
             settings.consumer_group,
             target.conflict_for,
             target.create_tables,
+            settings.schema_changes,
         )
     return MysqlApplier(
-        target.dsn, settings.consumer_group, target.conflict_for, target.create_tables
+        target.dsn,
+        settings.consumer_group,
+        target.conflict_for,
+        target.create_tables,
+        settings.schema_changes,
     )

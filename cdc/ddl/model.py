@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from cdc.ddl.defaults import parse as parse_default
 from cdc.schemas import Column, TableSchema
 
 Phase = Literal["tables", "after_copy"]
@@ -77,7 +78,15 @@ class TableDef:
     @classmethod
     def of(cls, schema: TableSchema) -> TableDef:
         """What the wire schema alone tells (the sinks' create_tables path)."""
-        return cls(schema, primary_key=schema.key)
+        # Only what every target can evaluate: a function of the source's
+        # (or its sequence) may not exist there. Rows arrive with their values;
+        # the default serves the application after the cut-over.
+        defaults = {
+            c.name: c.default
+            for c in schema.columns
+            if c.default is not None and parse_default(c.default, schema.connector) is not None
+        }
+        return cls(schema, primary_key=schema.key, defaults=defaults)
 
     @property
     def key(self) -> tuple[str, ...]:

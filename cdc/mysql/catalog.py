@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from pymysqlreplication.constants import FIELD_TYPE
@@ -39,6 +39,11 @@ _SPATIAL = {
     "geometry", "point", "linestring", "polygon", "multipoint", "multilinestring",
     "multipolygon", "geometrycollection",
 }  # fmt: skip
+_IMPLICIT_ZERO = {
+    FIELD_TYPE.TINY, FIELD_TYPE.SHORT, FIELD_TYPE.INT24, FIELD_TYPE.LONG, FIELD_TYPE.LONGLONG,
+    FIELD_TYPE.NEWDECIMAL, FIELD_TYPE.FLOAT, FIELD_TYPE.DOUBLE, FIELD_TYPE.YEAR,
+}  # fmt: skip
+_IMPLICIT_EMPTY = {FIELD_TYPE.VARCHAR, FIELD_TYPE.STRING, FIELD_TYPE.BLOB}
 _LABEL = re.compile(r"'((?:[^']|'')*)'")
 
 
@@ -48,6 +53,8 @@ class MyTable:
     name: str
     columns: tuple[ColumnSpec, ...]
     primary_key: tuple[str, ...]
+    # column -> (default expression, the value the rows held when it was added)
+    defaults: Mapping[str, tuple[str | None, str | None]] = field(default_factory=dict)
 
     @property
     def qualified(self) -> str:
@@ -135,11 +142,32 @@ def load_table(cursor: Any, schema: str, table: str) -> MyTable:
     }
     cursor.execute(
         "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, CHARACTER_SET_NAME,"
-        " NUMERIC_PRECISION, NUMERIC_SCALE, DATETIME_PRECISION"
+        " NUMERIC_PRECISION, NUMERIC_SCALE, DATETIME_PRECISION, COLUMN_DEFAULT"
         " FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s"
         " ORDER BY ORDINAL_POSITION",
         (schema, table),
     )
     rows = cursor.fetchall()
     columns = tuple(_spec(i, row, json_columns, set(key)) for i, row in enumerate(rows))
-    return MyTable(schema, table, columns, key)
+    defaults = {
+        row["COLUMN_NAME"]: _default(row, spec) for row, spec in zip(rows, columns, strict=True)
+    }
+    return MyTable(schema, table, columns, key, {n: d for n, d in defaults.items() if any(d)})
+
+
+def _default(row: dict[str, Any], spec: ColumnSpec) -> tuple[str | None, str | None]:
+    """(default, fill) of a column: MariaDB's COLUMN_DEFAULT ('NULL' for an
+    explicit NULL, NULL for none). A NOT NULL column without a default filled
+    the rows already there with its type's implicit value when it was added."""
+    default = row["COLUMN_DEFAULT"]
+    if default is not None and default.upper() != "NULL":
+        return default, None
+    if spec.nullable:
+        return None, None
+    if spec.type in (FIELD_TYPE.ENUM,) and spec.labels:
+        return None, "'" + spec.labels[0].replace("'", "''") + "'"
+    if spec.type in _IMPLICIT_ZERO:
+        return None, "0"
+    if spec.encoding is not None and spec.type in _IMPLICIT_EMPTY:
+        return None, "''"
+    return None, None

@@ -171,7 +171,7 @@ class MysqlCopyReader:
 
     def _prepare(self, table: MyTable, writer: BulkWriter) -> _Table:
         table_schema = schema.table_schema(
-            table.schema, table.name, table.columns, table.primary_key
+            table.schema, table.name, table.columns, table.primary_key, table.defaults
         )
         converters = [converter(c, self._zero_dates) for c in table.columns]
         target = writer.prepare(table_schema)

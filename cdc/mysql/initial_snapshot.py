@@ -65,7 +65,7 @@ def snapshot_items(
         if state.get("done"):
             continue
         table_schema = schema.table_schema(
-            table.schema, table.name, table.columns, table.primary_key
+            table.schema, table.name, table.columns, table.primary_key, table.defaults
         )
         yield table_schema
         converters = [wire_converter(c, zero_dates) for c in table.columns]

@@ -36,7 +36,9 @@ def _sized(column: Column, data_type: str, length: Any) -> Column:
 
 def table_def(cursor: Any, table: MyTable, mariadb: bool) -> TableDef:
     """`cursor`: a DictCursor."""
-    schema = table_schema(table.schema, table.name, table.columns, table.primary_key)
+    schema = table_schema(
+        table.schema, table.name, table.columns, table.primary_key, table.defaults
+    )
     cursor.execute(
         "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_DEFAULT, EXTRA, GENERATION_EXPRESSION,"
         " CHARACTER_MAXIMUM_LENGTH FROM information_schema.COLUMNS"

@@ -17,7 +17,7 @@ _NULL = b"null"
 
 def schema_of(decoder: RowDecoder, table: catalog.MyTable) -> TableSchema:
     key = decoder.primary_key or table.primary_key
-    return schema.table_schema(decoder.schema, decoder.table, decoder.columns, key)
+    return schema.table_schema(decoder.schema, decoder.table, decoder.columns, key, table.defaults)
 
 
 def row_messages(

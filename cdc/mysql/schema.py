@@ -3,7 +3,7 @@ table map and from information_schema, so both paths give one fingerprint."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from pymysqlreplication.constants import FIELD_TYPE
 
@@ -63,20 +63,25 @@ def type_name(spec: ColumnSpec) -> str:
     return _SIMPLE.get(t, f"type {t}")
 
 
-def column(spec: ColumnSpec) -> Column:
+def column(spec: ColumnSpec, default: str | None = None, fill: str | None = None) -> Column:
     extra: dict[str, object] = {}
     if spec.labels:
         extra["labels"] = list(spec.labels)
     if spec.charset is not None:
         extra["charset"] = spec.charset
-    return Column(spec.name, type_name(spec), spec.nullable, extra)
+    return Column(spec.name, type_name(spec), spec.nullable, extra, default, fill)
 
 
 def table_schema(
-    schema: str, table: str, specs: Sequence[ColumnSpec], key: Sequence[str]
+    schema: str,
+    table: str,
+    specs: Sequence[ColumnSpec],
+    key: Sequence[str],
+    defaults: Mapping[str, tuple[str | None, str | None]],
 ) -> TableSchema:
-    """`key`: the primary key, or every column for a table without one."""
-    columns = tuple(column(spec) for spec in specs)
+    """`key`: the primary key, or every column for a table without one;
+    `defaults`: column -> (default, fill), from information_schema."""
+    columns = tuple(column(spec, *defaults.get(spec.name, (None, None))) for spec in specs)
     return TableSchema(
         CONNECTOR, schema, table, columns, tuple(key) or tuple(c.name for c in columns)
     )

@@ -40,6 +40,7 @@ from cdc.captured_tables import note_captured
 from cdc.errors import TerminalError
 from cdc.events import ChangeEvent, Op
 from cdc.mysql import catalog, schema, setup
+from cdc.mysql.alter_table import parse_alter
 from cdc.mysql.direct_copy import MysqlCopyReader
 from cdc.mysql.initial_snapshot import snapshot_items, table_key
 from cdc.mysql.lock import PipelineLock
@@ -54,6 +55,7 @@ from cdc.mysql.row_events import row_messages, schema_of
 from cdc.mysql.rows import RowDecoders
 from cdc.mysql.snapshot import snapshot_position
 from cdc.position import Position
+from cdc.schema_diff import next_version
 from cdc.schemas import TableSchema
 from cdc.settings import MysqlSource as MysqlSettings
 from cdc.settings import SnapshotSettings
@@ -208,6 +210,10 @@ class MysqlSource:
         json_columns = {(t.schema, t.name): t.json_columns for t in tables}
         decoders = RowDecoders(zero_dates=self._settings.zero_dates, json_columns=json_columns)
         schemas: dict[int, tuple[TableSchema, str]] = {}  # by decoder: schema, fingerprint
+        # each table's last published schema, and the renames and statement of
+        # an ALTER TABLE read since: the next version names its changes from them
+        latest: dict[tuple[str, str], TableSchema] = {}
+        altered: dict[tuple[str, str], tuple[dict[str, str], str]] = {}
         gtids = parse_gtids(start.gtid)
         tx_start = start  # where the open transaction began (to resume inside it)
         skip = start.skip  # rows of the first transaction already in Kafka
@@ -232,7 +238,12 @@ class MysqlSource:
                     continue
                 known = schemas.get(id(decoder))
                 if known is None:
-                    table_schema = schema_of(decoder, by_name[(decoder.schema, decoder.table)])
+                    name = (decoder.schema, decoder.table)
+                    renamed, ddl = altered.pop(name, ({}, ""))
+                    table_schema = next_version(
+                        latest.get(name), schema_of(decoder, by_name[name]), renamed, ddl
+                    )
+                    latest[name] = table_schema
                     known = schemas[id(decoder)] = (table_schema, table_schema.fingerprint)
                     yield table_schema
                 pairs = decoders.decode(event)
@@ -270,6 +281,14 @@ class MysqlSource:
                 query = event.query.strip()
                 if query.upper() == "BEGIN":
                     continue
+                database = event.schema.decode() if event.schema else ""
+                alter = parse_alter(query, database)
+                if alter is not None and (alter.database, alter.table) in by_name:
+                    name = (alter.database, alter.table)
+                    by_name[name] = self._reload(by_name[name])
+                    decoders.json_columns[name] = by_name[name].json_columns
+                    altered[name] = (alter.renamed, query)
+                    log.info("schema_change", table=by_name[name].qualified, ddl=query)
                 yield from self._query_events(query, event, by_name, tx_start)
                 commit = True  # COMMIT of a non-transactional table, or DDL
             if commit:
@@ -277,6 +296,14 @@ class MysqlSource:
                 rows_in_tx = 0
                 skip = 0
                 yield Checkpoint(tx_start)
+
+    def _reload(self, table: catalog.MyTable) -> catalog.MyTable:
+        """The table as information_schema describes it now, after an ALTER
+        TABLE (its key, JSON columns and defaults). Read when the stream gets
+        there: a later ALTER may show already; a dropped table keeps what was known."""
+        with self._connect() as conn, conn.cursor() as cursor:
+            found = catalog.load_table(cursor, table.schema, table.name)
+        return found if found.columns else table
 
     def _query_events(
         self,
@@ -292,7 +319,9 @@ class MysqlSource:
         table = by_name.get((database, match.group(2)))
         if table is None:
             return
-        table_schema = schema.table_schema(table.schema, table.name, table.columns, table.key)
+        table_schema = schema.table_schema(
+            table.schema, table.name, table.columns, table.key, table.defaults
+        )
         yield table_schema
         yield ChangeEvent(
             op=Op.TRUNCATE,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -30,6 +30,10 @@ class PgTable:
     primary_key: tuple[str, ...]  # empty when the table has none
     replica_identity: str  # d default, f full, i index, n nothing
     not_null: frozenset[str]
+    # column -> (default expression, the value the rows held when it was added)
+    defaults: Mapping[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    # column -> attnum: a renamed column keeps its number
+    attnums: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def qualified(self) -> str:
@@ -52,9 +56,16 @@ WHERE c.relkind IN ('r', 'p')
 ORDER BY n.nspname, c.relname
 """
 
+# PostgreSQL keeps the value an added column's default gave the rows already
+# there (attmissingval) until the table is rewritten: the exact fill, even of
+# now(). A column added with a volatile default rewrote the table instead.
 _COLUMNS = """
-SELECT a.attname, a.atttypid, a.atttypmod, a.attnotnull
+SELECT a.attname, a.atttypid, a.atttypmod, a.attnotnull, a.attnum,
+       pg_get_expr(d.adbin, d.adrelid),
+       CASE WHEN a.atthasmissing
+            THEN quote_literal((a.attmissingval::text::text[])[1]) END
 FROM pg_attribute a
+LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped
   AND a.attgenerated = ''
 ORDER BY a.attnum
@@ -89,6 +100,8 @@ def load_table(conn: psycopg.Connection[Any], oid: int) -> PgTable:
         primary_key=key,
         replica_identity=identity,
         not_null=frozenset(c[0] for c in columns if c[3]),
+        defaults={c[0]: (c[5], c[6]) for c in columns if c[5] is not None or c[6] is not None},
+        attnums={c[0]: c[4] for c in columns},
     )
 
 
@@ -112,6 +125,7 @@ def table_schema(
     columns: Sequence[PgColumn],
     key: Sequence[str],
     not_null: frozenset[str],
+    defaults: Mapping[str, tuple[str | None, str | None]],
 ) -> TableSchema:
     """One builder for the catalog (snapshot) and Relation messages (stream),
     so the same table shape gets the same fingerprint on both paths."""
@@ -121,5 +135,7 @@ def table_schema(
         extra: dict[str, Any] = {"oid": column.type_oid, "kind": info.kind}
         if info.base_oid != column.type_oid:
             extra["base_oid"] = info.base_oid
-        out.append(Column(column.name, info.name, column.name not in not_null, extra))
+        default, fill = defaults.get(column.name, (None, None))
+        nullable = column.name not in not_null
+        out.append(Column(column.name, info.name, nullable, extra, default, fill))
     return TableSchema(CONNECTOR, schema, table, tuple(out), tuple(key))

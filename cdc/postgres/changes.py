@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import struct
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from cdc import values
 from cdc.envelope import ValueTemplate
 from cdc.events import ChangeEvent, EncodedChanges, Op
-from cdc.postgres.catalog import PgColumn, table_schema
+from cdc.postgres.catalog import PgColumn, PgTable, table_schema
 from cdc.postgres.pgoutput import insert_values
 from cdc.postgres.pgoutput_messages import UNCHANGED, Delete, Insert, Relation, TupleData, Update
 from cdc.postgres.position import PgPosition
@@ -30,6 +30,7 @@ from cdc.postgres.row_functions import (
     compile_row_functions,
 )
 from cdc.postgres.types import Converter, TypeRegistry
+from cdc.schema_diff import next_version
 from cdc.schemas import TableSchema
 
 Message = tuple[Op, bytes, bytes]  # op, key, value, as in EncodedChanges
@@ -54,6 +55,7 @@ class RelationState:
     # TableSchema.fingerprint hashes the whole schema on every access: once
     # per relation here, not once per row
     fingerprint: str
+    attnums: Mapping[str, int] = field(default_factory=dict)  # column -> number
     _build: RowBuilder = field(init=False)
     key_of: KeyBuilder = field(init=False)
     _json: JsonBuilder = field(init=False)
@@ -189,17 +191,40 @@ class RelationState:
 def relation_state(
     relation: Relation,
     registry: TypeRegistry,
-    catalog_key: Callable[[int], tuple[tuple[str, ...], frozenset[str]] | None],
+    catalog_table: Callable[[int], PgTable | None],
     database: str,
+    previous: RelationState | None,
 ) -> RelationState:
-    """`catalog_key(oid)` gives the primary key and NOT NULL columns from the
-    catalog; pgoutput's key flags mark the replica identity, which is every
-    column under REPLICA IDENTITY FULL."""
+    """`catalog_table(oid)` gives the primary key, NOT NULL columns, defaults
+    and column numbers from the catalog; pgoutput's key flags mark the replica
+    identity, which is every column under REPLICA IDENTITY FULL. `previous`:
+    the relation's state before this message, whose schema the new one names
+    its changes from (a column number seen under a new name: a rename)."""
     columns = [PgColumn(c.name, c.type_oid, c.type_modifier) for c in relation.columns]
-    found = catalog_key(relation.relation_id)
-    primary_key, not_null = found if found else ((), frozenset())
+    table = catalog_table(relation.relation_id)
+    primary_key = table.primary_key if table else ()
     key = primary_key or relation.key_names or relation.column_names
-    schema = table_schema(registry, relation.namespace, relation.name, columns, key, not_null)
+    schema = table_schema(
+        registry,
+        relation.namespace,
+        relation.name,
+        columns,
+        key,
+        table.not_null if table else frozenset(),
+        table.defaults if table else {},
+    )
+    # The catalog is read now, maybe after later DDL: a column renamed again
+    # since has no number here, and is taken for a drop and an add.
+    attnums = {c.name: table.attnums[c.name] for c in columns if table and c.name in table.attnums}
+    renamed = {}
+    if previous is not None:
+        by_number = {n: name for name, n in previous.attnums.items()}
+        renamed = {
+            by_number[n]: name
+            for name, n in attnums.items()
+            if n in by_number and by_number[n] != name
+        }
+    schema = next_version(previous.schema if previous else None, schema, renamed)
     return RelationState(
         schema=schema,
         names=relation.column_names,
@@ -207,6 +232,7 @@ def relation_state(
         key=tuple(key),
         source={"connector": "postgresql", "db": database},
         fingerprint=schema.fingerprint,
+        attnums=attnums,
     )
 
 

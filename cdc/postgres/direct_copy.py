@@ -70,7 +70,13 @@ class PgCopyReader:
         registry = self._registry
         for table in self._tables:
             schema = catalog.table_schema(
-                registry, table.schema, table.name, table.columns, table.key, table.not_null
+                registry,
+                table.schema,
+                table.name,
+                table.columns,
+                table.key,
+                table.not_null,
+                table.defaults,
             )
             self._schemas[table.qualified] = schema
             types = {c.name: registry.info(c.type_oid, c.typmod).name for c in table.columns}

@@ -11,7 +11,6 @@ import psycopg
 from cdc.ddl.model import ForeignKey, Generated, Index, TableDef
 from cdc.postgres.catalog import PgTable, table_schema
 from cdc.postgres.types import TypeRegistry
-from cdc.schemas import Column
 
 _COLUMNS = """
 SELECT a.attname, pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated,
@@ -58,7 +57,7 @@ _ACTIONS = {"a": "", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET
 
 def table_def(conn: psycopg.Connection[Any], registry: TypeRegistry, table: PgTable) -> TableDef:
     schema = table_schema(
-        registry, table.schema, table.name, table.columns, table.key, table.not_null
+        registry, table.schema, table.name, table.columns, table.key, table.not_null, table.defaults
     )
     defaults: dict[str, str] = {}
     identity: set[str] = set()
@@ -76,9 +75,7 @@ def table_def(conn: psycopg.Connection[Any], registry: TypeRegistry, table: PgTa
     # the enum labels let the target create the type (not part of the
     # stream's schema: that would change its fingerprint)
     columns = tuple(
-        Column(c.name, c.type, c.nullable, {**c.extra, "labels": labels[c.name]})
-        if c.name in labels
-        else c
+        replace(c, extra={**c.extra, "labels": labels[c.name]}) if c.name in labels else c
         for c in schema.columns
     )
     uniques: list[Index] = []

@@ -153,7 +153,13 @@ class PostgresSource:
         key_types: dict[int, list[str]] = {}
         for table in tables:
             schema = catalog.table_schema(
-                registry, table.schema, table.name, table.columns, table.key, table.not_null
+                registry,
+                table.schema,
+                table.name,
+                table.columns,
+                table.key,
+                table.not_null,
+                table.defaults,
             )
             encoders[table.oid] = RelationState(
                 schema=schema,
@@ -222,14 +228,13 @@ class PostgresSource:
         repl.start(self._slot, self._publication)
         log.info("streaming_started", slot=self._slot)
 
-        def catalog_key(oid: int) -> tuple[tuple[str, ...], frozenset[str]] | None:
+        def catalog_table(oid: int) -> catalog.PgTable | None:
             try:
-                table = catalog.load_table(conn, oid)
+                return catalog.load_table(conn, oid)
             except LookupError:
                 return None
-            return table.primary_key, table.not_null
 
-        state = StreamState(registry, catalog_key, conn.info.dbname, BATCH_ROWS)
+        state = StreamState(registry, catalog_table, conn.info.dbname, BATCH_ROWS)
         batch, relations = state.batch, state.relations
         decoder = Decoder()
         interval = self._settings.heartbeat_interval_s

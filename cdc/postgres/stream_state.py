@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 
 from cdc.applied_marks import PG_APPLIED_PREFIX
+from cdc.postgres.catalog import PgTable
 from cdc.postgres.changes import (
     ChangeBatch,
     RelationState,
@@ -45,7 +46,7 @@ from cdc.source import Checkpoint, StreamItem
 log = structlog.get_logger(__name__)
 
 STREAM_MEMORY_BUDGET = 64 * 1024 * 1024  # per streamed transaction, then spill to disk
-CatalogKey = Callable[[int], tuple[tuple[str, ...], frozenset[str]] | None]
+CatalogTable = Callable[[int], PgTable | None]
 
 
 def applied_by_sink(message: LogicalMessage) -> bool:
@@ -55,7 +56,7 @@ def applied_by_sink(message: LogicalMessage) -> bool:
 
 class StreamState:
     def __init__(
-        self, registry: TypeRegistry, catalog_key: CatalogKey, database: str, batch_rows: int
+        self, registry: TypeRegistry, catalog_table: CatalogTable, database: str, batch_rows: int
     ) -> None:
         self.relations: dict[int, RelationState] = {}
         self.tx: Transaction | None = None  # the transaction whose changes arrive now
@@ -63,7 +64,7 @@ class StreamState:
         self._stream_xid: int | None = None  # between Stream Start and Stream Stop
         self._streams: dict[int, StreamedTransaction] = {}
         self._registry = registry
-        self._catalog_key = catalog_key
+        self._catalog_table = catalog_table
         self._database = database
 
     def buffered(self, message: Any, lsn: int, payload: bytes | memoryview) -> bool:
@@ -126,8 +127,17 @@ class StreamState:
             return
         yield from self.batch.take()
         if isinstance(message, Relation):
-            state = relation_state(message, self._registry, self._catalog_key, self._database)
+            previous = self.relations.get(message.relation_id)
+            state = relation_state(
+                message, self._registry, self._catalog_table, self._database, previous
+            )
             self.relations[message.relation_id] = state
+            if state.schema.changes:
+                log.info(
+                    "schema_change",
+                    table=f"{state.schema.schema}.{state.schema.table}",
+                    changes=[f"{c.kind} {c.column}" for c in state.schema.changes],
+                )
             yield state.schema
         elif isinstance(message, Truncate):
             states = [self.relations[oid] for oid in message.relation_ids]

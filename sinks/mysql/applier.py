@@ -43,6 +43,7 @@ from cdc.errors import TerminalError
 from cdc.mysql.dialect import qualified
 from cdc.mysql.target_values import Convert, TargetColumn, converter, key_normalizer
 from cdc.secrets import MysqlDsn
+from cdc.settings_schema_changes import SchemaChangeSettings
 from cdc.target_offsets import read_offsets
 from sinks.mysql import statements
 from sinks.mysql.copy_progress import MysqlCopyProgress
@@ -51,6 +52,7 @@ from sinks.mysql.server_errors import classify, transient
 from sinks.mysql.tables import Catalog
 from sinks.mysql.versions import newer_versions, record_versions
 from sinks.plan import LAST_WRITER_WINS, plan_table
+from sinks.schema_changes import SchemaFollower, upgrade
 
 # Strict: a value the column cannot hold is an error (the change goes to the
 # dead letters), never a silent clamp or truncation. NO_AUTO_VALUE_ON_ZERO: a
@@ -89,6 +91,7 @@ class MysqlApplier:
         group: str,
         policy_for: Callable[[str, str], str],
         create_tables: bool,
+        schema_changes: SchemaChangeSettings | None = None,
     ) -> None:
         args = dsn.connect_kwargs()
         database = args["database"]
@@ -112,7 +115,8 @@ class MysqlApplier:
             cur.execute("SET SESSION server_id = %s", (apply_server_id(group),))
             cur.execute("SELECT VERSION(), @@max_allowed_packet")
             version, packet = cur.fetchone()
-        self._catalog = Catalog(self._conn, database, str(version), create_tables)
+        self._follower = SchemaFollower(schema_changes or SchemaChangeSettings())
+        self._catalog = Catalog(self._conn, database, str(version), create_tables, self._follower)
         self._alias = self._catalog.row_alias
         # Budget in characters: a character is at most 4 bytes in utf8mb4,
         # plus room for the statement around the rows.
@@ -169,7 +173,8 @@ class MysqlApplier:
     def _apply_table(
         self, cur: Any, table: TargetTable, batch: TableBatch, result: ApplyResult
     ) -> None:
-        if batch.truncate:
+        source = f"{batch.target[0]}.{batch.target[1]}"
+        if batch.truncate and self._follower.truncates(table.qualified, source):
             cur.execute(f"DELETE FROM {table.ident}")  # TRUNCATE would commit
             result.rows[(table.qualified, "t")] += 1
         if not batch.keys:
@@ -294,7 +299,11 @@ class MysqlApplier:
         # schema objects are shared per fingerprint: few distinct ones per batch
         schemas = list({id(s.schema): s.schema for s in batch.keys.values()}.values())
         table = self._tables.get(name)
-        if table is not None and all(set(s.column_names) <= set(table.columns) for s in schemas):
+        if (
+            table is not None
+            and all(set(s.column_names) <= set(table.columns) for s in schemas)
+            and not self._follower.pending(schemas)
+        ):
             return table
         try:
             described = self._catalog.ensure(name, schemas)
@@ -308,7 +317,9 @@ class MysqlApplier:
             ) from exc
         if described is None:
             return None
-        columns, key = described
+        columns, key, evolution = described
+        if any(evolution.affects(s) for s in schemas):
+            upgrade(batch, evolution)  # rows of an older version: renamed on the way
         table = TargetTable(self._database, name, columns, key)
         self._tables[name] = table
         return table

@@ -17,28 +17,34 @@ from cdc.ddl.model import TABLES, Notes, TableDef
 from cdc.errors import TerminalError, TransientError
 from cdc.mysql import ddl as ddl_mysql
 from cdc.mysql.collation import key_collation, version_numbers
-from cdc.mysql.dialect import qualified, quote
-from cdc.mysql.target_types import mysql_type
+from cdc.mysql.dialect import quote
 from cdc.mysql.target_values import TargetColumn
 from cdc.schemas import TableSchema
+from sinks.mysql import schema_changes as schema_ddl
 from sinks.mysql.offsets import OFFSETS_DDL
+from sinks.mysql.schema_changes import text as _text
 from sinks.mysql.versions import VERSIONS_DDL
+from sinks.schema_changes import Evolution, SchemaFollower, counted
 
 DDL_LOCK = "cdc_sink_ddl"  # a server-wide name: pipelines sharing a server share it, harmlessly
 DDL_LOCK_WAIT_S = 60
 _JSON_CHECK = re.compile(r"json_valid\(`((?:[^`]|``)+)`\)", re.IGNORECASE)
 
 
-def _text(value: Any) -> str:
-    # MySQL 8 returns some information_schema columns as bytes
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 class Catalog:
-    def __init__(self, conn: Any, database: str, version: str, create_tables: bool) -> None:
+    def __init__(
+        self,
+        conn: Any,
+        database: str,
+        version: str,
+        create_tables: bool,
+        follower: SchemaFollower,
+    ) -> None:
         self._conn = conn
         self._database = database
         self._create_tables = create_tables
+        self._follower = follower
+        self._evolutions: dict[str, Evolution] = {}
         self.mariadb = "mariadb" in version.lower()
         # MySQL 8.0.19+ wants `VALUES (...) AS alias` over VALUES(col) in ODKU
         self.row_alias = not self.mariadb and version_numbers(version) >= (8, 0, 19)
@@ -47,38 +53,27 @@ class Catalog:
         with conn.cursor() as cur:
             cur.execute(OFFSETS_DDL.format(db=db))
             cur.execute(VERSIONS_DDL.format(db=db))
+            cur.execute(schema_ddl.RECORDS_DDL.format(db=db))
 
     def ensure(
         self, name: str, schemas: Sequence[TableSchema]
-    ) -> tuple[dict[str, TargetColumn], tuple[str, ...]] | None:
-        """The table's columns and primary key, after creating it or adding
-        the columns `schemas` have and it lacks. None: it does not exist and
-        there was nothing to create it from."""
+    ) -> tuple[dict[str, TargetColumn], tuple[str, ...], Evolution] | None:
+        """The table's columns, primary key and what it has been through, after
+        creating it or making it follow `schemas` (`sinks.schema_changes`).
+        None: it does not exist and there was nothing to create it from."""
         columns, key = self.describe(name)
-        missing: dict[str, tuple[TableSchema, Any]] = {}
-        for schema in schemas:
-            for column in schema.columns:
-                if column.name not in columns:
-                    missing.setdefault(column.name, (schema, column))
-        if missing and not self._create_tables:
-            target = f"{self._database}.{name}"
-            raise TerminalError(
-                f"target table {target} lacks {', '.join(missing)} of the source table"
-                if columns
-                else f"target table {target} does not exist",
-                "create it, or set target.create_tables: true",
-            )
-        if missing:
-            with self._ddl_lock():
-                columns, _ = self.describe(name)  # another sink process may have just done it
-                missing = {n: found for n, found in missing.items() if n not in columns}
-                if missing and columns:
-                    self._extend(name, list(missing.values()))
-                elif missing:
-                    self._create(name, schemas[0])
-            if missing and not columns and len(schemas) > 1:
-                return self.ensure(name, schemas)  # the other schemas' columns
+        evolution = self._evolutions.get(name)
+        if evolution is None:
+            with self._conn.cursor() as cur:
+                evolution = schema_ddl.evolution(cur, self._database, name)
+        wanted = {n for schema in schemas for n in schema.column_names}
+        covered = set(columns) | set(evolution.renamed) | evolution.skipped
+        if not columns or not wanted <= covered or self._follower.pending(schemas):
+            with self._ddl_lock(), self._conn.cursor() as cur:
+                self._follow(cur, name, schemas)
+                evolution = schema_ddl.evolution(cur, self._database, name)
             columns, key = self.describe(name)
+        self._evolutions[name] = evolution
         if not columns:
             return None
         if not key:
@@ -86,7 +81,36 @@ class Catalog:
                 f"target table {self._database}.{name} has no primary key",
                 "add the source's primary key to the target table",
             )
-        return columns, key
+        return columns, key, evolution
+
+    def _follow(self, cur: Any, name: str, schemas: Sequence[TableSchema]) -> None:
+        """Under the DDL lock: another sink process may have just done it all."""
+        target = f"{self._database}.{name}"
+        if not self.describe(name)[0] and schemas:
+            if not self._create_tables:
+                raise TerminalError(
+                    f"target table {target} does not exist",
+                    "create it, or set target.create_tables: true",
+                )
+            self._create(name, schemas[0])
+        evolution = schema_ddl.evolution(cur, self._database, name)
+        info = schema_ddl.column_info(cur, self._database, name)
+        if not info:
+            return
+        by_column = {c.name: s for s in schemas for c in s.columns}
+        steps = self._follower.plan(
+            target, schemas, info, evolution, schema_ddl.target_type, self._create_tables
+        )
+        for step in steps:
+            ddl = ""
+            if step.operation != "none" or step.action == "ignore":
+                schema = by_column.get(step.column, schemas[0])
+                before = info.get(step.previous or step.column)
+                ddl = schema_ddl.run(
+                    cur, self._database, name, schema, step, before, self.key_collation
+                )
+            counted(step, ddl)
+        self._follower.planned(schemas)
 
     def describe(self, name: str) -> tuple[dict[str, TargetColumn], tuple[str, ...]]:
         with self._conn.cursor() as cur:
@@ -151,13 +175,3 @@ class Catalog:
             for statement in statements:
                 if statement.phase == TABLES:
                     cur.execute(statement.sql)
-
-    def _extend(self, name: str, missing: list[tuple[TableSchema, Any]]) -> None:
-        # added columns are nullable: the rows already there have no value
-        additions = ", ".join(
-            f"ADD COLUMN {quote(column.name)}"
-            f" {mysql_type(column, schema.connector, False, self.key_collation)} NULL"
-            for schema, column in missing
-        )
-        with self._conn.cursor() as cur:
-            cur.execute(f"ALTER TABLE {qualified(self._database, name)} {additions}")

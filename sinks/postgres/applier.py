@@ -27,15 +27,18 @@ from cdc.applied_marks import PG_APPLICATION_NAME, PG_APPLIED_PREFIX, PG_READ_WR
 from cdc.applier import ApplyResult
 from cdc.changes import TableBatch
 from cdc.schemas import TableSchema
+from cdc.settings_schema_changes import SchemaChangeSettings
 from cdc.target_offsets import read_offsets
 from sinks.inserts import InsertBatch, Offsets
 from sinks.plan import LAST_WRITER_WINS, plan_table
 from sinks.postgres.copy_progress import PgCopyProgress
 from sinks.postgres.direct_inserts import NotDirectError, copy_messages, copy_new_rows
 from sinks.postgres.offsets import OFFSETS_DDL, OFFSETS_TABLE, write_offsets
+from sinks.postgres.schema_changes import RECORDS_DDL
 from sinks.postgres.staging import existing, stage_and_apply
 from sinks.postgres.tables import DDL_LOCK, TargetTables
 from sinks.postgres.versions import VERSIONS_DDL, newer_versions, record_versions
+from sinks.schema_changes import SchemaFollower, upgrade
 
 SESSION_OPTIONS = (
     "-c session_replication_role=replica -c TimeZone=UTC -c datestyle=ISO" + PG_READ_WRITE_OPTION
@@ -49,17 +52,20 @@ class PostgresApplier:
         group: str,
         policy_for: Callable[[str, str], str],
         create_tables: bool,
+        schema_changes: SchemaChangeSettings | None = None,
     ) -> None:
         self._conn = psycopg.connect(
             dsn, options=SESSION_OPTIONS, application_name=PG_APPLICATION_NAME
         )
         self._group = group
         self._policy_for = policy_for
-        self._tables = TargetTables(self._conn, create_tables)
+        self._follower = SchemaFollower(schema_changes or SchemaChangeSettings())
+        self._tables = TargetTables(self._conn, create_tables, self._follower)
         with self._conn.transaction():
             self._conn.execute(DDL_LOCK)
             self._conn.execute(OFFSETS_DDL)
             self._conn.execute(VERSIONS_DDL)
+            self._conn.execute(RECORDS_DDL)
 
     def committed_offsets(self, topics: Sequence[str]) -> dict[tuple[str, int], int]:
         """The next offset to read per (topic, partition), as last committed here."""
@@ -94,6 +100,8 @@ class PostgresApplier:
             with self._batch(offsets):
                 for batch in batches:
                     schema = batch.schema
+                    if self._tables.follow(batch.target, [schema]).affects(schema):
+                        raise NotDirectError  # rows of an older version: renamed on the way
                     table = self._tables.get(batch.target, [schema])
                     if (
                         self._policy_for(schema.schema, schema.table) == LAST_WRITER_WINS
@@ -123,8 +131,13 @@ class PostgresApplier:
     def _apply_table(self, batch: TableBatch, result: ApplyResult) -> None:
         # schema versions are shared objects: few per batch, however many keys
         schemas = list({id(s.schema): s.schema for s in batch.keys.values()}.values())
+        evolution = self._tables.follow(batch.target, schemas)
+        if any(evolution.affects(s) for s in schemas):
+            upgrade(batch, evolution)
+            schemas = list({id(s.schema): s.schema for s in batch.keys.values()}.values())
         table = self._tables.get(batch.target, schemas)
-        if batch.truncate:
+        source = f"{batch.target[0]}.{batch.target[1]}"
+        if batch.truncate and self._follower.truncates(table.qualified, source):
             self._conn.execute(sql.SQL("TRUNCATE {}").format(table.ident))
             result.rows[(table.qualified, "t")] += 1
         if not schemas:
@@ -157,6 +170,7 @@ class PostgresApplier:
             types, _ = self._tables.describe(target)
             if types and set(schema.column_names) <= set(types):
                 return types
+            self._tables.follow(target, [schema])
             return dict(self._tables.get(target, [schema]).types)
 
     def close(self) -> None:

@@ -29,9 +29,11 @@ from psycopg import sql
 from cdc.ddl.model import TABLES, Notes, TableDef
 from cdc.errors import TerminalError
 from cdc.postgres import ddl as ddl_postgres
-from cdc.postgres.target_types import TextEncoder, binary_kind, encoder_kind, pg_type, text_encoder
+from cdc.postgres.target_types import TextEncoder, binary_kind, encoder_kind, text_encoder
 from cdc.schemas import TableSchema
+from sinks.postgres import schema_changes as schema_ddl
 from sinks.postgres.copy_text import LineBuilder
+from sinks.schema_changes import Evolution, SchemaFollower, counted
 
 # Sink processes of one pipeline (sink.workers, replicas) start together and may
 # create the same tables at once; CREATE ... IF NOT EXISTS is no guard against
@@ -65,11 +67,18 @@ class TargetTable:
 class TargetTables:
     """The tables one sink connection writes, by (schema, name)."""
 
-    def __init__(self, conn: psycopg.Connection[Any], create_tables: bool) -> None:
+    def __init__(
+        self, conn: psycopg.Connection[Any], create_tables: bool, follower: SchemaFollower
+    ) -> None:
         self._conn = conn
         self._create_tables = create_tables
+        self._follower = follower
         # by target and the columns written: one staging table per column set
         self._known: dict[tuple[tuple[str, str], frozenset[str]], TargetTable] = {}
+        # what each table has been through, and the column names it takes
+        # (its own, and old names that map to one or to none)
+        self._evolutions: dict[tuple[str, str], Evolution] = {}
+        self._covered: dict[tuple[str, str], frozenset[str]] = {}
         self._stages = itertools.count()
 
     @contextmanager
@@ -77,40 +86,71 @@ class TargetTables:
         """Around a transaction: a rollback drops the staging tables (and
         target tables or columns) created in it, so they are forgotten, or the
         next batch would COPY into a staging table that no longer exists."""
-        known = dict(self._known)
+        known, evolutions, covered = dict(self._known), dict(self._evolutions), dict(self._covered)
         try:
             yield
         except BaseException:
-            self._known = known
+            self._known, self._evolutions, self._covered = known, evolutions, covered
             raise
+
+    def follow(self, target: tuple[str, str], schemas: Sequence[TableSchema]) -> Evolution:
+        """The target table made to follow `schemas` (created, or changed as
+        their schema changes say: `sinks.schema_changes`); what it has been
+        through, for rows of older versions (`sinks.schema_changes.upgrade`)."""
+        wanted = frozenset(name for schema in schemas for name in schema.column_names)
+        found = self._evolutions.get(target)
+        if (
+            found is not None
+            and wanted <= self._covered[target]
+            and not self._follower.pending(schemas)
+        ):
+            return found
+        types, _ = self.describe(target)
+        evolution = found or schema_ddl.evolution(self._conn, target)
+        covered = set(types) | set(evolution.renamed) | evolution.skipped
+        if types and wanted <= covered and not self._follower.pending(schemas):
+            self._evolutions[target], self._covered[target] = evolution, frozenset(covered)
+            return evolution
+        self._conn.execute(DDL_LOCK)
+        # another sink process may have just changed it: read both again
+        types, _ = self.describe(target)
+        evolution = schema_ddl.evolution(self._conn, target)
+        if not types and schemas:
+            self._create(target, schemas[0])
+        qualified = f"{target[0]}.{target[1]}"
+        by_column = {c.name: s for s in schemas for c in s.columns}
+        columns = schema_ddl.column_info(self._conn, target)
+        steps = self._follower.plan(
+            qualified, schemas, columns, evolution, schema_ddl.target_type, self._create_tables
+        )
+        for step in steps:
+            ddl = ""
+            if step.operation != "none" or step.action == "ignore":
+                schema = by_column.get(step.column, schemas[0])
+                ddl = schema_ddl.run(self._conn, target, schema, step)
+            counted(step, ddl)
+        if steps:  # the staging tables and encoders of the old shape are stale
+            self._known = {k: v for k, v in self._known.items() if k[0] != target}
+        self._follower.planned(schemas)
+        types, _ = self.describe(target)
+        covered = set(types) | set(evolution.renamed) | evolution.skipped
+        self._evolutions[target], self._covered[target] = evolution, frozenset(covered)
+        return evolution
 
     def get(self, target: tuple[str, str], schemas: Sequence[TableSchema]) -> TargetTable:
         """The table, written through the columns of `schemas` (the schema versions
-        of a batch's changes; created or added first when allowed). No schema (a
-        batch that only truncates): through every column of the table."""
+        of a batch's changes, after `follow`). No schema (a batch that only
+        truncates): through every column of the table."""
         wanted = frozenset(name for schema in schemas for name in schema.column_names)
         found = self._known.get((target, wanted))
         if found is not None:
             return found
         types, key = self.describe(target)
-        missing = [
-            column for schema in schemas for column in schema.columns if column.name not in types
-        ]
-        if missing and not self._create_tables:
-            names = ", ".join(dict.fromkeys(c.name for c in missing))
+        if not types:
             raise TerminalError(
-                f"target table {target[0]}.{target[1]} lacks {names} of the source table"
-                if types
-                else f"target table {target[0]}.{target[1]} does not exist",
+                f"target table {target[0]}.{target[1]} does not exist",
                 "create it (e.g. pg_dump --schema-only) or set target.create_tables: true",
             )
-        if missing:
-            self._conn.execute(DDL_LOCK)
-            types, key = self.describe(target)  # another sink may have just made it
-            for schema in schemas:
-                if not set(schema.column_names) <= set(types):
-                    self._create_or_extend(target, schema, bool(types))
-                    types, key = self.describe(target)
         if wanted:
             types = {name: kind for name, kind in types.items() if name in wanted}
         if not key:
@@ -158,18 +198,12 @@ class TargetTables:
         key = tuple(name for name, _, pos in sorted(rows, key=lambda r: r[2]) if pos >= 0)
         return types, key
 
-    def _create_or_extend(self, target: tuple[str, str], schema: TableSchema, exists: bool) -> None:
-        ident = sql.Identifier(*target)
-        if exists:
-            for column in schema.columns:
-                self._conn.execute(
-                    sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
-                        ident,
-                        sql.Identifier(column.name),
-                        sql.SQL(pg_type(column, schema.connector)),
-                    )
-                )
-            return
+    def _create(self, target: tuple[str, str], schema: TableSchema) -> None:
+        if not self._create_tables:
+            raise TerminalError(
+                f"target table {target[0]}.{target[1]} does not exist",
+                "create it (e.g. pg_dump --schema-only) or set target.create_tables: true",
+            )
         # the DDL `cdc schema` prints, from what the wire schema tells
         for statement in ddl_postgres.render(TableDef.of(schema), target, Notes()):
             if statement.phase == TABLES:

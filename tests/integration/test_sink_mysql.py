@@ -22,8 +22,10 @@ import pytest
 from cdc.migrate.verify.canonical import canonical
 from cdc.mysql.target_values import parse_duration
 from cdc.schemas import Column, TableSchema
+from cdc.settings_schema_changes import SchemaChangeSettings
 from cdc.topics import dead_letter_topic
 from sinks.mysql.tables import Catalog
+from sinks.schema_changes import SchemaFollower
 from tests.integration.conftest import mysql_connect, with_database
 from tests.integration.pipeline import (
     TopicReader,
@@ -375,13 +377,14 @@ def test_sink_processes_creating_one_table_at_once_both_go_on(mysql_dsn: str) ->
                 with conn.cursor() as cur:
                     cur.execute("SELECT VERSION()")
                     version = str(cur.fetchone()[0])
-                catalog = Catalog(conn, database, version, create_tables=True)
+                follower = SchemaFollower(SchemaChangeSettings())
+                catalog = Catalog(conn, database, version, create_tables=True, follower=follower)
                 gate.wait(10)
                 return catalog.ensure("items", [schema])
 
         with ThreadPoolExecutor(2) as pool:
             results = list(pool.map(lambda _: ensure(), range(2)))
         assert results[0] == results[1]
-        columns, key = results[0]
+        columns, key, _ = results[0]
         assert list(columns) == [c.name for c in schema.columns]
         assert key == ("id",)
