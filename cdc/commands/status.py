@@ -18,7 +18,8 @@ def status(path: Path, as_json: bool) -> None:
     """Show, per pipeline (and its reverse after a cut-over) and table: the phase
     (snapshot, streaming, cutting over, cut over, rolled back), the lag in seconds
     and messages, source bytes not yet in Kafka, what the source retains (PostgreSQL
-    slot WAL, MySQL binlogs), dead letters and the last verify.
+    slot WAL, MySQL binlogs), dead letters, the last verify and the latest source
+    schema changes the target followed or ignored.
 
     Exit status: 0 shown, 2 could not run (configuration, a server unreachable).
     """
@@ -56,6 +57,15 @@ def status(path: Path, as_json: bool) -> None:
             click.echo(
                 f"  {table.table:<{width}}  {table.phase:<12}  {table.lag_seconds:>8.1f}"
                 f"  {table.lag_messages:>9}"
+            )
+        if pipeline.schema_changes:
+            click.echo("  schema changes (latest last):")
+        for change in pipeline.schema_changes:
+            renamed = f" (was {change.previous})" if change.previous else ""
+            ddl = f": {change.target_ddl}" if change.target_ddl else ""
+            click.echo(
+                f"    {change.at}  {change.table}  {change.kind} {change.column}{renamed}"
+                f"  {change.action}{ddl}"
             )
 
 

@@ -2,7 +2,8 @@
 
 Read from the servers, not from a running process: the source's slot or
 binlog, the offsets topic, the table topics against the target's
-`cdc_offsets`, the dead-letter topic, the last verify and `cdc_cutover`.
+`cdc_offsets`, the dead-letter topic, the last verify, `cdc_cutover` and
+the schema changes the target followed.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from cdc.kafka.offsets import OffsetsReader
 from cdc.migrate.cutover.gates import sink_lag
 from cdc.migrate.cutover.state import CutoverState
 from cdc.migrate.positions import KafkaView
+from cdc.migrate.status.schema_changes import SchemaChangeStatus, schema_changes
 from cdc.migrate.verify.record import last_verify
 from cdc.settings import Settings
 from cdc.settings_load import load_settings
@@ -44,6 +46,7 @@ class PipelineStatus:
     last_verify: tuple[datetime, bool] | None  # (finished at, equal); None: never ran
     tables: list[TableStatus] = field(default_factory=list)
     cutover: dict[str, str] = field(default_factory=dict)  # step -> when
+    schema_changes: list[SchemaChangeStatus] = field(default_factory=list)  # latest last
 
 
 def status(settings: Settings, engines: EngineFor) -> list[PipelineStatus]:
@@ -91,6 +94,7 @@ def _one(settings: Settings, engines: EngineFor, cutover_phase: str | None) -> P
     finally:
         view.close()
     verify = last_verify(settings.name, sides.target) if sides is not None else None
+    changes = schema_changes(sides.target) if sides is not None else []
     result = PipelineStatus(
         settings.name,
         phase,
@@ -101,6 +105,7 @@ def _one(settings: Settings, engines: EngineFor, cutover_phase: str | None) -> P
         lag_at_source.retained_bytes,
         dead,
         verify,
+        schema_changes=changes,
     )
     for schema, table in source.tables():
         seconds, messages = lag.get(table_topic(kafka.topic_prefix, schema, table), (0.0, 0))
