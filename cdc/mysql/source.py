@@ -158,7 +158,7 @@ class MysqlSource:
         assert position is not None
         with self._connect() as conn, conn.cursor() as cursor:
             setup.check_not_purged(cursor, position)
-        yield from self._replicate(tables, position)
+        yield from self._replicate(tables, position, seeded=snapshot)
 
     def _snapshot_start(self, start: BinlogPosition | None) -> BinlogPosition:
         """Where streaming starts: the coordinator's snapshot position, taken on
@@ -172,8 +172,12 @@ class MysqlSource:
         return start
 
     def _replicate(
-        self, tables: list[catalog.MyTable], start: BinlogPosition
+        self, tables: list[catalog.MyTable], start: BinlogPosition, seeded: bool
     ) -> Iterator[StreamItem]:
+        """`seeded`: this run took the snapshot, whose schemas the stream's
+        first versions name their changes from (a column renamed during the
+        snapshot stays one); otherwise the tables were read now, maybe after
+        DDL still ahead in the binlog."""
         args = self._connect_args
         by_name = {(t.schema, t.name): t for t in tables}
         stream = self._stream = BinLogStreamReader(
@@ -212,7 +216,13 @@ class MysqlSource:
         schemas: dict[int, tuple[TableSchema, str]] = {}  # by decoder: schema, fingerprint
         # each table's last published schema, and the renames and statement of
         # an ALTER TABLE read since: the next version names its changes from them
-        latest: dict[tuple[str, str], TableSchema] = {}
+        latest: dict[tuple[str, str], TableSchema] = {
+            (t.schema, t.name): schema.table_schema(
+                t.schema, t.name, t.columns, t.primary_key, t.defaults
+            )
+            for t in tables
+            if seeded
+        }
         altered: dict[tuple[str, str], tuple[dict[str, str], str]] = {}
         gtids = parse_gtids(start.gtid)
         tx_start = start  # where the open transaction began (to resume inside it)

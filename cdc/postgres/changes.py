@@ -193,13 +193,13 @@ def relation_state(
     registry: TypeRegistry,
     catalog_table: Callable[[int], PgTable | None],
     database: str,
-    previous: RelationState | None,
+    previous: tuple[TableSchema, Mapping[str, int]] | None,
 ) -> RelationState:
     """`catalog_table(oid)` gives the primary key, NOT NULL columns, defaults
     and column numbers from the catalog; pgoutput's key flags mark the replica
     identity, which is every column under REPLICA IDENTITY FULL. `previous`:
-    the relation's state before this message, whose schema the new one names
-    its changes from (a column number seen under a new name: a rename)."""
+    the relation's schema before this message and its column numbers, which
+    the new one names its changes from (a number under a new name: a rename)."""
     columns = [PgColumn(c.name, c.type_oid, c.type_modifier) for c in relation.columns]
     table = catalog_table(relation.relation_id)
     primary_key = table.primary_key if table else ()
@@ -218,13 +218,13 @@ def relation_state(
     attnums = {c.name: table.attnums[c.name] for c in columns if table and c.name in table.attnums}
     renamed = {}
     if previous is not None:
-        by_number = {n: name for name, n in previous.attnums.items()}
+        by_number = {n: name for name, n in previous[1].items()}
         renamed = {
             by_number[n]: name
             for name, n in attnums.items()
             if n in by_number and by_number[n] != name
         }
-    schema = next_version(previous.schema if previous else None, schema, renamed)
+    schema = next_version(previous[0] if previous else None, schema, renamed)
     return RelationState(
         schema=schema,
         names=relation.column_names,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import psycopg
@@ -40,6 +40,7 @@ from cdc.postgres.snapshot import KeyRange, ParallelReader, export_snapshot, pla
 from cdc.postgres.stream_state import StreamState
 from cdc.postgres.types import SESSION_OPTIONS, TypeRegistry
 from cdc.progress import Progress
+from cdc.schemas import TableSchema
 from cdc.settings import PostgresSource as PostgresSettings
 from cdc.settings import SnapshotSettings
 from cdc.source import IDLE, Checkpoint, StreamItem
@@ -124,7 +125,20 @@ class PostgresSource:
                 yield from self._copy(reader)
                 slot = self._offsets.get(SLOT_KEY) or {}
                 yield Checkpoint(SnapshotComplete(int(slot.get("lsn", 0))))
-        yield from self._replicate(conn, repl, registry)
+        # the snapshot's schemas are what the stream's first Relation messages follow
+        seed = (
+            {t.oid: (self._schema_of(registry, t), t.attnums) for t in tables}
+            if snapshot and created is not None
+            else {}
+        )
+        yield from self._replicate(conn, repl, registry, seed)
+
+    @staticmethod
+    def _schema_of(registry: TypeRegistry, table: catalog.PgTable) -> TableSchema:
+        return catalog.table_schema(
+            registry, table.schema, table.name, table.columns, table.key, table.not_null,
+            table.defaults,
+        )  # fmt: skip
 
     def _take_snapshot(
         self,
@@ -152,15 +166,7 @@ class PostgresSource:
         encoders: dict[int, RelationState] = {}
         key_types: dict[int, list[str]] = {}
         for table in tables:
-            schema = catalog.table_schema(
-                registry,
-                table.schema,
-                table.name,
-                table.columns,
-                table.key,
-                table.not_null,
-                table.defaults,
-            )
+            schema = self._schema_of(registry, table)
             encoders[table.oid] = RelationState(
                 schema=schema,
                 names=tuple(c.name for c in table.columns),
@@ -223,7 +229,11 @@ class PostgresSource:
         progress.finish()
 
     def _replicate(
-        self, conn: psycopg.Connection[Any], repl: ReplicationConnection, registry: TypeRegistry
+        self,
+        conn: psycopg.Connection[Any],
+        repl: ReplicationConnection,
+        registry: TypeRegistry,
+        seed: Mapping[int, tuple[TableSchema, Mapping[str, int]]],
     ) -> Iterator[StreamItem]:
         repl.start(self._slot, self._publication)
         log.info("streaming_started", slot=self._slot)
@@ -234,7 +244,7 @@ class PostgresSource:
             except LookupError:
                 return None
 
-        state = StreamState(registry, catalog_table, conn.info.dbname, BATCH_ROWS)
+        state = StreamState(registry, catalog_table, conn.info.dbname, BATCH_ROWS, seed)
         batch, relations = state.batch, state.relations
         decoder = Decoder()
         interval = self._settings.heartbeat_interval_s

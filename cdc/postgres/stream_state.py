@@ -8,7 +8,7 @@ from the source's read loop (`PostgresSource._replicate`), the hot path.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import structlog
@@ -41,6 +41,7 @@ from cdc.postgres.pgoutput_messages import (
 from cdc.postgres.position import PgPosition
 from cdc.postgres.txbuffer import StreamedTransaction
 from cdc.postgres.types import TypeRegistry
+from cdc.schemas import TableSchema
 from cdc.source import Checkpoint, StreamItem
 
 log = structlog.get_logger(__name__)
@@ -56,8 +57,16 @@ def applied_by_sink(message: LogicalMessage) -> bool:
 
 class StreamState:
     def __init__(
-        self, registry: TypeRegistry, catalog_table: CatalogTable, database: str, batch_rows: int
+        self,
+        registry: TypeRegistry,
+        catalog_table: CatalogTable,
+        database: str,
+        batch_rows: int,
+        seed: Mapping[int, tuple[TableSchema, Mapping[str, int]]] | None = None,
     ) -> None:
+        """`seed`: by relation id, the schema and column numbers a table had
+        when this run's snapshot read it: its first Relation message names its
+        changes from them (a column renamed during the snapshot stays one)."""
         self.relations: dict[int, RelationState] = {}
         self.tx: Transaction | None = None  # the transaction whose changes arrive now
         self.batch = ChangeBatch(batch_rows)
@@ -65,6 +74,7 @@ class StreamState:
         self._streams: dict[int, StreamedTransaction] = {}
         self._registry = registry
         self._catalog_table = catalog_table
+        self._previous = dict(seed or {})
         self._database = database
 
     def buffered(self, message: Any, lsn: int, payload: bytes | memoryview) -> bool:
@@ -127,11 +137,12 @@ class StreamState:
             return
         yield from self.batch.take()
         if isinstance(message, Relation):
-            previous = self.relations.get(message.relation_id)
+            previous = self._previous.get(message.relation_id)
             state = relation_state(
                 message, self._registry, self._catalog_table, self._database, previous
             )
             self.relations[message.relation_id] = state
+            self._previous[message.relation_id] = (state.schema, state.attnums)
             if state.schema.changes:
                 log.info(
                     "schema_change",
