@@ -16,7 +16,8 @@ sink process and a restarted one know which old names map where, and
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -154,6 +155,17 @@ class SchemaFollower:
         metrics.SCHEMA_CHANGES.labels(table=table, kind="truncate", action=action).inc()
         log.info("schema_change_applied", table=table, kind="truncate", action=action)
         return action == "apply"
+
+    @contextmanager
+    def undone_on_rollback(self) -> Iterator[None]:
+        """Around a target transaction that makes the changes: a rollback
+        undoes them (PostgreSQL), so they are planned again."""
+        seen = set(self._seen)
+        try:
+            yield
+        except BaseException:
+            self._seen = seen
+            raise
 
     def pending(self, schemas: Iterable[TableSchema]) -> bool:
         """Whether a version among `schemas` names changes not planned yet."""

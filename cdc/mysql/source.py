@@ -40,7 +40,7 @@ from cdc.captured_tables import note_captured
 from cdc.errors import TerminalError
 from cdc.events import ChangeEvent, Op
 from cdc.mysql import catalog, schema, setup
-from cdc.mysql.alter_table import parse_alter
+from cdc.mysql.ddl_events import parse_alter, parse_create
 from cdc.mysql.direct_copy import MysqlCopyReader
 from cdc.mysql.initial_snapshot import snapshot_items, table_key
 from cdc.mysql.lock import PipelineLock
@@ -292,13 +292,11 @@ class MysqlSource:
                 if query.upper() == "BEGIN":
                     continue
                 database = event.schema.decode() if event.schema else ""
-                alter = parse_alter(query, database)
-                if alter is not None and (alter.database, alter.table) in by_name:
-                    name = (alter.database, alter.table)
-                    by_name[name] = self._reload(by_name[name])
+                changed = self._table_ddl(query, database, by_name)
+                if changed is not None:
+                    name, renamed = changed
                     decoders.json_columns[name] = by_name[name].json_columns
-                    altered[name] = (alter.renamed, query)
-                    log.info("schema_change", table=by_name[name].qualified, ddl=query)
+                    altered[name] = (renamed, query)
                 yield from self._query_events(query, event, by_name, tx_start)
                 commit = True  # COMMIT of a non-transactional table, or DDL
             if commit:
@@ -307,13 +305,35 @@ class MysqlSource:
                 skip = 0
                 yield Checkpoint(tx_start)
 
-    def _reload(self, table: catalog.MyTable) -> catalog.MyTable:
-        """The table as information_schema describes it now, after an ALTER
-        TABLE (its key, JSON columns and defaults). Read when the stream gets
-        there: a later ALTER may show already; a dropped table keeps what was known."""
+    def _table_ddl(
+        self, query: str, database: str, by_name: dict[tuple[str, str], catalog.MyTable]
+    ) -> tuple[tuple[str, str], dict[str, str]] | None:
+        """After an ALTER TABLE of a captured table, or a CREATE TABLE that
+        `source.tables` selects (streamed from its first row on): the table
+        and the columns the statement renames; `by_name` gets the table as
+        information_schema describes it now (key, JSON columns, defaults).
+        Read when the stream gets there: a later ALTER may show already."""
+        alter = parse_alter(query, database)
+        created = parse_create(query, database) if alter is None else None
+        if alter is not None:
+            name, renamed = (alter.database, alter.table), alter.renamed
+            if name not in by_name:
+                return None
+        elif created is not None and self._settings.selects(*created):
+            name, renamed = created, {}
+        else:
+            return None
         with self._connect() as conn, conn.cursor() as cursor:
-            found = catalog.load_table(cursor, table.schema, table.name)
-        return found if found.columns else table
+            found = catalog.load_table(cursor, *name)
+        if not found.columns:
+            return None  # dropped since: what was known stays
+        if name not in by_name:
+            note_captured(
+                self._offsets, [*(t.qualified for t in by_name.values()), found.qualified], False
+            )
+        by_name[name] = found
+        log.info("schema_change", table=found.qualified, ddl=query)
+        return name, renamed
 
     def _query_events(
         self,

@@ -25,7 +25,7 @@ from psycopg import sql
 
 from cdc.applied_marks import PG_APPLICATION_NAME, PG_APPLIED_PREFIX, PG_READ_WRITE_OPTION
 from cdc.applier import ApplyResult
-from cdc.changes import TableBatch
+from cdc.changes import KeyState, KeyValues, TableBatch
 from cdc.schemas import TableSchema
 from cdc.settings_schema_changes import SchemaChangeSettings
 from cdc.target_offsets import read_offsets
@@ -36,7 +36,7 @@ from sinks.postgres.direct_inserts import NotDirectError, copy_messages, copy_ne
 from sinks.postgres.offsets import OFFSETS_DDL, OFFSETS_TABLE, write_offsets
 from sinks.postgres.schema_changes import RECORDS_DDL
 from sinks.postgres.staging import existing, stage_and_apply
-from sinks.postgres.tables import DDL_LOCK, TargetTables
+from sinks.postgres.tables import DDL_LOCK, TargetTable, TargetTables
 from sinks.postgres.versions import VERSIONS_DDL, newer_versions, record_versions
 from sinks.schema_changes import SchemaFollower, upgrade
 
@@ -135,15 +135,31 @@ class PostgresApplier:
         if any(evolution.affects(s) for s in schemas):
             upgrade(batch, evolution)
             schemas = list({id(s.schema): s.schema for s in batch.keys.values()}.values())
-        table = self._tables.get(batch.target, schemas)
-        source = f"{batch.target[0]}.{batch.target[1]}"
-        if batch.truncate and self._follower.truncates(table.qualified, source):
-            self._conn.execute(sql.SQL("TRUNCATE {}").format(table.ident))
-            result.rows[(table.qualified, "t")] += 1
+        if batch.truncate:
+            table = self._tables.get(batch.target, schemas[:1])
+            if self._follower.truncates(table.qualified, f"{batch.target[0]}.{batch.target[1]}"):
+                self._conn.execute(sql.SQL("TRUNCATE {}").format(table.ident))
+                result.rows[(table.qualified, "t")] += 1
         if not schemas:
             return
         policy = self._policy_for(schemas[0].schema, schemas[0].table)
-        keys = list(batch.keys.items())
+        # Each key is written through the columns its own version has: a row of
+        # an older version leaves a column added since at its default (a new
+        # row) or value (an update), as on the source; the union would write NULL.
+        shapes: dict[tuple[str, ...], list[tuple[KeyValues, KeyState]]] = {}
+        for key, state in batch.keys.items():
+            shapes.setdefault(state.schema.column_names, []).append((key, state))
+        for keys in shapes.values():
+            table = self._tables.get(batch.target, [keys[0][1].schema])
+            self._apply_keys(table, keys, policy, result)
+
+    def _apply_keys(
+        self,
+        table: TargetTable,
+        keys: list[tuple[KeyValues, KeyState]],
+        policy: str,
+        result: ApplyResult,
+    ) -> None:
         if policy != LAST_WRITER_WINS and copy_new_rows(self._conn, table, keys, result):
             return
         found = existing(self._conn, table, [k for k, _ in keys])

@@ -88,7 +88,8 @@ class TargetTables:
         next batch would COPY into a staging table that no longer exists."""
         known, evolutions, covered = dict(self._known), dict(self._evolutions), dict(self._covered)
         try:
-            yield
+            with self._follower.undone_on_rollback():
+                yield
         except BaseException:
             self._known, self._evolutions, self._covered = known, evolutions, covered
             raise

@@ -6,7 +6,7 @@ import pytest
 
 from cdc.ddl.defaults import Default
 from cdc.errors import TerminalError
-from cdc.mysql.alter_table import parse_alter
+from cdc.mysql.ddl_events import parse_alter
 from cdc.schema_diff import changes_between, next_version
 from cdc.schemas import Column, ColumnChange, TableSchema
 from cdc.settings_schema_changes import SchemaChangeSettings

@@ -1,4 +1,5 @@
-"""What an ALTER TABLE statement read from the binlog renames.
+"""What the DDL statements read from the binlog change: the table a CREATE
+TABLE makes, the columns an ALTER TABLE renames.
 
 The binlog's rows carry the new column list after an ALTER, which tells
 added, dropped and retyped columns apart; only a rename needs the statement
@@ -21,6 +22,11 @@ _ALTER = re.compile(
     rf"\s*ALTER\s+(?:ONLINE\s+)?(?:IGNORE\s+)?TABLE\s+(?:IF\s+EXISTS\s+)?"
     rf"(?:(?P<db>{_NAME})\s*\.\s*)?(?P<table>{_NAME})(?P<rest>.*)",
     re.IGNORECASE | re.DOTALL,
+)
+_CREATE = re.compile(
+    rf"\s*CREATE\s+(?:OR\s+REPLACE\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?"
+    rf"(?:(?P<db>{_NAME})\s*\.\s*)?(?P<table>{_NAME})",
+    re.IGNORECASE,
 )
 _RENAME_COLUMN = re.compile(
     rf"\s*RENAME\s+COLUMN\s+(?:IF\s+EXISTS\s+)?(?P<old>{_NAME})\s+TO\s+(?P<new>{_NAME})",
@@ -64,11 +70,24 @@ def clauses(text: str) -> list[str]:
     return out
 
 
+def _statement(query: str) -> str:
+    return _EXECUTABLE.sub(r" \1 ", _COMMENT.sub(" ", query))
+
+
+def parse_create(query: str, database: str) -> tuple[str, str] | None:
+    """(database, table) a CREATE TABLE makes; None: not a CREATE TABLE.
+    `database`: the statement's default database."""
+    found = _CREATE.match(_statement(query))
+    if found is None:
+        return None
+    db = found.group("db")
+    return (_unquote(db) if db else database, _unquote(found.group("table")))
+
+
 def parse_alter(query: str, database: str) -> AlterTable | None:
     """The table an ALTER TABLE changes and the columns it renames; None: not
     an ALTER TABLE. `database`: the statement's default database."""
-    text = _EXECUTABLE.sub(r" \1 ", _COMMENT.sub(" ", query))
-    found = _ALTER.fullmatch(text)
+    found = _ALTER.fullmatch(_statement(query))
     if found is None:
         return None
     renamed = {}
