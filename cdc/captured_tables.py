@@ -25,6 +25,17 @@ ADDED_FIX = (
 log = structlog.get_logger(__name__)
 
 
+def added_since(store: OffsetStore, tables: Iterable[str]) -> list[str]:
+    """The tables of `tables` not captured before (none on a first start)."""
+    recorded = store.get(CAPTURED_KEY)
+    return [] if recorded is None else sorted(set(tables) - set(recorded))
+
+
+def add_captured(store: OffsetStore, table: str) -> None:
+    """`table` counts as captured: its rows from before are in Kafka."""
+    store.put(CAPTURED_KEY, sorted({*(store.get(CAPTURED_KEY) or ()), table}))
+
+
 def note_captured(store: OffsetStore, tables: Iterable[str], warn: bool) -> list[str]:
     """Record `tables` as captured; the tables added since the last start (a first
     start records without comparing). `warn`: the pipeline's snapshot is done (and

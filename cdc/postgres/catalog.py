@@ -113,6 +113,11 @@ def select_tables(
     return [load_table(conn, oid) for oid, schema, name, _ in found if selects(schema, name)]
 
 
+def table_oids(conn: psycopg.Connection[Any]) -> list[tuple[int, str, str]]:
+    """Every table `select_tables` chooses from, as (oid, schema, table)."""
+    return [(oid, schema, name) for oid, schema, name, _ in conn.execute(_TABLES).fetchall()]
+
+
 def table_names(conn: psycopg.Connection[Any]) -> list[tuple[str, str]]:
     """Every table `select_tables` chooses from, as (schema, table)."""
     return [(schema, name) for _, schema, name, _ in conn.execute(_TABLES).fetchall()]

@@ -44,3 +44,14 @@ class SnapshotComplete:
 
     def to_json(self) -> dict[str, Any]:
         return {"snapshot_complete": lsn_to_str(self.lsn)}
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class TableCopied:
+    """Every row of a table that joined the stream after the snapshot is in
+    Kafka (`cdc.postgres.table_copy`): it counts as captured from now on."""
+
+    table: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"table_copied": self.table}

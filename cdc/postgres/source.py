@@ -19,7 +19,7 @@ import structlog
 from cdc import metrics
 from cdc.applied_marks import PG_APPLICATION_NAME, PG_READ_WRITE_OPTION
 from cdc.bulk import DirectCopy
-from cdc.captured_tables import note_captured
+from cdc.captured_tables import add_captured, added_since, note_captured
 from cdc.events import EncodedChanges
 from cdc.position import Position
 from cdc.postgres import catalog, setup
@@ -34,10 +34,11 @@ from cdc.postgres.copy_protocol import (
 from cdc.postgres.direct_copy import PgCopyReader
 from cdc.postgres.pgoutput import Decoder
 from cdc.postgres.pgoutput_messages import Delete, Insert, Update
-from cdc.postgres.position import PgPosition, SnapshotComplete, SnapshotMark
+from cdc.postgres.position import PgPosition, SnapshotComplete, SnapshotMark, TableCopied
 from cdc.postgres.replication import ReplicationConnection
 from cdc.postgres.snapshot import KeyRange, ParallelReader, export_snapshot, plan_ranges
 from cdc.postgres.stream_state import StreamState
+from cdc.postgres.table_copy import JoiningTables, copy_table
 from cdc.postgres.types import SESSION_OPTIONS, TypeRegistry
 from cdc.progress import Progress
 from cdc.schemas import TableSchema
@@ -51,6 +52,7 @@ log = structlog.get_logger(__name__)
 
 HEARTBEAT_PREFIX = "cdc_heartbeat"
 STATUS_INTERVAL_S = 1.0
+SCAN_TABLES_EVERY_S = 5.0  # how soon a table created on the source joins the stream
 SLOT_KEY = "postgres/slot"
 PLAN_KEY = "snapshot/plan"
 COMPLETE_KEY = "snapshot/complete"
@@ -111,9 +113,12 @@ class PostgresSource:
             self._offsets.put(SLOT_KEY, {"slot": self._slot, "lsn": created.consistent_point})
             log.info("slot_created", slot=self._slot, lsn=created.consistent_point)
         snapshot = self._snapshot.mode != "never" and self._offsets.get(COMPLETE_KEY) is None
-        # a snapshot still to take reads every table: only one finished can miss one
-        warn = self._snapshot.mode != "never" and not snapshot
-        note_captured(self._offsets, [t.qualified for t in tables], warn)
+        # A snapshot still to take reads every table; a table added to
+        # source.tables since one finished is copied as it joins the stream.
+        names = [t.qualified for t in tables]
+        added = added_since(self._offsets, names) if self._snapshot.mode != "never" else []
+        note_captured(self._offsets, [n for n in names if n not in added], False)
+        joining = [t for t in tables if t.qualified in added and not snapshot]
         if snapshot:
             exported = created.snapshot_name if created else None
             if self._copy is None:
@@ -131,7 +136,7 @@ class PostgresSource:
             if snapshot and created is not None
             else {}
         )
-        yield from self._replicate(conn, repl, registry, seed)
+        yield from self._replicate(conn, repl, registry, seed, tables, joining)
 
     @staticmethod
     def _schema_of(registry: TypeRegistry, table: catalog.PgTable) -> TableSchema:
@@ -234,7 +239,11 @@ class PostgresSource:
         repl: ReplicationConnection,
         registry: TypeRegistry,
         seed: Mapping[int, tuple[TableSchema, Mapping[str, int]]],
+        tables: list[catalog.PgTable],
+        joining: list[catalog.PgTable],
     ) -> Iterator[StreamItem]:
+        """`joining`: tables to copy as they join the stream (`cdc.postgres.table_copy`),
+        and any created on the source that `source.tables` selects, found as it streams."""
         repl.start(self._slot, self._publication)
         log.info("streaming_started", slot=self._slot)
 
@@ -250,8 +259,27 @@ class PostgresSource:
         interval = self._settings.heartbeat_interval_s
         next_heartbeat = time.monotonic() + interval
         next_status = 0.0
+        finder = JoiningTables(
+            conn, self._publication, self._settings.selects, {t.qualified for t in tables}
+        )
+        next_scan = time.monotonic() + SCAN_TABLES_EVERY_S
+
+        def keep_alive() -> None:
+            repl.send(standby_status_update(self._flush_lsn, self._flush_lsn, self._flush_lsn))
+
         while True:
             now = time.monotonic()
+            if now >= next_scan:
+                joining += finder.found()
+                next_scan = now + SCAN_TABLES_EVERY_S
+            if joining and state.tx is None:  # between transactions
+                yield from batch.take()
+                for table in joining:
+                    yield from copy_table(
+                        self._connect, registry, table, conn.info.dbname, self._flush_lsn,
+                        keep_alive,
+                    )  # fmt: skip
+                joining = []
             if now >= next_status:
                 repl.send(standby_status_update(self._flush_lsn, self._flush_lsn, self._flush_lsn))
                 next_status = now + STATUS_INTERVAL_S
@@ -323,6 +351,8 @@ class PostgresSource:
         elif isinstance(position, SnapshotComplete):
             self._offsets.put(COMPLETE_KEY, {"lsn": position.lsn})
             log.info("snapshot_complete")
+        elif isinstance(position, TableCopied):
+            add_captured(self._offsets, position.table)
 
     def close(self) -> None:
         if self._repl is not None:

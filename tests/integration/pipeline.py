@@ -82,7 +82,7 @@ def pg_pipeline(
     name: str,
     pg_dsn: str,
     bootstrap: str,
-    tables: list[str],
+    tables: list[str] | dict[str, list[str]],
     target: dict[str, Any] | None = None,
     transforms: list[dict[str, Any]] | None = None,
     **extra: Any,
