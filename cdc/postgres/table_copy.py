@@ -66,11 +66,18 @@ class JoiningTables:
                 log.error("table_not_captured", table=qualified, error=problem.message,
                           fix=problem.remedy)  # fmt: skip
                 continue
-            self._conn.execute(
-                sql.SQL("ALTER PUBLICATION {} ADD TABLE {}").format(
-                    sql.Identifier(self._publication), sql.Identifier(schema, name)
-                )
+            statement = sql.SQL("ALTER PUBLICATION {} ADD TABLE {}").format(
+                sql.Identifier(self._publication), sql.Identifier(schema, name)
             )
+            try:
+                self._conn.execute(statement)
+            except psycopg.errors.InsufficientPrivilege as exc:
+                # least privilege: the publication belongs to the tables' owner
+                self._refused.add(qualified)
+                log.error("table_not_captured", table=qualified, error=str(exc).strip(),
+                          fix=f"run {statement.as_string(self._conn)} as the publication's"
+                          " owner, then restart cdc run")  # fmt: skip
+                continue
             self._streamed.add(qualified)
             log.info("table_joined", table=qualified)
             joining.append(table)
