@@ -174,7 +174,9 @@ class MysqlApplier:
         self, cur: Any, table: TargetTable, batch: TableBatch, result: ApplyResult
     ) -> None:
         source = f"{batch.target[0]}.{batch.target[1]}"
-        if batch.truncate and self._follower.truncates(table.qualified, source):
+        if batch.truncate and self._follower.truncates(
+            table.qualified, source, batch.truncate_partition
+        ):
             cur.execute(f"DELETE FROM {table.ident}")  # TRUNCATE would commit
             result.rows[(table.qualified, "t")] += 1
         if not batch.keys:

@@ -137,7 +137,9 @@ class PostgresApplier:
             schemas = list({id(s.schema): s.schema for s in batch.keys.values()}.values())
         if batch.truncate:
             table = self._tables.get(batch.target, schemas[:1])
-            if self._follower.truncates(table.qualified, f"{batch.target[0]}.{batch.target[1]}"):
+            if self._follower.truncates(
+                table.qualified, f"{batch.target[0]}.{batch.target[1]}", batch.truncate_partition
+            ):
                 self._conn.execute(sql.SQL("TRUNCATE {}").format(table.ident))
                 result.rows[(table.qualified, "t")] += 1
         if not schemas:
@@ -146,9 +148,14 @@ class PostgresApplier:
         # Each key is written through the columns its own version has: a row of
         # an older version leaves a column added since at its default (a new
         # row) or value (an update), as on the source; the union would write NULL.
+        if len(schemas) == 1:  # the common case: one version, one shape
+            table = self._tables.get(batch.target, schemas)
+            self._apply_keys(table, list(batch.keys.items()), policy, result)
+            return
         shapes: dict[tuple[str, ...], list[tuple[KeyValues, KeyState]]] = {}
+        names = {id(s): s.column_names for s in schemas}
         for key, state in batch.keys.items():
-            shapes.setdefault(state.schema.column_names, []).append((key, state))
+            shapes.setdefault(names[id(state.schema)], []).append((key, state))
         for keys in shapes.values():
             table = self._tables.get(batch.target, [keys[0][1].schema])
             self._apply_keys(table, keys, policy, result)
