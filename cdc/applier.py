@@ -36,4 +36,11 @@ class Applier(Protocol):
         before_commit: Callable[[ApplyResult], None] | None = None,
     ) -> ApplyResult: ...
 
+    def truncate_reached(
+        self, target: tuple[str, str], truncate_id: str, partition: int, partitions: int
+    ) -> bool:
+        """A source TRUNCATE, once every partition of its topic has reached
+        it (see `sinks.truncates`): whether it is done on the target."""
+        ...
+
     def close(self) -> None: ...

@@ -53,5 +53,3 @@ class TableBatch:
     target: tuple[str, str]
     keys: dict[KeyValues, KeyState] = field(default_factory=dict)
     truncate: bool = False  # truncate the table before applying `keys`
-    # the topic partition the truncate came on: the source sends one copy to each
-    truncate_partition: int = 0

@@ -23,9 +23,7 @@ def collapse(changes: Iterable[Change]) -> Iterator[list[TableBatch]]:
             if batch is not None:
                 yield list(step.values())
                 step = {}
-            step[change.target] = TableBatch(
-                change.target, truncate=True, truncate_partition=change.partition
-            )
+            step[change.target] = TableBatch(change.target, truncate=True)
             continue
         if batch is None:
             batch = step[change.target] = TableBatch(change.target)

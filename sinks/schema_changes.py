@@ -142,10 +142,9 @@ class SchemaFollower:
                 _track(step, present, evolution)
         return steps
 
-    def truncates(self, target: str, table: str, partition: int) -> bool:
-        """Whether a source TRUNCATE of `table` truncates `target`; raises
-        TerminalError under `truncate: stop`. Logged and counted once, for the
-        copy on partition 0 (the source sends one to every partition)."""
+    def truncates(self, target: str, table: str) -> bool:
+        """Whether a source TRUNCATE of `table` truncates `target` (logged and
+        counted either way); raises TerminalError under `truncate: stop`."""
         action = self.action("truncate")
         if action == "stop":
             raise TerminalError(
@@ -153,9 +152,8 @@ class SchemaFollower:
                 f"truncate {target} by hand (or not), then set schema_changes.truncate: ignore"
                 " (or apply) and start the sink again",
             )
-        if partition == 0:
-            metrics.SCHEMA_CHANGES.labels(table=table, kind="truncate", action=action).inc()
-            log.info("schema_change_applied", table=table, kind="truncate", action=action)
+        metrics.SCHEMA_CHANGES.labels(table=table, kind="truncate", action=action).inc()
+        log.info("schema_change_applied", table=table, kind="truncate", action=action)
         return action == "apply"
 
     @contextmanager

@@ -42,6 +42,7 @@ from sinks.collapse import collapse
 from sinks.dead_letters import DeadLetters
 from sinks.inserts import DirectInserter
 from sinks.schema_cache import SchemaCache
+from sinks.truncates import TruncateBarriers
 from transforms.pipeline import Pipeline
 
 log = structlog.get_logger(__name__)
@@ -114,6 +115,7 @@ class SinkWorker:
         self._dead = DeadLetters(kafka.client_config(), self._prefix, kafka.replication_factor)
         config = {**CONSUMER_DEFAULTS, **kafka.consumer_config(settings.consumer_group)}
         self._consumer = Consumer(config)
+        self._truncates = TruncateBarriers(self._consumer)
         self._consumer.subscribe([table_topics_pattern(self._prefix)], on_assign=self._on_assign)
         self._next_commit = 0.0  # of Kafka's offsets (`_commit_hint`)
 
@@ -123,6 +125,9 @@ class SinkWorker:
         for partition in partitions:
             partition.offset = stored.get((partition.topic, partition.partition), OFFSET_BEGINNING)
         consumer.assign(partitions)
+        # a partition held at a truncate is read again from its stored offset
+        self._truncates.clear()
+        consumer.resume(partitions)
         # Partitions another sink process took over are its to report now.
         metrics.SINK_CONSUMER_LAG.clear()
         log.info("partitions_assigned", count=len(partitions))
@@ -138,6 +143,7 @@ class SinkWorker:
     # -- the loop ---------------------------------------------------------
     def run_once(self) -> int:
         """Consume and apply one batch; the number of messages it held."""
+        self._truncates.settle(self._applier)  # partitions held at a truncate done since
         messages = []
         for msg in self._consumer.consume(BATCH_MESSAGES, BATCH_WAIT_S):
             error = msg.error()
@@ -151,11 +157,13 @@ class SinkWorker:
         result = self._insert_directly(messages)
         if result is None:
             changes, offsets, sources = self._decode_all(messages)
+            changes, arrived = self._truncates.hold(changes, offsets, sources)
             try:
                 result = self._apply(changes, offsets, sources)
             except REJECTED as exc:
                 log.warning("batch_failed_applying_one_by_one", error=str(exc))
                 result = self._apply_one_by_one(changes, offsets, sources)
+            self._truncates.settle(self._applier, arrived)
         self._commit_hint()
         self._record(result, len(messages), time.monotonic() - started)
         return len(messages)

@@ -50,9 +50,11 @@ from sinks.mysql.copy_progress import MysqlCopyProgress
 from sinks.mysql.offsets import OFFSETS_TABLE, write_offsets
 from sinks.mysql.server_errors import classify, transient
 from sinks.mysql.tables import Catalog
+from sinks.mysql.truncates import reach_truncate
 from sinks.mysql.versions import newer_versions, record_versions
 from sinks.plan import LAST_WRITER_WINS, plan_table
 from sinks.schema_changes import SchemaFollower, upgrade
+from sinks.truncates import DONE
 
 # Strict: a value the column cannot hold is an error (the change goes to the
 # dead letters), never a silent clamp or truncation. NO_AUTO_VALUE_ON_ZERO: a
@@ -174,9 +176,7 @@ class MysqlApplier:
         self, cur: Any, table: TargetTable, batch: TableBatch, result: ApplyResult
     ) -> None:
         source = f"{batch.target[0]}.{batch.target[1]}"
-        if batch.truncate and self._follower.truncates(
-            table.qualified, source, batch.truncate_partition
-        ):
+        if batch.truncate and self._follower.truncates(table.qualified, source):
             cur.execute(f"DELETE FROM {table.ident}")  # TRUNCATE would commit
             result.rows[(table.qualified, "t")] += 1
         if not batch.keys:
@@ -325,6 +325,32 @@ class MysqlApplier:
         table = TargetTable(self._database, name, columns, key)
         self._tables[name] = table
         return table
+
+    def truncate_reached(
+        self, target: tuple[str, str], truncate_id: str, partition: int, partitions: int
+    ) -> bool:
+        """See `sinks.truncates.TruncateTarget`."""
+        batch = TableBatch(target, truncate=True)
+        table = self._prepare(batch)  # before the transaction: DDL would commit it
+        name = f"{self._database}.{target[1]}"
+        with self._catalog.lock(f"cdc_truncate {name}"):
+            try:
+                self._conn.begin()
+                with self._conn.cursor() as cur:
+                    arrived = reach_truncate(
+                        cur, self._session, self._group, name, truncate_id, partition
+                    )
+                    done = DONE in arrived
+                    if not done and len(arrived) >= partitions:
+                        if table is not None:
+                            self._apply_table(cur, table, batch, ApplyResult())
+                        reach_truncate(cur, self._session, self._group, name, truncate_id, DONE)
+                        done = True
+                self._conn.commit()
+            except BaseException:
+                self._rollback()
+                raise
+        return done
 
     def copy_progress(self, pipeline: str) -> MysqlCopyProgress:
         """The copy progress table (snapshot.mode: direct), written in the

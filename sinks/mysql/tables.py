@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from cdc.ddl.model import TABLES, Notes, TableDef
@@ -23,6 +23,7 @@ from cdc.schemas import TableSchema
 from sinks.mysql import schema_changes as schema_ddl
 from sinks.mysql.offsets import OFFSETS_DDL
 from sinks.mysql.schema_changes import text as _text
+from sinks.mysql.truncates import TRUNCATES_DDL
 from sinks.mysql.versions import VERSIONS_DDL
 from sinks.schema_changes import Evolution, SchemaFollower, counted
 
@@ -54,6 +55,7 @@ class Catalog:
             cur.execute(OFFSETS_DDL.format(db=db))
             cur.execute(VERSIONS_DDL.format(db=db))
             cur.execute(schema_ddl.RECORDS_DDL.format(db=db))
+            cur.execute(TRUNCATES_DDL.format(db=db))
 
     def ensure(
         self, name: str, schemas: Sequence[TableSchema]
@@ -149,23 +151,27 @@ class Catalog:
             key = tuple(_text(column) for (column,) in cur.fetchall())
         return columns, key
 
-    @contextmanager
-    def _ddl_lock(self) -> Iterator[None]:
+    def _ddl_lock(self) -> AbstractContextManager[None]:
         """Sink processes of one pipeline (sink.workers, replicas) start
         together and may create or extend the same table at once; DDL commits
         on its own, so a named lock takes them one at a time."""
+        return self.lock(DDL_LOCK)
+
+    @contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """The server-wide named lock `name`, held by this session meanwhile."""
         with self._conn.cursor() as cur:
-            cur.execute("SELECT GET_LOCK(%s, %s)", (DDL_LOCK, DDL_LOCK_WAIT_S))
+            cur.execute("SELECT GET_LOCK(%s, %s)", (name, DDL_LOCK_WAIT_S))
             row = cur.fetchone()
         if not row or row[0] != 1:
             raise TransientError(
-                f"another sink process held the lock {DDL_LOCK} for {DDL_LOCK_WAIT_S} s"
+                f"another sink process held the lock {name} for {DDL_LOCK_WAIT_S} s"
             )
         try:
             yield
         finally:
             with self._conn.cursor() as cur:
-                cur.execute("SELECT RELEASE_LOCK(%s)", (DDL_LOCK,))
+                cur.execute("SELECT RELEASE_LOCK(%s)", (name,))
 
     def _create(self, name: str, schema: TableSchema) -> None:
         # the DDL `cdc schema` prints, from what the wire schema tells

@@ -37,8 +37,10 @@ from sinks.postgres.offsets import OFFSETS_DDL, OFFSETS_TABLE, write_offsets
 from sinks.postgres.schema_changes import RECORDS_DDL
 from sinks.postgres.staging import existing, stage_and_apply
 from sinks.postgres.tables import DDL_LOCK, TargetTable, TargetTables
+from sinks.postgres.truncates import TRUNCATES_DDL, reach_truncate
 from sinks.postgres.versions import VERSIONS_DDL, newer_versions, record_versions
 from sinks.schema_changes import SchemaFollower, upgrade
+from sinks.truncates import DONE
 
 SESSION_OPTIONS = (
     "-c session_replication_role=replica -c TimeZone=UTC -c datestyle=ISO" + PG_READ_WRITE_OPTION
@@ -66,6 +68,7 @@ class PostgresApplier:
             self._conn.execute(OFFSETS_DDL)
             self._conn.execute(VERSIONS_DDL)
             self._conn.execute(RECORDS_DDL)
+            self._conn.execute(TRUNCATES_DDL)
 
     def committed_offsets(self, topics: Sequence[str]) -> dict[tuple[str, int], int]:
         """The next offset to read per (topic, partition), as last committed here."""
@@ -137,9 +140,7 @@ class PostgresApplier:
             schemas = list({id(s.schema): s.schema for s in batch.keys.values()}.values())
         if batch.truncate:
             table = self._tables.get(batch.target, schemas[:1])
-            if self._follower.truncates(
-                table.qualified, f"{batch.target[0]}.{batch.target[1]}", batch.truncate_partition
-            ):
+            if self._follower.truncates(table.qualified, f"{batch.target[0]}.{batch.target[1]}"):
                 self._conn.execute(sql.SQL("TRUNCATE {}").format(table.ident))
                 result.rows[(table.qualified, "t")] += 1
         if not schemas:
@@ -179,6 +180,23 @@ class PostgresApplier:
         stage_and_apply(self._conn, table, plan)
         if policy == LAST_WRITER_WINS:
             record_versions(self._conn, table.qualified, plan.applied)
+
+    def truncate_reached(
+        self, target: tuple[str, str], truncate_id: str, partition: int, partitions: int
+    ) -> bool:
+        """See `sinks.truncates.TruncateTarget`."""
+        name = f"{target[0]}.{target[1]}"
+        with self._batch({}):
+            self._conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"cdc {name}",))
+            arrived = reach_truncate(self._conn, self._group, name, truncate_id, partition)
+            if DONE in arrived:
+                return True
+            if len(arrived) < partitions:
+                return False
+            if self._tables.describe(target)[0]:  # a table the sink never made has no rows
+                self._apply_table(TableBatch(target, truncate=True), ApplyResult())
+            reach_truncate(self._conn, self._group, name, truncate_id, DONE)
+        return True
 
     # -- the direct copy (snapshot.mode: direct) --------------------------
     def copy_progress(self, pipeline: str) -> PgCopyProgress:

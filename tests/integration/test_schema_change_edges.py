@@ -235,6 +235,26 @@ def test_truncate_ignore_keeps_the_target_rows_and_counts_it(
     assert dead_letters(kafka_bootstrap, topic_prefix) == 0
 
 
+@pytest.mark.parametrize("case", [PG_TO_PG, MARIADB_TO_PG], ids=lambda case: case.id)
+def test_rows_written_right_after_a_truncate_are_kept_on_every_partition(
+    tmp_path: Path, case: Case, dsns: dict[str, str], kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    # Each partition of the topic gets a copy of the TRUNCATE; a copy applied
+    # after another partition's later rows must not delete them.
+    both = sides(case, dsns, ["t_tr"])
+    both.source.execute(f"CREATE TABLE t_tr {PLAIN.format('')}")
+    fill(both.source, "t_tr", Shape(BASE, BASE), KEYS)
+    with streaming(tmp_path, topic_prefix, kafka_bootstrap, both.sections) as run:
+        wait_snapshot(run, both.target, ["t_tr"], KEYS)
+        for _ in range(3):
+            both.source.execute("TRUNCATE t_tr")
+            fill(both.source, "t_tr", Shape(BASE, BASE), 300)
+        problems = end_problems(run, topic_prefix, kafka_bootstrap)
+        problems += equal_rows(both, ["t_tr"])
+        summary = run.log_summary(both.target)
+    assert not problems, "\n".join([*problems, summary])
+
+
 def test_a_table_created_mid_stream_that_the_pattern_selects_reaches_the_target(
     tmp_path: Path, dsns: dict[str, str], kafka_bootstrap: str, topic_prefix: str
 ) -> None:
