@@ -57,6 +57,12 @@ class TruncateBarriers:
         self._paused: set[tuple[str, int]] = set()
         self._partitions: dict[str, int] = {}
 
+    @property
+    def holding(self) -> bool:
+        """Whether a partition waits at a truncate: batches then take the
+        planned path, which leaves out what it fetched after its copy."""
+        return bool(self._held)
+
     def clear(self) -> None:
         """On a new assignment: held partitions are read again from the
         target's offsets, which stop at their copies."""

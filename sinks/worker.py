@@ -172,7 +172,7 @@ class SinkWorker:
         """An insert-only batch straight to the target (`sinks.inserts`); None
         when it takes the planned path."""
         applier = self._applier
-        if self._transforms or not isinstance(applier, DirectInserter):
+        if self._transforms or self._truncates.holding or not isinstance(applier, DirectInserter):
             return None
         scanned = inserts.scan(messages, self._schemas)
         return None if scanned is None else applier.insert(*scanned)
