@@ -58,7 +58,9 @@ def _connect(dsn: str, conv: dict[Any, Any] | None = None) -> pymysql.Connection
 def _messages(dsn: str, table: MyTable, text: bool, zero_dates: ZeroDates) -> list[Any]:
     make = wire_converter if text else converter
     converters = [make(c, zero_dates) for c in table.columns]
-    schema = table_schema(table.schema, table.name, table.columns, table.primary_key)
+    schema = table_schema(
+        table.schema, table.name, table.columns, table.primary_key, table.defaults
+    )
     source = {"connector": "mysql", "db": table.schema, "file": "b.000001", "pos": 4}
     rows = [
         row
