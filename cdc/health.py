@@ -13,6 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from cdc.errors import TerminalError
+
 
 class Health:
     def __init__(self, stall_after: float = 60.0) -> None:
@@ -62,6 +64,14 @@ def serve(address: tuple[str, int], health: Health) -> ThreadingHTTPServer:
         def log_message(self, format: str, *args: object) -> None:
             """Scrapes are not news: keep them out of the log."""
 
-    server = ThreadingHTTPServer(address, Handler)
+    try:
+        server = ThreadingHTTPServer(address, Handler)
+    except OSError as exc:  # in use, or not an address of this host
+        host, port = address
+        raise TerminalError(
+            f"metrics.listen {host}:{port}: {exc.strerror or exc}",
+            "set metrics.listen to a free host:port (each cdc process on a host needs its"
+            " own; 127.0.0.1:0 picks one)",
+        ) from None
     threading.Thread(target=server.serve_forever, name="cdc-http", daemon=True).start()
     return server

@@ -16,7 +16,11 @@ _NULL = b"null"
 
 
 def schema_of(decoder: RowDecoder, table: catalog.MyTable) -> TableSchema:
-    key = decoder.primary_key or table.primary_key
+    """The schema rows of `decoder`'s table map were written with. Its key is the
+    table map's own; else information_schema's, read later (a key added since
+    names columns older rows may not have: those rows are keyed by every column)."""
+    names = {column.name for column in decoder.columns}
+    key = decoder.primary_key or (table.primary_key if set(table.primary_key) <= names else ())
     return schema.table_schema(decoder.schema, decoder.table, decoder.columns, key, table.defaults)
 
 

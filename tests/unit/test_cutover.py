@@ -106,7 +106,8 @@ def test_the_reverse_file_swaps_the_sides_and_keeps_secrets_as_written(
     assert "transforms" not in document and "topic_prefix" not in document["kafka"]
     reverse = load_settings(written)
     assert reverse.name == "orders_reverse" and reverse.kafka.topic_prefix == "orders_reverse"
-    assert reverse.snapshot.mode == "never" and reverse.metrics.listen == "127.0.0.1:9300"
+    # both pipelines run on one host for the rollback window: the next port
+    assert reverse.snapshot.mode == "never" and reverse.metrics.listen == "127.0.0.1:9301"
     assert isinstance(load_settings(path).source, MysqlSource)
 
 

@@ -66,9 +66,9 @@ def write_reverse(
     ]
     if renamed:
         document["transforms"] = renamed
-    for section in ("metrics", "log"):
-        if section in raw:
-            document[section] = raw[section]
+    if "log" in raw:
+        document["log"] = raw["log"]
+    document["metrics"] = {**raw.get("metrics", {}), "listen": reverse_listen(settings)}
     path = reverse_path(settings, config_path)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as file:
@@ -80,6 +80,13 @@ def write_reverse(
     # a file cdc cannot run must fail here, not at 3 a.m.
     load_settings(path, check_transforms=check_transforms)
     return path
+
+
+def reverse_listen(settings: Settings) -> str:
+    """Both pipelines run on one host for the rollback window: the reverse one
+    serves its metrics on the next port (a port of 0 stays "any free one")."""
+    host, port = settings.metrics.address
+    return f"{host}:{port + 1 if port else 0}"
 
 
 def _connection(section: dict[str, Any]) -> dict[str, Any]:
