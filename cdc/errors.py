@@ -2,7 +2,9 @@
 
 - `TransientError`: retry with bounded backoff (server restart, network).
 - `TerminalError`: stop the process with one clear message and a non-zero
-  exit; positions stay where they were, so nothing is lost.
+  exit; positions stay where they were, so nothing is lost. `SetupError`,
+  one a restart meets again until a person changes the servers or the
+  configuration, exits 2, which the systemd unit does not restart on.
 - `EventError`: terminal for one event only; the sink sends it to the
   dead-letter topic, counts it, and goes on with the batch.
 
@@ -28,6 +30,11 @@ class TerminalError(RuntimeError):
         super().__init__(f"{message} (fix: {remedy})")
         self.message = message
         self.remedy = remedy
+
+
+class SetupError(TerminalError):
+    """Terminal until a person changes the setup: `cdc run` exits 2, so a
+    supervisor does not restart it into the same error again and again."""
 
 
 class EventError(ValueError):

@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from cdc.errors import TerminalError
+from cdc.errors import SetupError
 
 
 class Health:
@@ -68,7 +68,7 @@ def serve(address: tuple[str, int], health: Health) -> ThreadingHTTPServer:
         server = ThreadingHTTPServer(address, Handler)
     except OSError as exc:  # in use, or not an address of this host
         host, port = address
-        raise TerminalError(
+        raise SetupError(
             f"metrics.listen {host}:{port}: {exc.strerror or exc}",
             "set metrics.listen to a free host:port (each cdc process on a host needs its"
             " own; 127.0.0.1:0 picks one)",

@@ -10,7 +10,7 @@ from types import FrameType
 import structlog
 
 from cdc import systemd
-from cdc.errors import TerminalError
+from cdc.errors import SetupError, TerminalError
 
 log = structlog.get_logger(__name__)
 
@@ -35,14 +35,18 @@ class Stopper:
         self.event.set()
 
 
+EXIT_SETUP = 2  # the systemd unit's RestartPreventExitStatus
+
+
 def run_logged(role: str, body: Callable[[], None]) -> int:
-    """Run `body`: 0 when it returns; a failure becomes one log line and 1."""
+    """Run `body`: 0 when it returns; a failure becomes one log line and 1
+    (2 for a `SetupError`, which restarting cannot cure)."""
     log = structlog.get_logger("cdc")
     try:
         body()
     except TerminalError as error:
         log.error("stopped", error=error.message, fix=error.remedy, role=role)
-        return 1
+        return EXIT_SETUP if isinstance(error, SetupError) else 1
     except Exception as error:
         # Unforeseen: still one log line, through the log's secret redaction, where
         # a bare traceback on stderr would print an exception's text unredacted.

@@ -36,5 +36,6 @@ def run(path: Path, role: str | None, grace_seconds: float) -> None:
     logs.configure(settings.log.format, settings.log.level)
     stopper = Stopper()
     stopper.install()
-    if run_logged(role, lambda: daemon.run(settings, role, stopper, grace_seconds, path)):
-        raise SystemExit(1)
+    status = run_logged(role, lambda: daemon.run(settings, role, stopper, grace_seconds, path))
+    if status:
+        raise SystemExit(status)

@@ -6,6 +6,7 @@ from typing import Any
 
 from cdc import values
 from cdc.envelope import ValueTemplate
+from cdc.errors import SetupError
 from cdc.events import EncodedChanges, Op
 from cdc.mysql import catalog, schema
 from cdc.mysql.position import BinlogPosition
@@ -45,10 +46,16 @@ def row_messages(
     )
     encode, dumps = template.encode, values.dumps
     update = op is Op.UPDATE
+    width = len(table_schema.columns)
     messages: list[tuple[Op, bytes, bytes]] = []
     for index in range(first, len(pairs)):
         before, after = pairs[index]
+        unchanged: tuple[str, ...] = ()
+        if after is not None and len(after) != width:
+            after, unchanged = _partial(table_schema, op, before, after)
         if update and before and after and any(before[k] != after[k] for k in key_names):
+            if unchanged:
+                raise _partial_error(table_schema, "moves a row to a new key")
             # a key change: delete the old key, insert the new one
             old_key = dumps({k: before[k] for k in key_names})
             messages.append(
@@ -67,6 +74,33 @@ def row_messages(
             _NULL if after is None else dumps(after),
             index,
             now_ms,
+            unchanged,
         )
         messages.append((op, dumps({k: row[k] for k in key_names}), value))
     return EncodedChanges(table_schema.schema, table_schema.table, fingerprint, messages)
+
+
+def _partial(
+    table_schema: TableSchema, op: Op, before: dict[str, Any] | None, after: dict[str, Any]
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """A partial after image (`binlog_row_image` MINIMAL or NOBLOB in the
+    writing session): an update names the columns it left out as unchanged,
+    so the sink updates only those it carries, and keeps its key from the
+    before image. An insert cannot be completed: its missing columns hold
+    defaults only the source knows."""
+    if op is not Op.UPDATE:
+        raise _partial_error(table_schema, "inserts a row")
+    row = {k: before[k] for k in table_schema.key if before and k in before and k not in after}
+    row.update(after)
+    return row, tuple(name for name in table_schema.column_names if name not in row)
+
+
+def _partial_error(table_schema: TableSchema, what: str) -> SetupError:
+    table = f"{table_schema.schema}.{table_schema.table}"
+    return SetupError(
+        f"a binlog event {what} of {table} without all its columns (binlog_row_image"
+        " MINIMAL or NOBLOB in the session that wrote it)",
+        "SET GLOBAL binlog_row_image = FULL and remove SET SESSION binlog_row_image from"
+        f" the application; then copy {table} again (its rows written since are incomplete)"
+        " and start cdc from a new snapshot of it",
+    )
