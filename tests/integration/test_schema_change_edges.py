@@ -31,7 +31,7 @@ from tests.integration.schema_load import (
     streaming,
     wait_snapshot,
 )
-from tests.integration.sink_support import SinkProcess, kafka_consumer, read_topic
+from tests.integration.sink_support import QUICK_GROUP, SinkProcess, kafka_consumer, read_topic
 from tests.integration.test_schema_changes import (
     BASE,
     PLAIN,
@@ -239,19 +239,25 @@ def test_truncate_ignore_keeps_the_target_rows_and_counts_it(
 def test_rows_written_right_after_a_truncate_are_kept_on_every_partition(
     tmp_path: Path, case: Case, dsns: dict[str, str], kafka_bootstrap: str, topic_prefix: str
 ) -> None:
-    # Each partition of the topic gets a copy of the TRUNCATE; a copy applied
-    # after another partition's later rows must not delete them.
+    # Each of the topic's 6 partitions gets a copy of the TRUNCATE; two sink
+    # processes of two workers each share them. A copy applied after another
+    # partition's later rows must not delete them.
     both = sides(case, dsns, ["t_tr"])
     both.source.execute(f"CREATE TABLE t_tr {PLAIN.format('')}")
     fill(both.source, "t_tr", Shape(BASE, BASE), KEYS)
-    with streaming(tmp_path, topic_prefix, kafka_bootstrap, both.sections) as run:
-        wait_snapshot(run, both.target, ["t_tr"], KEYS)
-        for _ in range(3):
-            both.source.execute("TRUNCATE t_tr")
-            fill(both.source, "t_tr", Shape(BASE, BASE), 300)
-        problems = end_problems(run, topic_prefix, kafka_bootstrap)
-        problems += equal_rows(both, ["t_tr"])
-        summary = run.log_summary(both.target)
+    kafka = {"bootstrap_servers": kafka_bootstrap, "partitions": 6, "consumer": QUICK_GROUP}
+    with streaming(tmp_path, topic_prefix, kafka_bootstrap, both.sections, kafka=kafka) as run:
+        second = SinkProcess(run.config, tmp_path / "second-sink.log")
+        try:
+            wait_snapshot(run, both.target, ["t_tr"], KEYS)
+            for _ in range(3):
+                both.source.execute("TRUNCATE t_tr")
+                fill(both.source, "t_tr", Shape(BASE, BASE), 300)
+            problems = end_problems(run, topic_prefix, kafka_bootstrap)
+            problems += equal_rows(both, ["t_tr"])
+            summary = run.log_summary(both.target)
+        finally:
+            second.stop()
     assert not problems, "\n".join([*problems, summary])
 
 
