@@ -39,6 +39,10 @@ KAFKA_DELIVERY_ERRORS = Counter(
     "cdc_kafka_delivery_errors_total",
     "Messages the producer gave up on; the source then restarts from its acknowledged position",
 )
+KAFKA_UNREACHABLE = Counter(
+    "cdc_kafka_unreachable",
+    "Tries at start that found no broker answering (backed off, up to 30 s apart)",
+)
 KAFKA_IN_FLIGHT = Gauge(
     "cdc_kafka_messages_in_flight",
     "Messages published but not yet acknowledged by the broker",

@@ -65,7 +65,8 @@ def run(
     systemd.notify(systemd.status(f"starting {role} for pipeline {settings.name}"))
     server = serve(settings.metrics.address, health)
     try:
-        check_access(settings.kafka.client_config())
+        if not check_access(settings.kafka.client_config(), stop=stopper.event):
+            return  # stopped while waiting for the brokers
         if role == "source":
             run_source(settings, stopper, health, grace_s)
         elif role == "sink":

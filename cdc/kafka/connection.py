@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
 
+import structlog
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 
+from cdc import metrics
 from cdc.errors import TerminalError
 from cdc.settings_kafka import LibrdkafkaValue
 
+log = structlog.get_logger(__name__)
+
+MAX_WAIT_S = 30.0  # between tries while the brokers do not answer at start
 # A bare `host:port,...` list (PLAINTEXT), or `KafkaSettings.client_config()`.
 KafkaConnection = str | Mapping[str, LibrdkafkaValue]
 
@@ -32,11 +38,20 @@ def client_config(connection: KafkaConnection) -> dict[str, LibrdkafkaValue]:
     return dict(connection)
 
 
-def check_access(connection: KafkaConnection, timeout: float = 10.0) -> None:
-    """Stop with the brokers' reason when they refuse cdc (a wrong CA, password or mechanism).
+def check_access(
+    connection: KafkaConnection,
+    timeout: float = 10.0,
+    stop: threading.Event | None = None,
+) -> bool:
+    """Wait until the brokers answer; stop with their reason when they refuse
+    cdc (a wrong CA, password or mechanism): librdkafka retries such a refusal
+    forever, so every client would only time out.
 
-    librdkafka retries such a refusal forever, so every client would only time out. Brokers that
-    are merely unreachable are left to the clients' own retries: that can pass.
+    Brokers that do not answer within `timeout` are waited for, backing off,
+    with one `kafka_unreachable` line per try (librdkafka's own stream of
+    connection errors stays quiet here), until they answer or `stop` is set:
+    False then, True once they answered. Without `stop`, unreachable brokers
+    are left to the clients' own retries after `timeout`.
     """
     refusals: list[KafkaError] = []
     config = client_config(connection)
@@ -44,10 +59,13 @@ def check_access(connection: KafkaConnection, timeout: float = 10.0) -> None:
     with_callback: dict[str, Any] = {**config, "error_cb": refusals.append, "log_level": 0}
     admin = AdminClient(with_callback)
     deadline = time.monotonic() + timeout
+    tries = 0
     while True:
         try:
             admin.list_topics(timeout=1.0)
-            return
+            if tries:
+                log.info("kafka_reachable", bootstrap=config["bootstrap.servers"], tries=tries)
+            return True
         except KafkaException:
             admin.poll(0)  # serves error_cb
         refused = next((e for e in refusals if e.code() in _REFUSALS), None)
@@ -56,5 +74,21 @@ def check_access(connection: KafkaConnection, timeout: float = 10.0) -> None:
                 f"Kafka refused the connection to {config['bootstrap.servers']}: {refused.str()}",
                 _REFUSALS[refused.code()],
             )
-        if time.monotonic() > deadline:
-            return
+        if time.monotonic() < deadline:
+            continue
+        if stop is None:
+            return True
+        tries += 1
+        metrics.KAFKA_UNREACHABLE.inc()
+        wait = min(MAX_WAIT_S, 2.0**tries)
+        last = refusals[-1].str() if refusals else "no answer"
+        log.warning(
+            "kafka_unreachable",
+            bootstrap=config["bootstrap.servers"],
+            error=last,
+            retry_in_s=wait,
+            fix="start the brokers, or check kafka.bootstrap_servers",
+        )
+        refusals.clear()
+        if stop.wait(wait):
+            return False
