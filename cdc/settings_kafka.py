@@ -20,6 +20,12 @@ _RESERVED_KAFKA_KEYS = {
 }
 
 
+DEFAULT_MAX_MESSAGE_BYTES = 33_554_432  # kafka.max_message_bytes
+# room for a message's record overhead and headers above kafka.max_message_bytes,
+# in the producers' message.max.bytes and the topics' max.message.bytes
+MESSAGE_HEADROOM = 65_536
+
+
 def is_secret_kafka_key(key: str) -> bool:
     """librdkafka keys whose values are secrets (sasl.password, ssl.key.pem, ...)."""
     key = key.lower()
@@ -67,6 +73,14 @@ class KafkaSettings(SettingsModel):
     )
     partitions: int = Field(6, ge=1, description="the partition count of each topic cdc creates")
     replication_factor: int = Field(1, ge=1, description="the replica count of each topic")
+    max_message_bytes: int = Field(
+        DEFAULT_MAX_MESSAGE_BYTES,
+        ge=1_048_576,
+        le=100_000_000,
+        description="the largest change message (one row, as JSON) cdc sends: the producer's"
+        " message.max.bytes and the max.message.bytes of each topic cdc creates; a larger"
+        " row stops the source with its table, key and size",
+    )
     tls: TlsSettings | None = Field(
         None,
         description="connect over TLS (security.protocol SSL, or SASL_SSL with sasl):"

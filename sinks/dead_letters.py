@@ -17,6 +17,7 @@ from confluent_kafka import Message, Producer
 from cdc import metrics
 from cdc.kafka.admin import TopicAdmin
 from cdc.kafka.connection import KafkaConnection, client_config
+from cdc.settings_kafka import DEFAULT_MAX_MESSAGE_BYTES, MESSAGE_HEADROOM
 from cdc.topics import dead_letter_topic
 
 log = structlog.get_logger(__name__)
@@ -24,11 +25,27 @@ SHOWN_CHARS = 500  # of a key or an error in the log line; the message keeps the
 
 
 class DeadLetters:
-    def __init__(self, connection: KafkaConnection, prefix: str, replication_factor: int) -> None:
+    def __init__(
+        self,
+        connection: KafkaConnection,
+        prefix: str,
+        replication_factor: int,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    ) -> None:
+        """`max_message_bytes`: kafka.max_message_bytes; a dead letter carries its
+        message whole, with headers on top."""
+        size = max_message_bytes + MESSAGE_HEADROOM
         self.topic = dead_letter_topic(prefix)
-        TopicAdmin(connection).ensure(self.topic, 1, replication_factor)
+        TopicAdmin(connection).ensure(
+            self.topic, 1, replication_factor, {"max.message.bytes": str(size)}
+        )
         self._producer = Producer(
-            {**client_config(connection), "enable.idempotence": True, "acks": "all"}
+            {
+                **client_config(connection),
+                "enable.idempotence": True,
+                "acks": "all",
+                "message.max.bytes": size,
+            }
         )
         self._errors: list[str] = []
 

@@ -112,7 +112,9 @@ class SinkWorker:
         self._applier_factory = applier_factory
         self._applier = applier_factory()
         self._schemas = SchemaCache(kafka.client_config(), self._prefix)
-        self._dead = DeadLetters(kafka.client_config(), self._prefix, kafka.replication_factor)
+        self._dead = DeadLetters(
+            kafka.client_config(), self._prefix, kafka.replication_factor, kafka.max_message_bytes
+        )
         config = {**CONSUMER_DEFAULTS, **kafka.consumer_config(settings.consumer_group)}
         self._consumer = Consumer(config)
         self._truncates = TruncateBarriers(self._consumer)

@@ -110,7 +110,7 @@ def run_source(settings: Settings, stopper: Stopper, health: Health, grace_s: fl
     offsets = KafkaOffsetStore(kafka.client_config(), prefix, kafka.replication_factor)
     publisher = KafkaPublisher(
         kafka.client_config(),
-        TopicLayout(prefix, kafka.partitions, kafka.replication_factor),
+        TopicLayout(prefix, kafka.partitions, kafka.replication_factor, kafka.max_message_bytes),
         kafka.producer_config(),
         client_id=f"cdc-{settings.name}",
     )

@@ -17,16 +17,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from prometheus_client import Counter
 
 from cdc import envelope, metrics
-from cdc.errors import TerminalError
+from cdc.errors import SetupError, TerminalError
 from cdc.events import ChangeEvent, EncodedChanges, Op
 from cdc.kafka.admin import COMPACTED, TopicAdmin
 from cdc.kafka.connection import KafkaConnection, client_config
 from cdc.position import Position
 from cdc.schemas import SCHEMA_HEADER, TableSchema
+from cdc.settings_kafka import DEFAULT_MAX_MESSAGE_BYTES, MESSAGE_HEADROOM
 from cdc.source import Checkpoint, StreamItem
 from cdc.topics import schemas_topic, table_topic
 from cdc.watermark import Watermark
@@ -104,6 +105,7 @@ class TopicLayout:
     prefix: str
     partitions: int
     replication_factor: int
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
 
 
 class KafkaPublisher:
@@ -116,6 +118,7 @@ class KafkaPublisher:
     ) -> None:
         config = {
             **PRODUCER_DEFAULTS,
+            "message.max.bytes": layout.max_message_bytes + MESSAGE_HEADROOM,
             "client.id": client_id,
             **(producer_config or {}),
             **client_config(connection),
@@ -199,6 +202,8 @@ class KafkaPublisher:
                 produce(topic, value, key, -1, on_delivery, None, 0, headers)
             except BufferError:
                 self._produce_waiting(topic, value, key, on_delivery, headers)
+            except KafkaException as exc:
+                raise self._refused(exc, changes, key, value) from None
             sent += 1
             if op is Op.DELETE:
                 # the tombstone lets compaction drop the key entirely
@@ -214,6 +219,23 @@ class KafkaPublisher:
             self._count(topic, changes.schema, changes.table, op, count)
         return len(changes.messages)
 
+    def _refused(
+        self, exc: KafkaException, changes: EncodedChanges, key: bytes, value: bytes
+    ) -> Exception:
+        """What to raise for a message the producer refused outright."""
+        error = exc.args[0] if exc.args else None
+        if not isinstance(error, KafkaError) or error.code() != KafkaError.MSG_SIZE_TOO_LARGE:
+            return exc
+        limit = self._layout.max_message_bytes
+        shown = key[:200].decode(errors="replace")
+        return SetupError(
+            f"a change of {changes.schema}.{changes.table} (key {shown}) is {len(value)}"
+            f" bytes as JSON, above kafka.max_message_bytes ({limit})",
+            "raise kafka.max_message_bytes (up to 100000000), and max.message.bytes of the"
+            " table's topic if cdc created it before (kafka-configs --alter --entity-type topics"
+            " --add-config max.message.bytes=N); or make the row smaller",
+        )
+
     def _open_segment(self) -> _Segment:
         self._segment = _Segment(self)
         return self._segment
@@ -225,7 +247,8 @@ class KafkaPublisher:
             topic = table_topic(self._layout.prefix, schema, table)
             if topic not in self._partitions:
                 layout = self._layout
-                self._admin.ensure(topic, layout.partitions, layout.replication_factor)
+                size = {"max.message.bytes": str(layout.max_message_bytes + MESSAGE_HEADROOM)}
+                self._admin.ensure(topic, layout.partitions, layout.replication_factor, size)
                 self._partitions[topic] = self._admin.partitions(topic)
             self._routes[(schema, table)] = topic
         return topic
