@@ -86,10 +86,13 @@ _INFORMATIONAL = {
 
 
 # The target refused a value or a constraint: apply the batch change by change
-# and dead-letter the changes it refuses.
+# and dead-letter the changes it refuses. Two changes of one target row under
+# different Kafka keys (a key spelt 1 and "1") meet in one upsert, which
+# PostgreSQL refuses as a cardinality violation: one by one they apply in order.
 REJECTED = (
     psycopg.DataError,
     psycopg.IntegrityError,
+    psycopg.errors.CardinalityViolation,
     pymysql.err.DataError,
     pymysql.err.IntegrityError,
 )
