@@ -22,6 +22,11 @@ SOURCE_RECONNECTS = Counter(
     "cdc_source_reconnects",
     "Times the source lost its database connection and reconnected",
 )
+ZERO_DATES = Counter(
+    "cdc_source_zero_dates",
+    "MariaDB zero dates read as NULL (source.zero_dates: null), by table and column",
+    ["table", "column"],
+)
 SNAPSHOT_ROWS = Counter(
     "cdc_snapshot_rows",
     "Rows read by the initial snapshot, by table",

@@ -16,17 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 from pymysqlreplication.constants import FIELD_TYPE
 from pymysqlreplication.json_binary import parse_json
 
-ZeroDates = Literal["null", "error"]
-
-
-class ZeroDateError(ValueError):
-    """A zero or zero-in-part date ('0000-00-00', '2024-00-10') with `zero_dates="error"`."""
+from cdc.mysql.zero_dates import ZeroDates, ZeroPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,12 +85,6 @@ def decode_latin1(raw: bytes) -> str:
     return codecs.charmap_decode(raw, "strict", _LATIN1_TABLE)[0]
 
 
-def _zero(policy: ZeroDates, what: str, raw: object) -> None:
-    """Zero dates (accepted by MySQL without NO_ZERO_DATE) become None or an error."""
-    if policy == "error":
-        raise ZeroDateError(f"zero {what} in the binlog: {raw!r}")
-
-
 # Fractional seconds are stored big-endian in (fsp + 1) // 2 bytes, in units of
 # 10^-(2 * bytes): hundredths for 1 byte, 1/10000 s for 2, microseconds for 3.
 _FRAC_MULT = (0, 10000, 10000, 100, 100, 1, 1)
@@ -104,19 +94,19 @@ def _frac_bytes(fsp: int) -> int:
     return (fsp + 1) // 2
 
 
-def date_reader(policy: ZeroDates) -> Callable[[bytes], date | None]:
+def date_reader(zero: ZeroPolicy) -> Callable[[bytes], date | None]:
     def read(raw: bytes) -> date | None:
         v = int.from_bytes(raw, "little")
         day, month, year = v & 31, (v >> 5) & 15, v >> 9
         if day and month and year:
             return date(year, month, day)
-        _zero(policy, "date", raw)
+        zero.met("date", raw)
         return None
 
     return read
 
 
-def datetime2_reader(fsp: int, policy: ZeroDates) -> Callable[[bytes], datetime | None]:
+def datetime2_reader(fsp: int, zero: ZeroPolicy) -> Callable[[bytes], datetime | None]:
     """DATETIME2: 1 sign bit (set), 17 bits year*13+month, 5 day, 5 hour, 6 min, 6 s.
 
     Generated with the shifts constant-folded, as it runs once per value.
@@ -131,9 +121,9 @@ def datetime2_reader(fsp: int, policy: ZeroDates) -> Callable[[bytes], datetime 
         "    if ymd & 31 and ym % 13 and ym >= 13:\n"
         f"        return _dt(ym // 13, ym % 13, ymd & 31, (v >> {12 + fb}) & 31,"
         f" (v >> {6 + fb}) & 63, (v >> {fb}) & 63, (v & {(1 << fb) - 1}){mult})\n"
-        "    _zero(policy, 'datetime', raw)\n"
+        "    zero.met('datetime', raw)\n"
     )
-    read: Callable[[bytes], datetime | None] = _generated(source, "read", policy=policy)
+    read: Callable[[bytes], datetime | None] = _generated(source, "read", zero=zero)
     return read
 
 
@@ -142,14 +132,13 @@ def _generated(source: str, name: str, **names: Any) -> Any:
         "_ifb": int.from_bytes,
         "_D": Decimal,
         "_dt": datetime,
-        "_zero": _zero,
         **names,
     }
     exec(compile(source, f"<{name}>", "exec"), namespace)
     return namespace[name]
 
 
-def timestamp2_reader(fsp: int, policy: ZeroDates) -> Callable[[bytes], datetime | None]:
+def timestamp2_reader(fsp: int, zero: ZeroPolicy) -> Callable[[bytes], datetime | None]:
     fbits = 8 * _frac_bytes(fsp)
     fmask = (1 << fbits) - 1
     mult = _FRAC_MULT[fsp]
@@ -157,7 +146,7 @@ def timestamp2_reader(fsp: int, policy: ZeroDates) -> Callable[[bytes], datetime
     def read(raw: bytes) -> datetime | None:
         v = int.from_bytes(raw, "big")
         if not v:  # '0000-00-00 00:00:00' is stored as second 0
-            _zero(policy, "timestamp", raw)
+            zero.met("timestamp", raw)
             return None
         return _EPOCH + timedelta(seconds=v >> fbits, microseconds=(v & fmask) * mult)
 
@@ -278,9 +267,11 @@ def _text(col: ColumnSpec, size: int, fn: str) -> Step:
     return _length_prefixed(size, f"{{v}}.decode({fn})", {fn: col.encoding})
 
 
-def step_for(col: ColumnSpec, zero_dates: ZeroDates) -> Step:
-    """The head/tail layout and conversion of one column; `fn` names its helpers."""
+def step_for(col: ColumnSpec, zero_dates: ZeroDates, table: str) -> Step:
+    """The head/tail layout and conversion of one column of `table`
+    (database.table); `fn` names its helpers."""
     t, fn = col.type, f"c{col.index}"
+    zero = ZeroPolicy(zero_dates, table, col.name)
     if t in _INT_CODES:
         code = _INT_CODES[t]
         return Step(code.upper() if col.unsigned else code)
@@ -294,12 +285,12 @@ def step_for(col: ColumnSpec, zero_dates: ZeroDates) -> Step:
     if t == FIELD_TYPE.YEAR:
         return Step("B", "({v} + 1900 if {v} else 0)")
     if t == FIELD_TYPE.DATE:
-        return Step("3s", f"{fn}({{v}})", names={fn: date_reader(zero_dates)})
+        return Step("3s", f"{fn}({{v}})", names={fn: date_reader(zero)})
     if t == FIELD_TYPE.DATETIME2:
-        reader = datetime2_reader(col.fsp, zero_dates)
+        reader = datetime2_reader(col.fsp, zero)
         return Step(f"{5 + _frac_bytes(col.fsp)}s", f"{fn}({{v}})", names={fn: reader})
     if t == FIELD_TYPE.TIMESTAMP2:
-        reader2 = timestamp2_reader(col.fsp, zero_dates)
+        reader2 = timestamp2_reader(col.fsp, zero)
         return Step(f"{4 + _frac_bytes(col.fsp)}s", f"{fn}({{v}})", names={fn: reader2})
     if t == FIELD_TYPE.TIME2:
         reader3 = time2_reader(col.fsp)
@@ -328,41 +319,41 @@ def step_for(col: ColumnSpec, zero_dates: ZeroDates) -> Step:
         return _length_prefixed(col.length_size, None, {})
     if t == FIELD_TYPE.JSON:
         return _length_prefixed(col.length_size, "_mysql_json({v})", {})
-    legacy = _legacy_step(col, zero_dates, fn)
+    legacy = _legacy_step(col, zero, fn)
     if legacy is None:
         raise NotImplementedError(f"column {col.name!r}: binlog type {t} is not supported")
     return legacy
 
 
-def _legacy_step(col: ColumnSpec, zero_dates: ZeroDates, fn: str) -> Step | None:
+def _legacy_step(col: ColumnSpec, zero: ZeroPolicy, fn: str) -> Step | None:
     """Pre-5.6 temporal types, still written for columns created on old servers."""
     if col.type == FIELD_TYPE.TIMESTAMP:
-        return Step("I", f"{fn}({{v}})", names={fn: _legacy_timestamp(zero_dates)})
+        return Step("I", f"{fn}({{v}})", names={fn: _legacy_timestamp(zero)})
     if col.type == FIELD_TYPE.DATETIME:
-        return Step("Q", f"{fn}({{v}})", names={fn: _legacy_datetime(zero_dates)})
+        return Step("Q", f"{fn}({{v}})", names={fn: _legacy_datetime(zero)})
     if col.type == FIELD_TYPE.TIME:
         return Step("3s", f"{fn}({{v}})", names={fn: _legacy_time})
     return None
 
 
-def _legacy_timestamp(policy: ZeroDates) -> Callable[[int], datetime | None]:
+def _legacy_timestamp(zero: ZeroPolicy) -> Callable[[int], datetime | None]:
     def read(v: int) -> datetime | None:
         if v:
             return _EPOCH + timedelta(seconds=v)
-        _zero(policy, "timestamp", v)
+        zero.met("timestamp", v)
         return None
 
     return read
 
 
-def _legacy_datetime(policy: ZeroDates) -> Callable[[int], datetime | None]:
+def _legacy_datetime(zero: ZeroPolicy) -> Callable[[int], datetime | None]:
     def read(v: int) -> datetime | None:
         d, t = divmod(v, 1_000_000)  # YYYYMMDDhhmmss as a decimal number
         year, md = divmod(d, 10000)
         month, day = divmod(md, 100)
         if year and month and day:
             return datetime(year, month, day, t // 10000, t // 100 % 100, t % 100)
-        _zero(policy, "datetime", v)
+        zero.met("datetime", v)
         return None
 
     return read

@@ -26,7 +26,6 @@ from cdc.bulk import BulkWriter, Chunk, CopyTable, CopyTarget, RangeState
 from cdc.key_split import split_keys
 from cdc.mysql import schema
 from cdc.mysql.catalog import MyTable
-from cdc.mysql.column_types import ZeroDates
 from cdc.mysql.copy_blocks import read_blocks
 from cdc.mysql.copy_lines import line_sql
 from cdc.mysql.dialect import qualified, quote
@@ -39,6 +38,7 @@ from cdc.mysql.snapshot import (
     resume_key,
     stored_key,
 )
+from cdc.mysql.zero_dates import ZeroDates
 from cdc.parallel import parallel
 from cdc.schemas import TableSchema
 from cdc.settings import SnapshotSettings
@@ -173,7 +173,7 @@ class MysqlCopyReader:
         table_schema = schema.table_schema(
             table.schema, table.name, table.columns, table.primary_key, table.defaults
         )
-        converters = [converter(c, self._zero_dates) for c in table.columns]
+        converters = [converter(c, self._zero_dates, table.qualified) for c in table.columns]
         target = writer.prepare(table_schema)
         select = None
         if target is not None and table.primary_key:

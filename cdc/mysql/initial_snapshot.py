@@ -17,7 +17,6 @@ import structlog
 
 from cdc import metrics
 from cdc.mysql import catalog, schema
-from cdc.mysql.column_types import ZeroDates
 from cdc.mysql.position import BinlogPosition, SnapshotComplete, SnapshotMark
 from cdc.mysql.snapshot import (
     TEXT_VALUES,
@@ -27,6 +26,7 @@ from cdc.mysql.snapshot import (
     stored_key,
     wire_converter,
 )
+from cdc.mysql.zero_dates import ZeroDates
 from cdc.parallel import parallel
 from cdc.progress import Progress
 from cdc.schemas import TableSchema
@@ -68,7 +68,7 @@ def snapshot_items(
             table.schema, table.name, table.columns, table.primary_key, table.defaults
         )
         yield table_schema
-        converters = [wire_converter(c, zero_dates) for c in table.columns]
+        converters = [wire_converter(c, zero_dates, table.qualified) for c in table.columns]
         prepared[table.qualified] = (table_schema, converters)
         todo.append((table, resume_key(table, state["after"]) if state.get("after") else None))
     progress = Progress("snapshot", estimate_rows(lambda: connect(None), [t for t, _ in todo]))

@@ -40,10 +40,10 @@ from cdc.mysql.column_types import (
     BASE_NAMES,
     ColumnSpec,
     Step,
-    ZeroDates,
     charset_name,
     step_for,
 )
+from cdc.mysql.zero_dates import ZeroDates
 
 Image = dict[str, Any]
 RowPair = tuple[Image | None, Image | None]
@@ -214,7 +214,7 @@ class RowDecoder:
         self.table = table
         self.columns = columns
         self.primary_key = tuple(c.name for c in columns if c.primary)
-        self._steps = [(c, step_for(c, zero_dates)) for c in columns]
+        self._steps = [(c, step_for(c, zero_dates, f"{schema}.{table}")) for c in columns]
         self._plans: dict[tuple[str, bytes, bytes], _Plan] = {}
 
     @classmethod

@@ -31,10 +31,11 @@ from pymysqlreplication.constants import FIELD_TYPE
 from cdc import values
 from cdc.errors import TerminalError
 from cdc.mysql.catalog import MyTable
-from cdc.mysql.column_types import ColumnSpec, ZeroDates
+from cdc.mysql.column_types import ColumnSpec
 from cdc.mysql.dialect import qualified, quote
 from cdc.mysql.position import BinlogPosition
 from cdc.mysql.setup import current_position, is_mariadb
+from cdc.mysql.zero_dates import ZeroDateError, ZeroDates, ZeroPolicy
 
 Converter = Callable[[Any], Any]
 _FLOAT32 = struct.Struct("<f")
@@ -77,20 +78,21 @@ TEXT_VALUES = {
 }
 
 
-def wire_converter(spec: ColumnSpec, zero_dates: ZeroDates) -> Converter | None:
+def wire_converter(spec: ColumnSpec, zero_dates: ZeroDates, table: str) -> Converter | None:
     """`converter` for a connection with the `TEXT_VALUES` decoders: the
     value `values.dumps` writes the same JSON for as for `converter`'s."""
     t = spec.type
+    zero = ZeroPolicy(zero_dates, table, spec.name)
     if t == FIELD_TYPE.DATE:
-        return _valid_or_zero(date.fromisoformat, date.isoformat, zero_dates, spec.name)
+        return _valid_or_zero(date.fromisoformat, date.isoformat, zero)
     if t in (FIELD_TYPE.DATETIME2, FIELD_TYPE.DATETIME):
-        return _valid_or_zero(datetime.fromisoformat, _micros, zero_dates, spec.name)
+        return _valid_or_zero(datetime.fromisoformat, _micros, zero)
     if t in (FIELD_TYPE.TIMESTAMP2, FIELD_TYPE.TIMESTAMP):
         # the session runs in UTC, so the naive value is UTC
-        return _valid_or_zero(datetime.fromisoformat, _micros_utc, zero_dates, spec.name)
+        return _valid_or_zero(datetime.fromisoformat, _micros_utc, zero)
     if t in (FIELD_TYPE.DECIMAL, FIELD_TYPE.NEWDECIMAL):
         return None  # MariaDB writes the plain notation `values.encode_decimal` does
-    return converter(spec, zero_dates)
+    return converter(spec, zero_dates, table)
 
 
 def _micros(value: datetime) -> str:
@@ -102,29 +104,30 @@ def _micros_utc(value: datetime) -> str:
 
 
 def _valid_or_zero(
-    parse: Callable[[str], Any], write: Callable[[Any], str], policy: ZeroDates, column: str
+    parse: Callable[[str], Any], write: Callable[[Any], str], zero: ZeroPolicy
 ) -> Converter:
     """Text of a date or time MariaDB sent to its wire form; one Python
     cannot represent (a zero date) as `_zero_date` has it."""
-    zero = _zero_date(policy, column)
+    as_zero = _zero_date(zero)
 
     def convert(text: str) -> Any:
         try:
             return write(parse(text))
         except ValueError:
-            return zero(text)
+            return as_zero(text)
 
     return convert
 
 
-def _zero_date(policy: ZeroDates, column: str) -> Converter:
+def _zero_date(zero: ZeroPolicy) -> Converter:
     def convert(value: Any) -> Any:
         if isinstance(value, str):  # pymysql leaves dates it cannot represent as text
-            if policy == "error":
+            try:
+                zero.met("date", value)
+            except ZeroDateError as exc:
                 raise TerminalError(
-                    f"column {column} holds the zero date {value!r}",
-                    "set source.zero_dates: null, or fix the row",
-                )
+                    str(exc), "set source.zero_dates: null, or fix the row"
+                ) from None
             return None
         return value
 
@@ -146,13 +149,15 @@ def _float32(value: Any) -> Any:
     return None if value is None else _FLOAT32.unpack(_FLOAT32.pack(value))[0]
 
 
-def converter(spec: ColumnSpec, zero_dates: ZeroDates) -> Converter | None:
-    """How a pymysql value becomes the value the binlog decoder gives, or None (as is)."""
+def converter(spec: ColumnSpec, zero_dates: ZeroDates, table: str) -> Converter | None:
+    """How a pymysql value of `table` (database.table) becomes the value the
+    binlog decoder gives, or None (as is)."""
     t = spec.type
+    zero = ZeroPolicy(zero_dates, table, spec.name)
     if t in (FIELD_TYPE.DATE, FIELD_TYPE.DATETIME2, FIELD_TYPE.DATETIME):
-        return _zero_date(zero_dates, spec.name)
+        return _zero_date(zero)
     if t in (FIELD_TYPE.TIMESTAMP2, FIELD_TYPE.TIMESTAMP):
-        return _timestamp(_zero_date(zero_dates, spec.name))
+        return _timestamp(_zero_date(zero))
     if t == FIELD_TYPE.FLOAT:
         return _float32
     if spec.json:

@@ -17,9 +17,11 @@ from pymysqlreplication.row_event import (
     UpdateRowsEvent,
     WriteRowsEvent,
 )
+from structlog.testing import capture_logs
 
-from cdc.mysql.column_types import ZeroDateError
+from cdc import metrics
 from cdc.mysql.rows import RowDecoders, RowPair
+from cdc.mysql.zero_dates import ZeroDateError
 from tests.integration.conftest import mysql_connect
 
 DDL = """
@@ -230,13 +232,25 @@ def test_zero_dates(mysql_dsn: str) -> None:
             "INSERT INTO z VALUES (1, '0000-00-00', '0000-00-00 00:00:00', '0000-00-00 00:00:00',"
             " '00:00:00'), (2, '2024-00-10', '2024-05-00 10:00:00', NULL, '-00:00:01')"
         )
-    events = read_binlog(mysql_dsn, start, RowDecoders(), stock=False)
+    table = f"{urlsplit(mysql_dsn).path.strip('/')}.z"
+    counted = {c: _zero_dates_counted(table, c) for c in ("d", "dt", "ts")}
+    with capture_logs() as logged:
+        events = read_binlog(mysql_dsn, start, RowDecoders(), stock=False)
     assert [pair[1] for pair in events[0][2]] == [
         {"id": 1, "d": None, "dt": None, "ts": None, "tm": timedelta(0)},
         {"id": 2, "d": None, "dt": None, "ts": None, "tm": timedelta(seconds=-1)},
     ]
-    with pytest.raises(ZeroDateError):
+    # NULL in place of a date is said: once per table and column, counted each time
+    said = [(e["table"], e["column"]) for e in logged if e["event"] == "zero_date_as_null"]
+    assert sorted(said) == [(table, "d"), (table, "dt"), (table, "ts")]
+    now = {c: _zero_dates_counted(table, c) - counted[c] for c in counted}
+    assert now == {"d": 2, "dt": 2, "ts": 1}
+    with pytest.raises(ZeroDateError, match=f"{table}.d"):
         read_binlog(mysql_dsn, start, RowDecoders(zero_dates="error"), stock=False)
+
+
+def _zero_dates_counted(table: str, column: str) -> float:
+    return metrics.ZERO_DATES.labels(table=table, column=column)._value.get()
 
 
 def test_alter_table_mid_stream(mysql_dsn: str) -> None:

@@ -14,10 +14,10 @@ import pytest
 
 from cdc.errors import TerminalError
 from cdc.mysql.catalog import MyTable, load_table
-from cdc.mysql.column_types import ZeroDates
 from cdc.mysql.position import BinlogPosition
 from cdc.mysql.schema import table_schema
 from cdc.mysql.snapshot import TEXT_VALUES, converter, read_table, wire_converter
+from cdc.mysql.zero_dates import ZeroDates
 from cdc.snapshot_rows import read_messages
 
 DDL = """
@@ -57,7 +57,7 @@ def _connect(dsn: str, conv: dict[Any, Any] | None = None) -> pymysql.Connection
 
 def _messages(dsn: str, table: MyTable, text: bool, zero_dates: ZeroDates) -> list[Any]:
     make = wire_converter if text else converter
-    converters = [make(c, zero_dates) for c in table.columns]
+    converters = [make(c, zero_dates, table.qualified) for c in table.columns]
     schema = table_schema(
         table.schema, table.name, table.columns, table.primary_key, table.defaults
     )

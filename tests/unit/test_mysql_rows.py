@@ -25,8 +25,9 @@ from pymysqlreplication.row_event import (
 )
 
 from cdc.errors import TerminalError
-from cdc.mysql.column_types import ZeroDateError, decimal_reader, decode_latin1, time2_reader
+from cdc.mysql.column_types import decimal_reader, decode_latin1, time2_reader
 from cdc.mysql.rows import RowDecoders, RowPair
+from cdc.mysql.zero_dates import ZeroDateError
 from tests.integration.test_mysql_rows import COLUMNS, ROW_MAX, ROW_NULLS, ROW_SMALL
 
 FIXTURE = Path(__file__).parent / "fixtures" / "mysql" / "every_type_binlog.json.gz"
