@@ -8,17 +8,22 @@ from typing import Any
 
 import pymysql
 import pymysql.cursors
+from pymysqlreplication.constants import FIELD_TYPE
 
 from cdc.ddl.model import TableDef
 from cdc.engine.assessment import EXACT_COUNT_BYTES, SAMPLE_ROWS, Assessment, TableFacts
 from cdc.mysql.catalog import MyTable
-from cdc.mysql.dialect import qualified
+from cdc.mysql.dialect import qualified, quote
 from cdc.mysql.setup import is_mariadb, server_problems
 from cdc.settings import MysqlSource
 
 SOURCE = "source"
 ONE_DAY_S = 86_400
-_ACCESS_DENIED = {1142, 1143, 1044}  # table, column, database access denied
+_ACCESS_DENIED = {1142, 1143, 1044}
+_DATES = {
+    FIELD_TYPE.DATE, FIELD_TYPE.NEWDATE, FIELD_TYPE.DATETIME, FIELD_TYPE.DATETIME2,
+    FIELD_TYPE.TIMESTAMP, FIELD_TYPE.TIMESTAMP2,
+}  # fmt: skip  # table, column, database access denied
 
 
 def _value(cursor: Any, expression: str) -> Any:
@@ -100,6 +105,7 @@ def table_facts(
                 facts.rows = int(cursor.fetchone()["n"])
                 facts.rows_exact = True
             facts.sample_rows, facts.sample_seconds = _sample(conn, name)
+            _check_zero_dates(cursor, table, facts.size_bytes, report)
         except (pymysql.err.OperationalError, pymysql.err.ProgrammingError) as exc:
             if exc.args[0] not in _ACCESS_DENIED:
                 raise
@@ -121,6 +127,34 @@ def table_facts(
             " a plain column on a PostgreSQL target"
         )
     return facts
+
+
+def _check_zero_dates(cursor: Any, table: MyTable, size: int, report: Assessment) -> None:
+    """Which date columns hold zero dates, which no target can hold: one scan,
+    on tables small enough for an exact count."""
+    dates = [c.name for c in table.columns if c.type in _DATES]
+    if not dates:
+        return
+    scope = f"table {table.qualified}"
+    if size > EXACT_COUNT_BYTES:
+        report.add(scope, "zero dates", "ok", f"not looked for in {', '.join(dates)}: too large")
+        return
+    sums = ", ".join(
+        f"COALESCE(SUM(MONTH({quote(c)}) = 0 OR DAYOFMONTH({quote(c)}) = 0), 0)" for c in dates
+    )
+    cursor.execute(f"SELECT {sums} FROM {qualified(table.schema, table.name)}")
+    counts = list(cursor.fetchone().values())
+    for column, count in zip(dates, counts, strict=True):
+        if count:
+            report.add(
+                scope,
+                "zero dates",
+                "warning",
+                f"{column}: {int(count)} rows hold a zero date (a zero month or day), which"
+                " becomes NULL (source.zero_dates: null, logged and counted) or stops the"
+                " source (error)",
+                f"UPDATE the rows of {table.qualified} to NULL or a real date, or accept NULL",
+            )
 
 
 def _sample(conn: pymysql.Connection[Any], name: str) -> tuple[int, float]:

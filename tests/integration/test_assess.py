@@ -173,7 +173,14 @@ def test_least_privilege_roles_pass(
 def test_mariadb_source(
     tmp_path: Path, mysql_dsn: str, pg_target_dsn: str, kafka_bootstrap: str, unique_name: str
 ) -> None:
-    mysql_items(mysql_dsn, "CREATE TABLE nokey (a INT, b TEXT)")
+    mysql_items(
+        mysql_dsn,
+        "CREATE TABLE nokey (a INT, b TEXT)",
+        "SET sql_mode = ''",
+        "CREATE TABLE dated (id INT PRIMARY KEY, d DATE, at DATETIME, ok DATE)",
+        "INSERT INTO dated VALUES (1, '0000-00-00', '2024-05-00 10:00:00', '2024-05-01'),"
+        " (2, '2024-00-10', NULL, NULL), (3, NULL, '2024-01-01 00:00:00', '2024-01-01')",
+    )
     database = mysql_dsn.rsplit("/", 1)[1]
     with (
         mysql_source_user(mysql_dsn, database) as source_dsn,
@@ -197,6 +204,10 @@ def test_mariadb_source(
     assert items["target"] == f"{database}.items"
     statuses = {(c["scope"], c["name"]): c["status"] for c in report["checks"]}
     assert statuses[("source", "server")] == "ok"
+    # the columns holding zero dates, which become NULL or stop the source
+    zero = [c["detail"] for c in report["checks"] if c["name"] == "zero dates"]
+    assert [detail.split(":")[0] for detail in zero] == ["d", "at"], zero
+    assert zero[0].startswith("d: 2 rows hold a zero date")
 
 
 def test_unreachable_source_exits_2(
