@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
-from cdc.schemas import ColumnChange, TableSchema
+from cdc.ddl import defaults
+from cdc.schemas import Column, ColumnChange, TableSchema
 
 
 def changes_between(
@@ -51,3 +52,40 @@ def next_version(
         return current
     changes = changes_between(previous, current, renamed, ddl)
     return replace(current, changes=changes) if changes else current
+
+
+def fill_of(column: Column, connector: str) -> defaults.Default | None:
+    """What the rows that existed when `column` was added hold: its fill, or
+    else its constant default (an ADD COLUMN gives it to every row), or NULL
+    (None). Raises ValueError when only the source knows: a volatile default
+    gave each row its own value, and the stream did not carry them."""
+    for expression in (column.fill, column.default):
+        if expression is None:
+            continue
+        parsed = defaults.parse(expression, connector)
+        if parsed is not None and parsed.kind not in ("now", "today"):
+            return parsed
+        if expression is column.default:
+            raise ValueError(f"DEFAULT {expression} gave each source row its own value")
+    return None
+
+
+def copied_fills(schema: TableSchema) -> tuple[TableSchema, bool]:
+    """`schema` for a source that can copy a table again in its stream: a
+    column added with values only the source knows (a volatile default)
+    fills with NULL, and the table's rows follow with them. Whether a copy is
+    needed."""
+    added = {c.column for c in schema.changes if c.kind == "add_column"}
+    unknown = {c.name for c in schema.columns if c.name in added and not _known_fill(c, schema)}
+    if not unknown:
+        return schema, False
+    columns = tuple(replace(c, fill="NULL") if c.name in unknown else c for c in schema.columns)
+    return replace(schema, columns=columns), True
+
+
+def _known_fill(column: Column, schema: TableSchema) -> bool:
+    try:
+        fill_of(column, schema.connector)
+    except ValueError:
+        return False
+    return True

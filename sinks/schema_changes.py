@@ -27,6 +27,7 @@ from cdc import metrics
 from cdc.changes import TableBatch
 from cdc.ddl import defaults
 from cdc.errors import TerminalError
+from cdc.schema_diff import fill_of
 from cdc.schemas import ChangeKind, Column, TableSchema
 from cdc.settings_schema_changes import Action, SchemaChangeSettings
 
@@ -73,22 +74,6 @@ class Evolution:
 
     def affects(self, schema: TableSchema) -> bool:
         return any(n in self.renamed or n in self.skipped for n in schema.column_names)
-
-
-def fill_of(column: Column, connector: str) -> defaults.Default | None:
-    """What the rows that existed when `column` was added hold: its fill, or
-    else its constant default (an ADD COLUMN gives it to every row), or NULL
-    (None). Raises ValueError when only the source knows: a volatile default
-    gave each row its own value, and the stream did not carry them."""
-    for expression in (column.fill, column.default):
-        if expression is None:
-            continue
-        parsed = defaults.parse(expression, connector)
-        if parsed is not None and parsed.kind not in ("now", "today"):
-            return parsed
-        if expression is column.default:
-            raise ValueError(f"DEFAULT {expression} gave each source row its own value")
-    return None
 
 
 class SchemaFollower:

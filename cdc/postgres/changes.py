@@ -30,7 +30,7 @@ from cdc.postgres.row_functions import (
     compile_row_functions,
 )
 from cdc.postgres.types import Converter, TypeRegistry
-from cdc.schema_diff import next_version
+from cdc.schema_diff import copied_fills, next_version
 from cdc.schemas import TableSchema
 
 Message = tuple[Op, bytes, bytes]  # op, key, value, as in EncodedChanges
@@ -56,6 +56,7 @@ class RelationState:
     # per relation here, not once per row
     fingerprint: str
     attnums: Mapping[str, int] = field(default_factory=dict)  # column -> number
+    recopy: bool = False  # its rows are to be copied again (`cdc.schema_diff.copied_fills`)
     _build: RowBuilder = field(init=False)
     key_of: KeyBuilder = field(init=False)
     _json: JsonBuilder = field(init=False)
@@ -225,6 +226,9 @@ def relation_state(
             if n in by_number and by_number[n] != name
         }
     schema = next_version(previous[0] if previous else None, schema, renamed)
+    # a column added with per-row values (a volatile default rewrote the
+    # table): NULL first, then the table's rows are copied again in the stream
+    schema, recopy = copied_fills(schema)
     return RelationState(
         schema=schema,
         names=relation.column_names,
@@ -233,6 +237,7 @@ def relation_state(
         source={"connector": "postgresql", "db": database},
         fingerprint=schema.fingerprint,
         attnums=attnums,
+        recopy=recopy,
     )
 
 

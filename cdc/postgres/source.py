@@ -272,6 +272,9 @@ class PostgresSource:
             if now >= next_scan:
                 joining += finder.found()
                 next_scan = now + SCAN_TABLES_EVERY_S
+            if state.recopy:
+                joining += [t for oid in state.recopy if (t := catalog_table(oid)) is not None]
+                state.recopy.clear()
             if joining and state.tx is None:  # between transactions
                 yield from batch.take()
                 for table in joining:

@@ -75,6 +75,8 @@ class StreamState:
         self._registry = registry
         self._catalog_table = catalog_table
         self._previous = dict(seed or {})
+        # relations whose rows the source copies again at the next transaction end
+        self.recopy: list[int] = []
         self._database = database
 
     def buffered(self, message: Any, lsn: int, payload: bytes | memoryview) -> bool:
@@ -143,6 +145,8 @@ class StreamState:
             )
             self.relations[message.relation_id] = state
             self._previous[message.relation_id] = (state.schema, state.attnums)
+            if state.recopy:
+                self.recopy.append(message.relation_id)
             if state.schema.changes:
                 log.info(
                     "schema_change",

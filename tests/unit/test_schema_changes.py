@@ -7,10 +7,10 @@ import pytest
 from cdc.ddl.defaults import Default
 from cdc.errors import TerminalError
 from cdc.mysql.ddl_events import parse_alter
-from cdc.schema_diff import changes_between, next_version
+from cdc.schema_diff import changes_between, copied_fills, fill_of, next_version
 from cdc.schemas import Column, ColumnChange, TableSchema
 from cdc.settings_schema_changes import SchemaChangeSettings
-from sinks.schema_changes import Evolution, SchemaFollower, TargetColumnInfo, fill_of
+from sinks.schema_changes import Evolution, SchemaFollower, TargetColumnInfo
 
 V1 = TableSchema(
     "postgresql",
@@ -139,3 +139,15 @@ def test_mariadb_alter_forms_applications_write() -> None:
     assert unqualified is not None and unqualified.database == "shop"
     assert unqualified.renamed == {}
     assert parse_alter("INSERT INTO items VALUES (1)", "shop") is None
+
+
+def test_a_volatile_default_fills_with_null_when_the_source_copies_the_rows() -> None:
+    uuid = Column("u", "uuid", default="gen_random_uuid()")
+    v2 = next_version(V1, version(*V1.columns[1:], uuid), {})
+    copied, copy = copied_fills(v2)
+    assert copy and copied.column("u").fill == "NULL"
+    assert fill_of(copied.column("u"), "postgresql") == Default("null")
+    assert copied_fills(next_version(V1, version(*V1.columns[1:]), {})) == (
+        next_version(V1, version(*V1.columns[1:]), {}),
+        False,
+    )
