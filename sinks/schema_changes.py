@@ -1,7 +1,7 @@
 """Source schema changes replayed on the target, in order with the rows.
 
 A schema version names how it differs from the one before it
-(`TableSchema.changes`, see `cdc.schema_diff`); the first batch that carries
+(`TableSchema.changes`, see `cdc.ddl.schema_diff`); the first batch that carries
 a version makes the target follow, under the `schema_changes` policy, before
 its rows are written. Other partitions may still deliver rows of the older
 version afterwards: a column renamed or dropped since is mapped to its new
@@ -26,8 +26,8 @@ import structlog
 from cdc import metrics
 from cdc.changes import TableBatch
 from cdc.ddl import defaults
+from cdc.ddl.schema_diff import fill_of
 from cdc.errors import TerminalError
-from cdc.schema_diff import fill_of
 from cdc.schemas import ChangeKind, Column, TableSchema
 from cdc.settings_schema_changes import Action, SchemaChangeSettings
 

@@ -37,6 +37,7 @@ from pymysqlreplication.row_event import (
 from cdc.applied_marks import applied_by_sink
 from cdc.bulk import DirectCopy
 from cdc.captured_tables import note_captured
+from cdc.ddl.schema_diff import next_version
 from cdc.errors import TerminalError
 from cdc.events import ChangeEvent, Op
 from cdc.mysql import catalog, schema, setup
@@ -55,7 +56,6 @@ from cdc.mysql.row_events import row_messages, schema_of
 from cdc.mysql.rows import RowDecoders
 from cdc.mysql.snapshot import snapshot_position
 from cdc.position import Position
-from cdc.schema_diff import next_version
 from cdc.schemas import TableSchema
 from cdc.settings import MysqlSource as MysqlSettings
 from cdc.settings import SnapshotSettings

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cdc import values
+from cdc.ddl.schema_diff import copied_fills, next_version
 from cdc.envelope import ValueTemplate
 from cdc.events import ChangeEvent, EncodedChanges, Op
 from cdc.postgres.catalog import PgColumn, PgTable, table_schema
@@ -30,7 +31,6 @@ from cdc.postgres.row_functions import (
     compile_row_functions,
 )
 from cdc.postgres.types import Converter, TypeRegistry
-from cdc.schema_diff import copied_fills, next_version
 from cdc.schemas import TableSchema
 
 Message = tuple[Op, bytes, bytes]  # op, key, value, as in EncodedChanges
@@ -56,7 +56,7 @@ class RelationState:
     # per relation here, not once per row
     fingerprint: str
     attnums: Mapping[str, int] = field(default_factory=dict)  # column -> number
-    recopy: bool = False  # its rows are to be copied again (`cdc.schema_diff.copied_fills`)
+    recopy: bool = False  # its rows are to be copied again (`cdc.ddl.schema_diff.copied_fills`)
     _build: RowBuilder = field(init=False)
     key_of: KeyBuilder = field(init=False)
     _json: JsonBuilder = field(init=False)

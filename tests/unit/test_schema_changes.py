@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from cdc.ddl.defaults import Default
+from cdc.ddl.schema_diff import changes_between, copied_fills, fill_of, next_version
 from cdc.errors import TerminalError
 from cdc.mysql.ddl_events import parse_alter
-from cdc.schema_diff import changes_between, copied_fills, fill_of, next_version
 from cdc.schemas import Column, ColumnChange, TableSchema
 from cdc.settings_schema_changes import SchemaChangeSettings
 from sinks.schema_changes import Evolution, SchemaFollower, TargetColumnInfo
