@@ -131,13 +131,17 @@ VERIFY_MISMATCHES = Counter(
     " (missing, extra, differing)",
     ["table", "kind"],
 )
+# By pipeline, so that a process that ran no verify (`cdc run`) exports no
+# value at all rather than a 0 that reads as "different" and "never".
 VERIFY_LAST_EQUAL = Gauge(
     "cdc_verify_last_equal",
     "1 when the last finished verify found source and target equal, else 0",
+    ["pipeline"],
 )
 VERIFY_LAST_FINISHED = Gauge(
     "cdc_verify_last_finished_timestamp_seconds",
     "When the last verify finished (Unix time)",
+    ["pipeline"],
 )
 
 CUTOVER_PHASE = Gauge(

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import pickle
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
+import cdc.metrics  # noqa: F401  (registers every cdc metric)
 from cdc.metrics_merge import Families, MergedCollector, merge, snapshot
 
 
@@ -43,3 +51,15 @@ def test_the_merged_families_render_once_each() -> None:
     text = generate_latest(registry).decode()
     assert text.count("# TYPE cdc_rows_total counter") == 1
     assert 'cdc_rows_total{table="public.t"} 3.0' in text
+
+
+def test_a_process_that_ran_no_verify_exports_no_verify_result() -> None:
+    # a 0 would read as "different" on the dashboard, and as "never" for the time
+    text = generate_latest(REGISTRY).decode()
+    assert "# TYPE cdc_verify_last_equal gauge" in text  # registered, with no value
+    samples = [
+        line
+        for line in text.splitlines()
+        if line.startswith(("cdc_verify_last_equal", "cdc_verify_last_finished"))
+    ]
+    assert samples == []

@@ -172,8 +172,8 @@ def verify(
     record_run(
         settings.name, sides.target, report.finished_at, report.equal, json.dumps(report.to_json())
     )
-    metrics.VERIFY_LAST_EQUAL.set(1 if report.equal else 0)
-    metrics.VERIFY_LAST_FINISHED.set(report.finished_at.timestamp())
+    metrics.VERIFY_LAST_EQUAL.labels(pipeline=settings.name).set(1 if report.equal else 0)
+    metrics.VERIFY_LAST_FINISHED.labels(pipeline=settings.name).set(report.finished_at.timestamp())
     return report
 
 
