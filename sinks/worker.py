@@ -157,6 +157,7 @@ class SinkWorker:
             elif error.code() not in _INFORMATIONAL:
                 raise TransientError(f"consuming: {error.str()}")
         if not messages:
+            self._measure_consumer_lag()
             return 0
         started = time.monotonic()
         result = self._insert_directly(messages)
@@ -305,15 +306,22 @@ class SinkWorker:
 
     def _measure_consumer_lag(self) -> None:
         """Messages behind each partition's end, from the positions and the
-        watermarks the last fetches brought: local calls, cheap per batch."""
+        watermarks the last fetches brought: local calls, cheap per batch. A
+        sink at the end of every partition has no lag in seconds either: the
+        last change's age would otherwise stand while the pipeline is idle."""
+        behind = 0
         for partition in self._consumer.position(self._consumer.assignment()):
             if partition.offset < 0:
                 continue  # nothing consumed yet: no position to measure from
             _, high = self._consumer.get_watermark_offsets(partition, cached=True)
             if high >= 0:
+                left = max(0, high - partition.offset)
+                behind += left
                 metrics.SINK_CONSUMER_LAG.labels(
                     topic=partition.topic, partition=str(partition.partition)
-                ).set(max(0, high - partition.offset))
+                ).set(left)
+        if not behind:
+            metrics.SINK_LAG_SECONDS.set(0.0)
 
     def reconnect(self) -> None:
         """A new target connection, and back to its committed offsets."""

@@ -121,6 +121,9 @@ def test_two_workers_share_partitions_and_survive_kill_9(
         )
         wait_applied(pg_target_dsn, topic_prefix, ends, timeout=180)
         sink.assert_alive()
+        # caught up and idle: no lag, however old the last change applied was
+        idle = wait_until(lambda: _metrics(port)["cdc_sink_lag_seconds{}"] == 0, timeout=10)
+        assert idle, _metrics(port)["cdc_sink_lag_seconds{}"]
         samples = _metrics(port)
     finally:
         workers = _children(sink.proc.pid)
