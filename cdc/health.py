@@ -21,6 +21,7 @@ class Health:
         self.stall_after = stall_after
         self._ready = False
         self._last_beat = time.monotonic()
+        self._parts: dict[str, bool] = {}  # the roles' readiness (`part`)
 
     def beat(self) -> None:
         self._last_beat = time.monotonic()
@@ -32,9 +33,35 @@ class Health:
     def ready(self) -> bool:
         return self._ready
 
+    def part(self, name: str) -> Health:
+        """The health of one role of a process that runs several (source and
+        sink): ready only while every part is, alive while any part beats."""
+        return _Part(self, name)
+
+    def _set_part(self, name: str, ready: bool) -> None:
+        self._parts[name] = ready
+        self.set_ready(all(self._parts.values()))
+
     @property
     def alive(self) -> bool:
         return time.monotonic() - self._last_beat < self.stall_after
+
+
+class _Part(Health):
+    def __init__(self, whole: Health, name: str) -> None:
+        super().__init__(whole.stall_after)
+        self._whole, self._name = whole, name
+        whole._set_part(name, False)
+
+    def beat(self) -> None:
+        self._whole.beat()
+
+    def set_ready(self, ready: bool) -> None:
+        self._whole._set_part(self._name, ready)
+
+    @property
+    def ready(self) -> bool:
+        return self._whole.ready
 
 
 def serve(address: tuple[str, int], health: Health) -> ThreadingHTTPServer:

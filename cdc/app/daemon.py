@@ -86,9 +86,13 @@ def _run_both(
 ) -> None:
     errors: list[BaseException] = []
 
+    # /readyz answers ready only while both roles are: a sink applying does
+    # not hide a source that cannot reach its database
+    source_health, sink_health = health.part("source"), health.part("sink")
+
     def source() -> None:
         try:
-            run_source(settings, stopper, health, grace_s)
+            run_source(settings, stopper, source_health, grace_s)
         except BaseException as exc:
             errors.append(exc)
             stopper.event.set()  # one role failing stops the other
@@ -96,7 +100,7 @@ def _run_both(
     thread = threading.Thread(target=source, name="cdc-source", daemon=True)
     thread.start()
     try:
-        _run_sink_role(settings, stopper, health, grace_s, config_path)
+        _run_sink_role(settings, stopper, sink_health, grace_s, config_path)
     finally:
         stopper.event.set()
         thread.join()

@@ -54,3 +54,17 @@ def test_healthz_fails_when_the_main_loop_stalls(endpoint: tuple[str, Health]) -
 
 def test_unknown_path_is_404(endpoint: tuple[str, Health]) -> None:
     assert get(endpoint[0] + "/nope")[0] == 404
+
+
+def test_a_process_of_two_roles_is_ready_only_while_both_are() -> None:
+    health = Health()
+    source, sink = health.part("source"), health.part("sink")
+    sink.set_ready(True)
+    assert not health.ready  # the source has not streamed yet
+    source.set_ready(True)
+    assert health.ready
+    source.set_ready(False)  # reconnecting: the sink applying does not hide it
+    sink.set_ready(True)
+    assert not health.ready and not sink.ready
+    source.set_ready(True)
+    assert health.ready
