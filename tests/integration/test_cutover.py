@@ -292,6 +292,12 @@ def check_cut_over_and_back(
     assert new_ids[0] not in {r[0] for r in rows}
     old.insert("after the rollback")  # the old side takes writes again, with fresh ids
     assert max(r[0] for r in old.rows()) > max(new_ids)
+    # the target stays fenced after the rollback: verify still runs and reports
+    # (the sides now differ: the old side took a write), writing nothing there
+    verified = cdc("verify", "-c", str(path), "--json")
+    assert verified.returncode in (0, 1), verified.stderr
+    assert json.loads(verified.stdout)["tables"], verified.stdout
+    assert "verify_not_recorded" in verified.stderr
     again = cdc("rollback", "-c", str(path), "--json")  # nothing to undo; the slot is free now
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["outcome"] == "already_done"

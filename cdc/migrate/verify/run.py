@@ -169,9 +169,22 @@ def verify(
         source.close()
         target.close()
     report = VerifyReport(settings.name, started, datetime.now(UTC), results)
-    record_run(
-        settings.name, sides.target, report.finished_at, report.equal, json.dumps(report.to_json())
-    )
+    if sides.target.is_fenced():
+        # a side fenced by a cut-over or rollback takes no writes, not even this
+        # record: the report is still printed, and the next verify records its own
+        log.warning(
+            "verify_not_recorded",
+            reason="the target is fenced read-only (cdc cutover or cdc rollback)",
+            equal=report.equal,
+        )
+    else:
+        record_run(
+            settings.name,
+            sides.target,
+            report.finished_at,
+            report.equal,
+            json.dumps(report.to_json()),
+        )
     metrics.VERIFY_LAST_EQUAL.labels(pipeline=settings.name).set(1 if report.equal else 0)
     metrics.VERIFY_LAST_FINISHED.labels(pipeline=settings.name).set(report.finished_at.timestamp())
     return report
