@@ -31,7 +31,7 @@ class Published(Protocol):
 
 @dataclass(frozen=True)
 class SourceLag:
-    streaming: bool  # PostgreSQL: the slot is in use; MySQL: a position is stored
+    streaming: bool  # PostgreSQL: the slot is in use; MySQL: a source holds the pipeline lock
     seconds: float | None  # PostgreSQL: the slot's flush lag
     bytes: int | None  # changes not yet in Kafka
     retained_bytes: int | None  # PG: WAL the slot holds; MySQL: binlogs from the stored file

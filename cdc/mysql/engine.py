@@ -22,6 +22,7 @@ from cdc.mysql import assess, counters, ddl, fence, inspect, marker, reverse, ta
 from cdc.mysql.catalog import select_tables, table_names
 from cdc.mysql.collation import key_collation
 from cdc.mysql.dialect import quote
+from cdc.mysql.lock import lock_name
 from cdc.mysql.sessions import MysqlSession, connect
 from cdc.mysql.setup import is_mariadb
 from cdc.mysql.target_catalog import MysqlCatalog
@@ -200,16 +201,21 @@ class MysqlEngine:
     def published(self, kafka: KafkaSettings) -> marker.StoredPosition:
         return marker.StoredPosition(kafka)
 
-    def lag(self, kafka: KafkaSettings) -> SourceLag:
+    def lag(self, kafka: KafkaSettings, pipeline: str) -> SourceLag:
         read = marker.StoredPosition(kafka)
         try:
             stored = read()
         finally:
             read.close()
-        if stored is None:
-            return SourceLag(False, None, None, None)
         with self.conn() as conn, conn.cursor() as cur:
-            return marker.lag(cur, stored)
+            # a running source holds the pipeline's lock (cdc.mysql.lock): a stored
+            # position alone says nothing about a source killed since
+            cur.execute("SELECT IS_USED_LOCK(%s) AS holder", (lock_name(pipeline),))
+            row = cur.fetchone()
+            running = bool(row and row["holder"])
+            if stored is None:
+                return SourceLag(running, None, None, None)
+            return marker.lag(cur, stored, running)
 
     def start_reverse(self, store: OffsetStore) -> str:
         found = reverse.stored_start(store)

@@ -74,14 +74,18 @@ class StoredPosition:
         self._offsets.close()
 
 
-def lag(cur: Any, stored: BinlogMarker) -> SourceLag:
-    """`stored`: what the source acknowledged."""
+def lag(cur: Any, stored: BinlogMarker, running: bool) -> SourceLag:
+    """`stored`: what the source acknowledged; `running`: a source holds the
+    pipeline's lock. Bytes behind: from the stored position to the server's,
+    across the binlog files between them."""
     now = current_position(cur)
     cur.execute("SHOW BINARY LOGS")
     logs = [(row["Log_name"], int(row["File_size"])) for row in cur.fetchall()]
-    behind = None
-    if now.file == stored.file:
-        behind = max(0, now.pos - stored.pos)
-    index = binlog_index(stored.file)
+    index, current = binlog_index(stored.file), binlog_index(now.file)
+    behind = (
+        -stored.pos
+        + sum(size for name, size in logs if index <= binlog_index(name) < current)
+        + now.pos
+    )
     retained = sum(size for name, size in logs if binlog_index(name) >= index)
-    return SourceLag(True, None, behind, retained, stored)
+    return SourceLag(running, None, max(0, behind), retained, stored)

@@ -190,7 +190,7 @@ class PostgresEngine:
     def published(self, kafka: KafkaSettings) -> _SlotPublished:
         return _SlotPublished(self, self._source.slot_name)
 
-    def lag(self, kafka: KafkaSettings) -> SourceLag:
+    def lag(self, kafka: KafkaSettings, pipeline: str) -> SourceLag:
         with self.conn() as conn:
             return marker.lag(conn, self._source.slot_name)
 

@@ -37,12 +37,12 @@ def sink_lag(settings: Settings, sides: Sides, view: KafkaView) -> dict[str, tup
 
 def check_lag(settings: Settings, sides: Sides, view: KafkaView) -> Gate:
     limit = settings.cutover.max_lag_seconds
-    source = sides.source.lag(settings.kafka)
+    source = sides.source.lag(settings.kafka, settings.name)
     if not source.streaming:
         return Gate(
             "lag",
             False,
-            "the source is not streaming (no active slot or stored position):"
+            "the source is not streaming (no active slot, or no source holding the pipeline lock):"
             " start `cdc run --role source` and try again",
         )
     lag = sink_lag(settings, sides, view).values()

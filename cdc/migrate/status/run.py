@@ -86,7 +86,7 @@ def _one(settings: Settings, engines: EngineFor, cutover_phase: str | None) -> P
         offsets.close()
     snapshot_done = settings.snapshot.mode == "never" or COMPLETE_KEY in recorded
     phase = cutover_phase or ("streaming" if snapshot_done else "snapshot")
-    lag_at_source = source.lag(kafka)
+    lag_at_source = source.lag(kafka, settings.name)
     view = KafkaView(settings)
     try:
         lag = sink_lag(settings, sides, view) if sides is not None else {}
