@@ -24,6 +24,9 @@ log = structlog.get_logger(__name__)
 SHOWN_CHARS = 500  # of a key or an error in the log line; the message keeps them whole
 
 
+REMEMBERED = 100_000  # dead letters a process keeps from sending twice
+
+
 class DeadLetters:
     def __init__(
         self,
@@ -48,8 +51,18 @@ class DeadLetters:
             }
         )
         self._errors: list[str] = []
+        # (topic, partition, offset) of the messages sent and flushed, oldest first
+        self._durable: dict[tuple[str, int, int], None] = {}
+        self._pending: list[tuple[str, int, int]] = []
 
     def send(self, msg: Message, table: str, reason: str, error: str) -> None:
+        """Dead-letter `msg`, unless this process already has it on the topic: a
+        batch applied again after a failure meets its dead letters again, and
+        each is counted and logged once."""
+        where = (msg.topic() or "", msg.partition() or 0, msg.offset() or 0)
+        if where in self._durable:
+            return
+        self._pending.append(where)
         headers: list[tuple[str, str | bytes | None]] = [
             (header[0], header[1]) for header in msg.headers() or []
         ]
@@ -85,7 +98,13 @@ class DeadLetters:
         """Durable before the batch's offsets are committed: a dead letter is
         never lost, at worst written twice after a crash."""
         if self._producer.flush(60) != 0 or self._errors:
+            self._pending.clear()  # to be sent again with the batch
             raise RuntimeError(f"dead-letter topic {self.topic} did not accept: {self._errors}")
+        for where in self._pending:
+            self._durable[where] = None
+        self._pending.clear()
+        while len(self._durable) > REMEMBERED:  # the oldest are behind the stored offsets
+            del self._durable[next(iter(self._durable))]
 
 
 def _shown(data: bytes | None) -> str | None:

@@ -1,6 +1,6 @@
 """A dead letter on a real broker: the message lands on `<prefix>.__dlq` whole, with
 where it came from, and one log line names its table, key, source position, reason
-and offset."""
+and offset; met again (a batch applied again), it is neither sent nor counted twice."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import orjson
 from confluent_kafka import Consumer, Message, Producer
 from structlog.testing import capture_logs
 
+from cdc import metrics
 from cdc.kafka.admin import TopicAdmin
 from sinks.dead_letters import DeadLetters
 
@@ -48,9 +49,14 @@ def test_a_dead_letter_is_kept_whole_and_logged_once(
     event = _read_one(kafka_bootstrap, topic)
 
     dead = DeadLetters(kafka_bootstrap, topic_prefix, 1)
+    counted = metrics.DLQ_EVENTS.labels(table="public.t", reason="apply")._value.get()
     with capture_logs() as logs:
         dead.send(event, "public.t", "apply", 'null value in column "v" violates not-null')
         dead.flush()
+        # the batch applied again after a failure meets it again: not a second one
+        dead.send(event, "public.t", "apply", 'null value in column "v" violates not-null')
+        dead.flush()
+    assert metrics.DLQ_EVENTS.labels(table="public.t", reason="apply")._value.get() == counted + 1
     assert [
         (e["event"], e["table"], e["key"], e["position"], e["reason"], e["offset"]) for e in logs
     ] == [("dead_lettered", "public.t", '{"id": 7}', "4242", "apply", event.offset())]
