@@ -239,6 +239,12 @@ def _verify_table(
     if plan.not_verifiable:
         return result
     theirs = sides.target.verify.describe(sessions[1], *plan.target)
+    if (
+        theirs is None or any(theirs.column(t) is None for _, t in plan.columns)
+    ) and sink_caught_up():
+        # the sink creates tables and follows schema changes as their rows come:
+        # a table or column it has not made yet is only behind, like a row
+        theirs = sides.target.verify.describe(sessions[1], *plan.target)
     if theirs is None:
         result.status = "different"
         result.reason = (
