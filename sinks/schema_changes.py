@@ -242,6 +242,22 @@ def _stop(target: str, kind: str, column: str, ddl: str) -> None:
     )
 
 
+def carry_out(
+    steps: Sequence[Step],
+    schemas: Sequence[TableSchema],
+    run: Callable[[TableSchema, Step], str],
+) -> None:
+    """Make each step on the target (`run`: its DDL, given the schema version
+    whose column it is), then log and count it. A "none" step under `apply`
+    (another sink process made it) leaves no trace; an ignored one is recorded."""
+    by_column = {c.name: s for s in schemas for c in s.columns}
+    for step in steps:
+        ddl = ""
+        if step.operation != "none" or step.action == "ignore":
+            ddl = run(by_column.get(step.column, schemas[0]), step)
+        counted(step, ddl)
+
+
 def counted(step: Step, target_ddl: str) -> None:
     """Log and count a step the target has taken."""
     metrics.SCHEMA_CHANGES.labels(table=step.table, kind=step.kind, action=step.action).inc()

@@ -25,7 +25,7 @@ from sinks.mysql.offsets import OFFSETS_DDL
 from sinks.mysql.schema_changes import text as _text
 from sinks.mysql.truncates import TRUNCATES_DDL
 from sinks.mysql.versions import VERSIONS_DDL
-from sinks.schema_changes import Evolution, SchemaFollower, counted
+from sinks.schema_changes import Evolution, SchemaFollower, Step, carry_out
 
 DDL_LOCK = "cdc_sink_ddl"  # a server-wide name: pipelines sharing a server share it, harmlessly
 DDL_LOCK_WAIT_S = 60
@@ -99,19 +99,17 @@ class Catalog:
         info = schema_ddl.column_info(cur, self._database, name)
         if not info:
             return
-        by_column = {c.name: s for s in schemas for c in s.columns}
         steps = self._follower.plan(
             target, schemas, info, evolution, schema_ddl.target_type, self._create_tables
         )
-        for step in steps:
-            ddl = ""
-            if step.operation != "none" or step.action == "ignore":
-                schema = by_column.get(step.column, schemas[0])
-                before = info.get(step.previous or step.column)
-                ddl = schema_ddl.run(
-                    cur, self._database, name, schema, step, before, self.key_collation
-                )
-            counted(step, ddl)
+
+        def run(schema: TableSchema, step: Step) -> str:
+            before = info.get(step.previous or step.column)  # the column as it is now
+            return schema_ddl.run(
+                cur, self._database, name, schema, step, before, self.key_collation
+            )
+
+        carry_out(steps, schemas, run)
         self._follower.planned(schemas)
 
     def describe(self, name: str) -> tuple[dict[str, TargetColumn], tuple[str, ...]]:

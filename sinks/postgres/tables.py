@@ -33,7 +33,7 @@ from cdc.postgres.target_types import TextEncoder, binary_kind, encoder_kind, te
 from cdc.schemas import TableSchema
 from sinks.postgres import schema_changes as schema_ddl
 from sinks.postgres.copy_text import LineBuilder
-from sinks.schema_changes import Evolution, SchemaFollower, counted
+from sinks.schema_changes import Evolution, SchemaFollower, carry_out
 
 # Sink processes of one pipeline (sink.workers, replicas) start together and may
 # create the same tables at once; CREATE ... IF NOT EXISTS is no guard against
@@ -119,17 +119,13 @@ class TargetTables:
         if not types and schemas:
             self._create(target, schemas[0])
         qualified = f"{target[0]}.{target[1]}"
-        by_column = {c.name: s for s in schemas for c in s.columns}
         columns = schema_ddl.column_info(self._conn, target)
         steps = self._follower.plan(
             qualified, schemas, columns, evolution, schema_ddl.target_type, self._create_tables
         )
-        for step in steps:
-            ddl = ""
-            if step.operation != "none" or step.action == "ignore":
-                schema = by_column.get(step.column, schemas[0])
-                ddl = schema_ddl.run(self._conn, target, schema, step)
-            counted(step, ddl)
+        carry_out(
+            steps, schemas, lambda schema, step: schema_ddl.run(self._conn, target, schema, step)
+        )
         if steps:  # the staging tables and encoders of the old shape are stale
             self._known = {k: v for k, v in self._known.items() if k[0] != target}
         self._follower.planned(schemas)
