@@ -109,8 +109,8 @@ def test_two_workers_share_partitions_and_survive_kill_9(
     try:
         assert wait_until(lambda: len(_children(sink.proc.pid)) == 2, timeout=30)
         # the first worker may apply a while alone before the second joins
-        assert wait_until(lambda: _assignments(sink) == {0: 1, 1: 1}, timeout=30, every=0.02), (
-            "each worker holds one partition"
+        assert wait_until(lambda: _assignments(sink) == {0: 1, 1: 1}, timeout=60, every=0.02), (
+            f"each worker holds one partition: {_assignments(sink)}\n{sink.log_tail()}"
         )
         victim = _children(sink.proc.pid)[0]
         assert wait_until(lambda: _rows_applied(_metrics(port)) > 0, timeout=10)
