@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from cdc.changes import Change, KeyValues, TableBatch
+from cdc.changes import Change, KeyValues, TableBatch, TableEvent
 
 
 @dataclass
@@ -36,11 +36,10 @@ class Applier(Protocol):
         before_commit: Callable[[ApplyResult], None] | None = None,
     ) -> ApplyResult: ...
 
-    def truncate_reached(
-        self, target: tuple[str, str], truncate_id: str, partition: int, partitions: int
-    ) -> bool:
-        """A source TRUNCATE, once every partition of its topic has reached
-        it (see `sinks.truncates`): whether it is done on the target."""
+    def table_event_reached(self, event: TableEvent, partition: int, partitions: int) -> bool:
+        """A source TRUNCATE, DROP TABLE or RENAME TABLE, once every partition
+        it was sent to has reached it (see `sinks.table_barriers`): whether it
+        is done on the target."""
         ...
 
     def close(self) -> None: ...

@@ -28,6 +28,7 @@ class Change:
     topic: str
     partition: int
     offset: int
+    renamed_to: tuple[str, str] | None = None  # a RENAME: the source table's new name
 
     @property
     def key_values(self) -> KeyValues:
@@ -53,3 +54,18 @@ class TableBatch:
     target: tuple[str, str]
     keys: dict[KeyValues, KeyState] = field(default_factory=dict)
     truncate: bool = False  # truncate the table before applying `keys`
+
+
+@dataclass(frozen=True, slots=True)
+class TableEvent:
+    """One source event, the same for all its copies."""
+
+    op: Op  # TRUNCATE, DROP or RENAME
+    source: str  # the source table, schema.table
+    target: tuple[str, str]  # the target table (before a rename)
+    event_id: str
+    renamed_to: tuple[str, str] | None = None  # RENAME: the target table's new name
+
+    @property
+    def name(self) -> str:
+        return f"{self.target[0]}.{self.target[1]}"

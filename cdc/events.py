@@ -18,6 +18,15 @@ class Op(StrEnum):
     DELETE = "d"
     READ = "r"  # a row read by the initial snapshot
     TRUNCATE = "t"
+    # Table-wide events, which Debezium keeps off its row topics. A sink must
+    # meet them in order with the table's rows on every partition.
+    DROP = "drop"  # DROP TABLE
+    RENAME = "rename"  # RENAME TABLE: `after` is {"schema", "table"} of the new name
+
+
+# The ops that concern a whole table: no key, a copy on each partition of its topic
+# (a rename's also on each of the new name's), met by the sink as a barrier.
+TABLE_OPS = frozenset({Op.TRUNCATE, Op.DROP, Op.RENAME})
 
 
 Row = Mapping[str, Any]
@@ -25,7 +34,7 @@ Row = Mapping[str, Any]
 
 @dataclass(frozen=True, slots=True)
 class ChangeEvent:
-    """One row change (or a truncate) as it happened at the source.
+    """One row change (or a table-wide event, `TABLE_OPS`) as it happened at the source.
 
     Values in `key`, `before` and `after` are Python values (int, Decimal,
     datetime, bytes, ...) or already their wire form (a source may convert

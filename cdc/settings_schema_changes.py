@@ -38,3 +38,13 @@ class SchemaChangeSettings(SettingsModel):
     truncate: Action = Field(
         "apply", description="apply: truncate the target table too; ignore: keep its rows; " + _STOP
     )
+    drop_table: Action = Field(
+        "apply",
+        description="apply: drop the target table too, once every row written before the"
+        " DROP is applied; ignore: keep it with its rows; " + _STOP,
+    )
+    rename_table: Literal["apply", "stop"] = Field(
+        "apply",
+        description="apply: rename the target table, keeping its rows (rows under the new"
+        " name wait for it); " + _STOP,
+    )

@@ -1,9 +1,12 @@
 """The dead-letter topic `<prefix>.__dlq`: events the sink could not apply.
 
 Each keeps the original key, value and headers, plus `cdc.error` (what went
-wrong), `cdc.reason` (a short category) and where it came from
+wrong), `cdc.reason` (a short category), `cdc.table` and where it came from
 (`cdc.topic`, `cdc.partition`, `cdc.offset`). Each is also logged once
-(`dead_lettered`): the table, key, source position, reason and offset.
+(`dead_lettered`), when the topic has it: its id (its offset on the
+dead-letter topic, what `cdc dlq` names it by), the table, key, source
+position, reason, error and original topic, partition and offset. What an
+operator does with them is `sinks.dlq`.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ class DeadLetters:
         # (topic, partition, offset) of the messages sent and flushed, oldest first
         self._durable: dict[tuple[str, int, int], None] = {}
         self._pending: list[tuple[str, int, int]] = []
+        self.last_id: int | None = None  # offset on the topic of the last one it took
 
     def send(self, msg: Message, table: str, reason: str, error: str) -> None:
         """Dead-letter `msg`, unless this process already has it on the topic: a
@@ -68,31 +72,36 @@ class DeadLetters:
         ]
         headers += [
             ("cdc.reason", reason.encode()),
+            ("cdc.table", table.encode()),
             ("cdc.error", error.encode()),
             ("cdc.topic", (msg.topic() or "").encode()),
             ("cdc.partition", str(msg.partition()).encode()),
             ("cdc.offset", str(msg.offset()).encode()),
         ]
 
-        def on_delivery(err: object, _msg: object) -> None:
+        line = {
+            "table": table,
+            "key": _shown(msg.key()),
+            "position": source_position(msg.value()),
+            "reason": reason,
+            "error": error[:SHOWN_CHARS],
+            "topic": msg.topic(),
+            "partition": msg.partition(),
+            "offset": msg.offset(),
+        }
+
+        def on_delivery(err: object, sent: Message) -> None:
+            # logged here, not at send: the line names the dead letter's own id
             if err is not None:
                 self._errors.append(str(err))
+            else:
+                self.last_id = sent.offset()
+                log.warning("dead_lettered", id=self.last_id, **line)
 
         self._producer.produce(
             self.topic, msg.value(), msg.key(), headers=headers, on_delivery=on_delivery
         )
         metrics.DLQ_EVENTS.labels(table=table, reason=reason).inc()
-        log.warning(
-            "dead_lettered",
-            table=table,
-            key=_shown(msg.key()),
-            position=_position(msg.value()),
-            reason=reason,
-            error=error[:SHOWN_CHARS],
-            topic=msg.topic(),
-            partition=msg.partition(),
-            offset=msg.offset(),
-        )
 
     def flush(self) -> None:
         """Durable before the batch's offsets are committed: a dead letter is
@@ -111,7 +120,7 @@ def _shown(data: bytes | None) -> str | None:
     return None if data is None else data[:SHOWN_CHARS].decode(errors="replace")
 
 
-def _position(value: bytes | None) -> str | None:
+def source_position(value: bytes | None) -> str | None:
     """The source position the event names (PostgreSQL LSN, MySQL file:pos), if it
     is an event at all: a poison message may not be JSON."""
     try:

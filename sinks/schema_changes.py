@@ -24,16 +24,41 @@ from typing import Literal
 import structlog
 
 from cdc import metrics
-from cdc.changes import TableBatch
+from cdc.changes import TableBatch, TableEvent
 from cdc.ddl import defaults
 from cdc.ddl.schema_diff import fill_of
 from cdc.errors import TerminalError
+from cdc.events import Op
 from cdc.schemas import ChangeKind, Column, TableSchema
 from cdc.settings_schema_changes import Action, SchemaChangeSettings
 
 log = structlog.get_logger(__name__)
 
 Operation = Literal["add", "drop", "drop_not_null", "rename", "retype", "none"]
+TableKind = Literal["truncate", "drop_table", "rename_table"]
+_TABLE_KINDS: dict[Op, TableKind] = {
+    Op.TRUNCATE: "truncate",
+    Op.DROP: "drop_table",
+    Op.RENAME: "rename_table",
+}
+
+
+def _stopped(event: TableEvent, kind: TableKind) -> tuple[str, str]:
+    """The error and the fix of a table-wide event the policy stops at."""
+    again = " and start the sink again"
+    if event.renamed_to is not None:
+        new = ".".join(event.renamed_to)
+        return (
+            f"RENAME TABLE on the source: {event.source} is now {new} ({event.name} on the target)",
+            f"rename {event.name} to {new} by hand, then set schema_changes.rename_table: apply"
+            + again,
+        )
+    verb = "TRUNCATE" if kind == "truncate" else "DROP TABLE"
+    return (
+        f"{verb} on the source for {event.name}",
+        f"{verb.lower()} {event.name} by hand (or not), then set schema_changes.{kind}: ignore"
+        " (or apply)" + again,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +108,7 @@ class SchemaFollower:
         self._policy = policy
         self._seen: set[str] = set()  # fingerprints of versions whose changes are on the target
 
-    def action(self, kind: ChangeKind | Literal["truncate"]) -> Action:
+    def action(self, kind: ChangeKind | TableKind) -> Action:
         action: Action = getattr(self._policy, kind)
         return action
 
@@ -127,18 +152,24 @@ class SchemaFollower:
                 _track(step, present, evolution)
         return steps
 
-    def truncates(self, target: str, table: str) -> bool:
-        """Whether a source TRUNCATE of `table` truncates `target` (logged and
-        counted either way); raises TerminalError under `truncate: stop`."""
-        action = self.action("truncate")
+    def follows(self, event: TableEvent) -> bool:
+        """Whether the target follows a source TRUNCATE, DROP TABLE or RENAME
+        TABLE (logged and counted either way); raises TerminalError where the
+        policy says stop."""
+        kind = _TABLE_KINDS[event.op]
+        action = self.action(kind)
         if action == "stop":
-            raise TerminalError(
-                f"TRUNCATE on the source for {target}",
-                f"truncate {target} by hand (or not), then set schema_changes.truncate: ignore"
-                " (or apply) and start the sink again",
-            )
-        metrics.SCHEMA_CHANGES.labels(table=table, kind="truncate", action=action).inc()
-        log.info("schema_change_applied", table=table, kind="truncate", action=action)
+            raise TerminalError(*_stopped(event, kind))
+        metrics.SCHEMA_CHANGES.labels(table=event.source, kind=kind, action=action).inc()
+        renamed_to = ".".join(event.renamed_to) if event.renamed_to else None
+        log.info(
+            "schema_change_applied",
+            table=event.source,
+            kind=kind,
+            action=action,
+            target=event.name,
+            renamed_to=renamed_to,
+        )
         return action == "apply"
 
     @contextmanager

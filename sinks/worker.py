@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import psycopg
@@ -33,7 +34,7 @@ from cdc import envelope, metrics
 from cdc.applier import Applier, ApplyResult
 from cdc.changes import Change
 from cdc.errors import EventError, TransientError
-from cdc.events import Op
+from cdc.events import TABLE_OPS, Op
 from cdc.schemas import SCHEMA_HEADER, fingerprint_of
 from cdc.settings import Settings
 from cdc.topics import table_topics_pattern
@@ -42,7 +43,7 @@ from sinks.collapse import collapse
 from sinks.dead_letters import DeadLetters
 from sinks.inserts import DirectInserter
 from sinks.schema_cache import SchemaCache
-from sinks.truncates import TruncateBarriers
+from sinks.table_barriers import TableBarriers
 from transforms.pipeline import Pipeline
 
 log = structlog.get_logger(__name__)
@@ -120,7 +121,7 @@ class SinkWorker:
         )
         config = {**CONSUMER_DEFAULTS, **kafka.consumer_config(settings.consumer_group)}
         self._consumer = Consumer(config)
-        self._truncates = TruncateBarriers(self._consumer)
+        self._barriers = TableBarriers(self._consumer, self._prefix, self._renamed_target)
         self._consumer.subscribe([table_topics_pattern(self._prefix)], on_assign=self._on_assign)
         self._next_commit = 0.0  # of Kafka's offsets (`_commit_hint`)
 
@@ -130,8 +131,8 @@ class SinkWorker:
         for partition in partitions:
             partition.offset = stored.get((partition.topic, partition.partition), OFFSET_BEGINNING)
         consumer.assign(partitions)
-        # a partition held at a truncate is read again from its stored offset
-        self._truncates.clear()
+        # a partition held at a table-wide event is read again from its stored offset
+        self._barriers.clear()
         consumer.resume(partitions)
         # Partitions another sink process took over are its to report now.
         metrics.SINK_CONSUMER_LAG.clear()
@@ -148,7 +149,7 @@ class SinkWorker:
     # -- the loop ---------------------------------------------------------
     def run_once(self) -> int:
         """Consume and apply one batch; the number of messages it held."""
-        self._truncates.settle(self._applier)  # partitions held at a truncate done since
+        self._barriers.settle(self._applier)  # partitions held at an event done since
         messages = []
         for msg in self._consumer.consume(BATCH_MESSAGES, BATCH_WAIT_S):
             error = msg.error()
@@ -163,13 +164,13 @@ class SinkWorker:
         result = self._insert_directly(messages)
         if result is None:
             changes, offsets, sources = self._decode_all(messages)
-            changes, arrived = self._truncates.hold(changes, offsets, sources)
+            changes, arrived = self._barriers.hold(changes, offsets, sources)
             try:
                 result = self._apply(changes, offsets, sources)
             except REJECTED as exc:
                 log.warning("batch_failed_applying_one_by_one", error=str(exc))
                 result = self._apply_one_by_one(changes, offsets, sources)
-            self._truncates.settle(self._applier, arrived)
+            self._barriers.settle(self._applier, arrived)
         self._commit_hint()
         self._record(result, len(messages), time.monotonic() - started)
         return len(messages)
@@ -178,7 +179,7 @@ class SinkWorker:
         """An insert-only batch straight to the target (`sinks.inserts`); None
         when it takes the planned path."""
         applier = self._applier
-        if self._transforms or self._truncates.holding or not isinstance(applier, DirectInserter):
+        if self._transforms or self._barriers.holding or not isinstance(applier, DirectInserter):
             return None
         scanned = inserts.scan(messages, self._schemas)
         return None if scanned is None else applier.insert(*scanned)
@@ -238,6 +239,9 @@ class SinkWorker:
             change: Change | None = None
             try:
                 change = self._decode(msg, value, topic, partition, offset)
+                if change.op is Op.RENAME:  # a table-wide event carries no row to transform
+                    after = change.after or {}
+                    change.renamed_to, change.after = (after["schema"], after["table"]), None
                 if transforms is not None:
                     change = transforms.apply(change)
             except EventError as exc:
@@ -250,6 +254,16 @@ class SinkWorker:
             changes.append(change)
             sources[id(change)] = msg
         return changes, offsets, sources
+
+    def _renamed_target(self, rename: Change) -> tuple[str, str]:
+        """Where the rows under a renamed table's new name land: that name, as
+        the transforms (`rename_table`) map it."""
+        assert rename.renamed_to is not None
+        new = rename.renamed_to
+        schema = replace(rename.schema, schema=new[0], table=new[1])
+        probe = Change(Op.RENAME, schema, new, None, None, None, (), rename.ts_ms, "", 0, 0)
+        mapped = self._transforms.apply(probe) if self._transforms else probe
+        return new if mapped is None else mapped.target
 
     def _decode(self, msg: Message, data: bytes, topic: str, partition: int, offset: int) -> Change:
         fingerprint = fingerprint_of(msg.headers())
@@ -274,8 +288,14 @@ class SinkWorker:
             schema = self._schemas.get(fingerprint)
         except TransientError as exc:
             raise PoisonMessageError(str(exc)) from exc
-        if key is None and op is not Op.TRUNCATE:
+        if key is None and op not in TABLE_OPS:
             raise PoisonMessageError("a row change without a key")
+        if op is Op.RENAME and not (
+            isinstance(after, dict)
+            and isinstance(after.get("schema"), str)
+            and isinstance(after.get("table"), str)
+        ):
+            raise PoisonMessageError("a table rename without the new name")
         # positional: keywords cost a third of a microsecond more, per message
         return Change(
             op,

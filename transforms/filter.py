@@ -11,7 +11,7 @@ Rows move in and out of the filter, so the filter works on *changes*:
 |                       | false or null          | dropped                                       |
 | update                | true                   | kept; an insert if a full `before` failed (*) |
 |                       | false or null          | a delete; dropped if a full `before` failed   |
-| delete, truncate      | -                      | always kept                                   |
+| delete, table-wide (truncate, drop, rename) | - | always kept                   |
 
 (*) the row enters the filtered set, so the target does not have it; an
 update that fails leaves the set, so the target must lose the row.
@@ -39,7 +39,7 @@ from __future__ import annotations
 from typing import Any
 
 from cdc.changes import Change
-from cdc.events import Op
+from cdc.events import TABLE_OPS, Op
 from cdc.schemas import TableSchema
 from transforms.base import OptionError, SchemaError
 from transforms.expression import Expression, ExpressionError
@@ -50,6 +50,8 @@ OPTIONS = {
     "where": "a condition on column values, like region = 'eu' and total >= 100",
 }
 _UNKNOWN = object()  # the row lacks a column the expression needs
+
+_KEPT = TABLE_OPS | {Op.DELETE}  # never filtered out: see the table in the docstring
 
 
 class Filter:
@@ -75,7 +77,9 @@ class Filter:
         return self.where.test(row) is True
 
     def apply(self, change: Change) -> Change | None:
-        if not self.tables.matches(change.schema) or change.op in (Op.DELETE, Op.TRUNCATE):
+        if not self.tables.matches(change.schema) or (
+            change.op is Op.DELETE or change.op in TABLE_OPS
+        ):
             return change
         after = change.after
         if change.op is not Op.UPDATE:

@@ -22,7 +22,7 @@ from prometheus_client import Counter
 
 from cdc import envelope, metrics
 from cdc.errors import SetupError, TerminalError
-from cdc.events import ChangeEvent, EncodedChanges, Op
+from cdc.events import TABLE_OPS, ChangeEvent, EncodedChanges, Op
 from cdc.kafka.admin import COMPACTED, TopicAdmin
 from cdc.kafka.connection import KafkaConnection, client_config
 from cdc.position import Position
@@ -168,20 +168,25 @@ class KafkaPublisher:
 
     def _publish_event(self, event: ChangeEvent) -> int:
         value = envelope.encode_value(event)
-        if event.op is not Op.TRUNCATE:
+        if event.op not in TABLE_OPS:
             key = envelope.encode_key(event)
             assert key is not None, "every row change has a key"
             changes = EncodedChanges(
                 event.schema, event.table, event.fingerprint, [(event.op, key, value)]
             )
             return self._publish_encoded(changes)
-        # A truncate has no key: every partition gets it, so it stays in
-        # order with each partition's rows.
-        topic = self._topic(event.schema, event.table)
+        # A table-wide event has no key: every partition gets it, so it stays
+        # in order with each partition's rows. A rename goes to the new name's
+        # partitions too, ahead of the rows written under that name.
+        topics = [self._topic(event.schema, event.table)]
+        if event.op is Op.RENAME:
+            assert event.after is not None, "a rename names the table's new name"
+            topics.append(self._topic(event.after["schema"], event.after["table"]))
         headers = self._headers_of(event.fingerprint)
-        for partition in range(self._partitions[topic]):
-            self._produce(topic, None, value, headers, partition)
-        self._count(topic, event.schema, event.table, Op.TRUNCATE, 1)
+        for topic in topics:
+            for partition in range(self._partitions[topic]):
+                self._produce(topic, None, value, headers, partition)
+        self._count(topics[0], event.schema, event.table, event.op, 1)
         return 1
 
     def _publish_encoded(self, changes: EncodedChanges) -> int:

@@ -10,7 +10,6 @@ pipeline's lock on the server while it streams (cdc.mysql.lock).
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -37,11 +36,9 @@ from pymysqlreplication.row_event import (
 from cdc.applied_marks import applied_by_sink
 from cdc.bulk import DirectCopy
 from cdc.captured_tables import note_captured
-from cdc.ddl.schema_diff import next_version
 from cdc.errors import TerminalError
-from cdc.events import ChangeEvent, Op
-from cdc.mysql import catalog, schema, setup
-from cdc.mysql.ddl_events import parse_alter, parse_create
+from cdc.events import Op
+from cdc.mysql import catalog, setup
 from cdc.mysql.direct_copy import MysqlCopyReader
 from cdc.mysql.initial_snapshot import snapshot_items, table_key
 from cdc.mysql.lock import PipelineLock
@@ -52,11 +49,11 @@ from cdc.mysql.position import (
     format_gtids,
     parse_gtids,
 )
-from cdc.mysql.row_events import row_messages, schema_of
+from cdc.mysql.row_events import row_messages
 from cdc.mysql.rows import RowDecoders
 from cdc.mysql.snapshot import snapshot_position
+from cdc.mysql.table_events import TableEvents
 from cdc.position import Position
-from cdc.schemas import TableSchema
 from cdc.settings import MysqlSource as MysqlSettings
 from cdc.settings import SnapshotSettings
 from cdc.source import IDLE, Checkpoint, StreamItem
@@ -69,7 +66,6 @@ POSITION_KEY = "mysql/position"
 START_KEY = "mysql/snapshot_start"
 COMPLETE_KEY = "snapshot/complete"
 STORE_EVERY_S = 1.0  # the stored position trails by at most this (a crash replays it)
-_TRUNCATE = re.compile(r"^\s*TRUNCATE\s+(?:TABLE\s+)?(?:`?([^`.\s]+)`?\.)?`?([^`\s;]+)`?", re.I)
 _ROWS = (WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent)
 _OPS = {WriteRowsEvent: Op.CREATE, UpdateRowsEvent: Op.UPDATE, DeleteRowsEvent: Op.DELETE}
 
@@ -179,7 +175,12 @@ class MysqlSource:
         snapshot stays one); otherwise the tables were read now, maybe after
         DDL still ahead in the binlog."""
         args = self._connect_args
-        by_name = {(t.schema, t.name): t for t in tables}
+        json_columns = {(t.schema, t.name): t.json_columns for t in tables}
+        decoders = RowDecoders(zero_dates=self._settings.zero_dates, json_columns=json_columns)
+        captured = TableEvents(
+            tables, seeded, self._connect, self._offsets, self._settings.selects, decoders
+        )
+        by_name, schemas = captured.by_name, captured.schemas  # the hot path's lookups
         stream = self._stream = BinLogStreamReader(
             connection_settings={
                 "host": args["host"],
@@ -203,7 +204,7 @@ class MysqlSource:
                 GtidEvent,
                 HeartbeatLogEvent,
             ],
-            only_schemas=sorted({t.schema for t in tables}),
+            only_schemas=captured.watched,
             slave_heartbeat=1,
             # The library's MariaDB mode always connects by GTID and would
             # ignore log_file/log_pos; plain COM_BINLOG_DUMP by file:pos works
@@ -211,19 +212,6 @@ class MysqlSource:
             is_mariadb=False,
         )
         log.info("streaming_started", file=start.file, pos=start.pos, skip=start.skip)
-        json_columns = {(t.schema, t.name): t.json_columns for t in tables}
-        decoders = RowDecoders(zero_dates=self._settings.zero_dates, json_columns=json_columns)
-        schemas: dict[int, tuple[TableSchema, str]] = {}  # by decoder: schema, fingerprint
-        # each table's last published schema, and the renames and statement of
-        # an ALTER TABLE read since: the next version names its changes from them
-        latest: dict[tuple[str, str], TableSchema] = {
-            (t.schema, t.name): schema.table_schema(
-                t.schema, t.name, t.columns, t.primary_key, t.defaults
-            )
-            for t in tables
-            if seeded
-        }
-        altered: dict[tuple[str, str], tuple[dict[str, str], str]] = {}
         gtids = parse_gtids(start.gtid)
         tx_start = start  # where the open transaction began (to resume inside it)
         skip = start.skip  # rows of the first transaction already in Kafka
@@ -248,14 +236,8 @@ class MysqlSource:
                     continue
                 known = schemas.get(id(decoder))
                 if known is None:
-                    name = (decoder.schema, decoder.table)
-                    renamed, ddl = altered.pop(name, ({}, ""))
-                    table_schema = next_version(
-                        latest.get(name), schema_of(decoder, by_name[name]), renamed, ddl
-                    )
-                    latest[name] = table_schema
-                    known = schemas[id(decoder)] = (table_schema, table_schema.fingerprint)
-                    yield table_schema
+                    known = captured.row_schema(decoder)
+                    yield known[0]
                 pairs = decoders.decode(event)
                 source = {
                     "connector": "mysql",
@@ -292,79 +274,13 @@ class MysqlSource:
                 if query.upper() == "BEGIN":
                     continue
                 database = event.schema.decode() if event.schema else ""
-                changed = self._table_ddl(query, database, by_name)
-                if changed is not None:
-                    name, renamed = changed
-                    decoders.json_columns[name] = by_name[name].json_columns
-                    altered[name] = (renamed, query)
-                yield from self._query_events(query, event, by_name, tx_start)
+                yield from captured.query(query, database, event.timestamp * 1000, tx_start)
                 commit = True  # COMMIT of a non-transactional table, or DDL
             if commit:
                 tx_start = BinlogPosition(stream.log_file, stream.log_pos, format_gtids(gtids))
                 rows_in_tx = 0
                 skip = 0
                 yield Checkpoint(tx_start)
-
-    def _table_ddl(
-        self, query: str, database: str, by_name: dict[tuple[str, str], catalog.MyTable]
-    ) -> tuple[tuple[str, str], dict[str, str]] | None:
-        """After an ALTER TABLE of a captured table, or a CREATE TABLE that
-        `source.tables` selects (streamed from its first row on): the table
-        and the columns the statement renames; `by_name` gets the table as
-        information_schema describes it now (key, JSON columns, defaults).
-        Read when the stream gets there: a later ALTER may show already."""
-        alter = parse_alter(query, database)
-        created = parse_create(query, database) if alter is None else None
-        if alter is not None:
-            name, renamed = (alter.database, alter.table), alter.renamed
-            if name not in by_name:
-                return None
-        elif created is not None and self._settings.selects(*created):
-            name, renamed = created, {}
-        else:
-            return None
-        with self._connect() as conn, conn.cursor() as cursor:
-            found = catalog.load_table(cursor, *name)
-        if not found.columns:
-            return None  # dropped since: what was known stays
-        if name not in by_name:
-            note_captured(
-                self._offsets, [*(t.qualified for t in by_name.values()), found.qualified], False
-            )
-        by_name[name] = found
-        log.info("schema_change", table=found.qualified, ddl=query)
-        return name, renamed
-
-    def _query_events(
-        self,
-        query: str,
-        event: Any,
-        by_name: dict[tuple[str, str], catalog.MyTable],
-        tx_start: BinlogPosition,
-    ) -> Iterator[StreamItem]:
-        match = _TRUNCATE.match(query)
-        if match is None:
-            return
-        database = match.group(1) or (event.schema.decode() if event.schema else "")
-        table = by_name.get((database, match.group(2)))
-        if table is None:
-            return
-        table_schema = schema.table_schema(
-            table.schema, table.name, table.columns, table.key, table.defaults
-        )
-        yield table_schema
-        yield ChangeEvent(
-            op=Op.TRUNCATE,
-            schema=table.schema,
-            table=table.name,
-            key=None,
-            before=None,
-            after=None,
-            ts_ms=event.timestamp * 1000,
-            position=tx_start,
-            fingerprint=table_schema.fingerprint,
-            source={"connector": "mysql", "db": table.schema, "pos": tx_start.pos},
-        )
 
     # -- acknowledgements -------------------------------------------------
     def ack(self, position: Position) -> None:

@@ -32,20 +32,21 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import pymysql
 
 from cdc.applied_marks import apply_server_id
 from cdc.applier import ApplyResult
-from cdc.changes import KeyState, KeyValues, TableBatch
+from cdc.changes import KeyState, KeyValues, TableBatch, TableEvent
 from cdc.errors import TerminalError
+from cdc.events import Op
 from cdc.mysql.dialect import qualified
 from cdc.mysql.target_values import Convert, TargetColumn, converter, key_normalizer
 from cdc.secrets import MysqlDsn
 from cdc.settings_schema_changes import SchemaChangeSettings
 from cdc.target_offsets import read_offsets
-from sinks.mysql import statements
+from sinks.mysql import statements, table_ddl
 from sinks.mysql.copy_progress import MysqlCopyProgress
 from sinks.mysql.offsets import OFFSETS_TABLE, write_offsets
 from sinks.mysql.server_errors import classify, transient
@@ -54,7 +55,7 @@ from sinks.mysql.truncates import reach_truncate
 from sinks.mysql.versions import newer_versions, record_versions
 from sinks.plan import LAST_WRITER_WINS, plan_table
 from sinks.schema_changes import SchemaFollower, upgrade
-from sinks.truncates import DONE
+from sinks.table_barriers import DONE
 
 # Strict: a value the column cannot hold is an error (the change goes to the
 # dead letters), never a silent clamp or truncation. NO_AUTO_VALUE_ON_ZERO: a
@@ -67,6 +68,7 @@ SQL_MODE = (
     "STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION"
 )
 SESSION = f"SET SESSION foreign_key_checks = 0, time_zone = '+00:00', sql_mode = '{SQL_MODE}'"
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -175,10 +177,6 @@ class MysqlApplier:
     def _apply_table(
         self, cur: Any, table: TargetTable, batch: TableBatch, result: ApplyResult
     ) -> None:
-        source = f"{batch.target[0]}.{batch.target[1]}"
-        if batch.truncate and self._follower.truncates(table.qualified, source):
-            cur.execute(f"DELETE FROM {table.ident}")  # TRUNCATE would commit
-            result.rows[(table.qualified, "t")] += 1
         if not batch.keys:
             return
         schema = next(iter(batch.keys.values())).schema
@@ -326,31 +324,51 @@ class MysqlApplier:
         self._tables[name] = table
         return table
 
-    def truncate_reached(
-        self, target: tuple[str, str], truncate_id: str, partition: int, partitions: int
-    ) -> bool:
-        """See `sinks.truncates.TruncateTarget`."""
-        batch = TableBatch(target, truncate=True)
-        table = self._prepare(batch)  # before the transaction: DDL would commit it
-        name = f"{self._database}.{target[1]}"
+    def table_event_reached(self, event: TableEvent, partition: int, partitions: int) -> bool:
+        """See `sinks.table_barriers.BarrierTarget`."""
+        name = f"{self._database}.{event.target[1]}"
+
+        def reach(cur: Any, at: int) -> set[int]:
+            return reach_truncate(cur, self._session, self._group, name, event.event_id, at)
+
         with self._catalog.lock(f"cdc_truncate {name}"):
-            try:
-                self._conn.begin()
-                with self._conn.cursor() as cur:
-                    arrived = reach_truncate(
-                        cur, self._session, self._group, name, truncate_id, partition
-                    )
-                    done = DONE in arrived
-                    if not done and len(arrived) >= partitions:
-                        if table is not None:
-                            self._apply_table(cur, table, batch, ApplyResult())
-                        reach_truncate(cur, self._session, self._group, name, truncate_id, DONE)
-                        done = True
-                self._conn.commit()
-            except BaseException:
-                self._rollback()
-                raise
-        return done
+            arrived = self._in_transaction(lambda cur: reach(cur, partition))
+            if DONE not in arrived:
+                if len(arrived) < partitions:
+                    return False
+                if event.op is Op.TRUNCATE:
+                    self._in_transaction(lambda cur: self._truncate(cur, event, reach))
+                else:
+                    if self._follower.follows(event):
+                        ddl = table_ddl.drop if event.op is Op.DROP else table_ddl.rename
+                        with self._conn.cursor() as cur:  # DDL commits on its own
+                            ddl(cur, self._database, event)
+                    self._in_transaction(lambda cur: reach(cur, DONE))
+        # what this process knew of the table (and of its new name) is stale
+        for target in (event.target, event.renamed_to):
+            if target is not None:
+                self._tables.pop(target[1], None)
+                self._catalog.forget(target[1])
+        return True
+
+    def _truncate(self, cur: Any, event: TableEvent, reach: Callable[[Any, int], object]) -> None:
+        """Truncate the table and mark the event done, in one transaction."""
+        table = self._prepare(TableBatch(event.target))
+        # a table the sink never made has no rows
+        if table is not None and self._follower.follows(event):
+            cur.execute(f"DELETE FROM {table.ident}")  # TRUNCATE would commit
+        reach(cur, DONE)
+
+    def _in_transaction(self, work: Callable[[Any], _T]) -> _T:
+        try:
+            self._conn.begin()
+            with self._conn.cursor() as cur:
+                result = work(cur)
+            self._conn.commit()
+        except BaseException:
+            self._rollback()
+            raise
+        return result
 
     def copy_progress(self, pipeline: str) -> MysqlCopyProgress:
         """The copy progress table (snapshot.mode: direct), written in the

@@ -57,6 +57,10 @@ class Catalog:
             cur.execute(schema_ddl.RECORDS_DDL.format(db=db))
             cur.execute(TRUNCATES_DDL.format(db=db))
 
+    def forget(self, name: str) -> None:
+        """`name` was dropped or renamed (maybe by another sink process)."""
+        self._evolutions.pop(name, None)
+
     def ensure(
         self, name: str, schemas: Sequence[TableSchema]
     ) -> tuple[dict[str, TargetColumn], tuple[str, ...], Evolution] | None:

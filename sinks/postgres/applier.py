@@ -25,12 +25,14 @@ from psycopg import sql
 
 from cdc.applied_marks import PG_APPLICATION_NAME, PG_APPLIED_PREFIX, PG_READ_WRITE_OPTION
 from cdc.applier import ApplyResult
-from cdc.changes import KeyState, KeyValues, TableBatch
+from cdc.changes import KeyState, KeyValues, TableBatch, TableEvent
+from cdc.events import Op
 from cdc.schemas import TableSchema
 from cdc.settings_schema_changes import SchemaChangeSettings
 from cdc.target_offsets import read_offsets
 from sinks.inserts import InsertBatch, Offsets
 from sinks.plan import LAST_WRITER_WINS, plan_table
+from sinks.postgres import table_ddl
 from sinks.postgres.copy_progress import PgCopyProgress
 from sinks.postgres.direct_inserts import NotDirectError, copy_messages, copy_new_rows
 from sinks.postgres.offsets import OFFSETS_DDL, OFFSETS_TABLE, write_offsets
@@ -40,7 +42,7 @@ from sinks.postgres.tables import DDL_LOCK, TargetTable, TargetTables
 from sinks.postgres.truncates import TRUNCATES_DDL, reach_truncate
 from sinks.postgres.versions import VERSIONS_DDL, newer_versions, record_versions
 from sinks.schema_changes import SchemaFollower, upgrade
-from sinks.truncates import DONE
+from sinks.table_barriers import DONE
 
 SESSION_OPTIONS = (
     "-c session_replication_role=replica -c TimeZone=UTC -c datestyle=ISO" + PG_READ_WRITE_OPTION
@@ -138,11 +140,6 @@ class PostgresApplier:
         if any(evolution.affects(s) for s in schemas):
             upgrade(batch, evolution)
             schemas = list({id(s.schema): s.schema for s in batch.keys.values()}.values())
-        if batch.truncate:
-            table = self._tables.get(batch.target, schemas[:1])
-            if self._follower.truncates(table.qualified, f"{batch.target[0]}.{batch.target[1]}"):
-                self._conn.execute(sql.SQL("TRUNCATE {}").format(table.ident))
-                result.rows[(table.qualified, "t")] += 1
         if not schemas:
             return
         policy = self._policy_for(schemas[0].schema, schemas[0].table)
@@ -181,22 +178,29 @@ class PostgresApplier:
         if policy == LAST_WRITER_WINS:
             record_versions(self._conn, table.qualified, plan.applied)
 
-    def truncate_reached(
-        self, target: tuple[str, str], truncate_id: str, partition: int, partitions: int
-    ) -> bool:
-        """See `sinks.truncates.TruncateTarget`."""
-        name = f"{target[0]}.{target[1]}"
+    def table_event_reached(self, event: TableEvent, partition: int, partitions: int) -> bool:
+        """See `sinks.table_barriers.BarrierTarget`."""
         with self._batch({}):
-            self._conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"cdc {name}",))
-            arrived = reach_truncate(self._conn, self._group, name, truncate_id, partition)
-            if DONE in arrived:
-                return True
-            if len(arrived) < partitions:
-                return False
-            if self._tables.describe(target)[0]:  # a table the sink never made has no rows
-                self._apply_table(TableBatch(target, truncate=True), ApplyResult())
-            reach_truncate(self._conn, self._group, name, truncate_id, DONE)
+            self._conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"cdc {event.name}",))
+            arrived = reach_truncate(self._conn, self._group, event.name, event.event_id, partition)
+            if DONE not in arrived:
+                if len(arrived) < partitions:
+                    return False
+                self._carry_out(event)
+                reach_truncate(self._conn, self._group, event.name, event.event_id, DONE)
+        # what this process knew of the table (and of its new name) is stale
+        self._tables.forget(event.target)
+        if event.renamed_to is not None:
+            self._tables.forget(event.renamed_to)
         return True
+
+    def _carry_out(self, event: TableEvent) -> None:
+        if event.op is not Op.TRUNCATE:
+            if self._follower.follows(event):
+                (table_ddl.drop if event.op is Op.DROP else table_ddl.rename)(self._conn, event)
+        # a table the sink never made has no rows
+        elif self._tables.describe(event.target)[0] and self._follower.follows(event):
+            self._conn.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(*event.target)))
 
     # -- the direct copy (snapshot.mode: direct) --------------------------
     def copy_progress(self, pipeline: str) -> PgCopyProgress:

@@ -94,6 +94,13 @@ class TargetTables:
             self._known, self._evolutions, self._covered = known, evolutions, covered
             raise
 
+    def forget(self, target: tuple[str, str]) -> None:
+        """`target` was dropped or renamed (maybe by another sink process):
+        what this connection knew of it is stale."""
+        self._known = {k: v for k, v in self._known.items() if k[0] != target}
+        self._evolutions.pop(target, None)
+        self._covered.pop(target, None)
+
     def follow(self, target: tuple[str, str], schemas: Sequence[TableSchema]) -> Evolution:
         """The target table made to follow `schemas` (created, or changed as
         their schema changes say: `sinks.schema_changes`); what it has been

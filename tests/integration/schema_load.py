@@ -185,14 +185,23 @@ class SchemaLoad(threading.Thread):
             execute(f"DELETE FROM {table} WHERE id = %s", (key,))
         self.writes += 1
 
-    def alter(self, table: str, statements: list[str], shape: Shape | None = None) -> None:
+    def alter(
+        self,
+        table: str,
+        statements: list[str],
+        shape: Shape | None = None,
+        retire: tuple[str, ...] = (),
+    ) -> None:
         """Run `statements` on the source between two writes; from then on the load
-        writes `table` as `shape` says."""
+        writes `table` as `shape` says, and no longer writes the tables in `retire`
+        (renamed or dropped)."""
         with self._lock:
             self._db.execute(*statements)
             self.ddl += [(round(time.monotonic() - self._began, 2), s) for s in statements]
             if shape is not None:
                 self.shapes[table] = shape
+            for gone in retire:
+                self.shapes.pop(gone, None)
 
     def stop(self) -> int:
         """Stop writing; how many statements ran."""

@@ -141,6 +141,40 @@ def test_truncate_reaches_every_partition(kafka_bootstrap: str, topic_prefix: st
     assert {envelope.decode_value(m.value()).op for m in messages} == {Op.TRUNCATE}
 
 
+def test_rename_reaches_every_partition_of_the_old_and_the_new_name(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    pub = publisher(kafka_bootstrap, topic_prefix, partitions=3)
+    pub.publish(SCHEMA)
+    pub.publish(event(1))
+    rename = ChangeEvent(
+        op=Op.RENAME,
+        schema="public",
+        table="items",
+        key=None,
+        before=None,
+        after={"schema": "sales", "table": "goods"},
+        ts_ms=1,
+        position=Seq(2),
+        fingerprint=SCHEMA.fingerprint,
+    )
+    pub.publish(rename)
+    assert pub.flush(30)
+    old = consume_all(kafka_bootstrap, table_topic(topic_prefix, "public", "items"), 4)
+    new = consume_all(kafka_bootstrap, table_topic(topic_prefix, "sales", "goods"), 3)
+    renames = [m for m in old if m.key() is None]
+    assert sorted(m.partition() for m in renames) == [0, 1, 2]
+    assert sorted(m.partition() for m in new) == [0, 1, 2]
+    # one event: the same bytes everywhere, so the sink meets it as one
+    assert len({m.value() for m in renames + new}) == 1
+    decoded = envelope.decode_value(new[0].value())
+    assert decoded.op is Op.RENAME
+    assert decoded.after == {"schema": "sales", "table": "goods"}
+    # after the row written under the old name, on its partition
+    row = next(m for m in old if m.key() is not None)
+    assert row.offset() < next(m.offset() for m in renames if m.partition() == row.partition())
+
+
 def test_broker_outage_loses_nothing_and_acknowledges_nothing_early(
     kafka_bootstrap: str, topic_prefix: str
 ) -> None:
