@@ -1,5 +1,6 @@
 """`cdc_truncates` on a MySQL/MariaDB target: which partitions of a table's
-topic reached a source TRUNCATE, DROP TABLE or RENAME TABLE, and whether it was carried out (`sinks.table_barriers`)."""
+topic reached a source TRUNCATE, DROP TABLE or RENAME TABLE, and whether it
+was carried out (`sinks.table_barriers`)."""
 
 from __future__ import annotations
 

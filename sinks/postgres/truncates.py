@@ -1,6 +1,6 @@
 """`public.cdc_truncates` on a PostgreSQL target: which partitions of a
-table's topic reached a source TRUNCATE, DROP TABLE or RENAME TABLE, and whether it was carried out
-(`sinks.table_barriers`)."""
+table's topic reached a source TRUNCATE, DROP TABLE or RENAME TABLE, and
+whether it was carried out (`sinks.table_barriers`)."""
 
 from __future__ import annotations
 
