@@ -32,8 +32,9 @@ def rollback(path: Path, as_json: bool, metrics_listen: str | None) -> None:
     Each step is recorded: run it again after an interruption; once rolled back,
     running it again does nothing.
 
-    Exit status: 0 rolled back (or already), 1 a step could not finish (the reverse
-    pipeline did not catch up in cutover.fence.timeout_s), 2 could not run.
+    Exit status: 0 rolled back (or already, or no cut-over to roll back), 1 a step
+    could not finish (the reverse pipeline did not catch up in
+    cutover.fence.timeout_s), 2 could not run.
     """
     from cdc.app.engines import engine_for  # noqa: PLC0415
     from cdc.migrate.cutover.rollback import rollback as run_rollback  # noqa: PLC0415

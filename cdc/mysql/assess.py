@@ -10,7 +10,7 @@ import pymysql
 import pymysql.cursors
 from pymysqlreplication.constants import FIELD_TYPE
 
-from cdc.ddl.model import TableDef
+from cdc.ddl.model import TableDef, keyless_cost
 from cdc.engine.assessment import EXACT_COUNT_BYTES, SAMPLE_ROWS, Assessment, TableFacts
 from cdc.mysql.catalog import MyTable
 from cdc.mysql.dialect import qualified, quote
@@ -85,9 +85,8 @@ def table_facts(
         report.add(
             scope,
             "key",
-            "blocker",
-            f"table {table.qualified} has no primary key, so its updates and deletes"
-            " cannot be identified (two equal rows are one key)",
+            "warning",
+            keyless_cost(definition),
             f"ALTER TABLE {name} ADD PRIMARY KEY (...), or an AUTO_INCREMENT id column",
         )
     with conn.cursor() as cursor:

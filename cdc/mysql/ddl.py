@@ -85,7 +85,8 @@ def render(
     if table.schema.connector != ENGINE:
         for column in table.generated:
             notes.warn(table, column.name, f"generated column ({column.expression}) left out")
-    lines.append(f"PRIMARY KEY ({', '.join(quote(k) for k in table.key)})")
+    if table.key:  # a keyless table gets none (`TableDef.key`)
+        lines.append(f"PRIMARY KEY ({', '.join(quote(k) for k in table.key)})")
     for unique in table.uniques:
         columns = ", ".join(quote(c) for c in unique.columns)
         lines.append(f"UNIQUE KEY {quote(unique.name)} ({columns})")

@@ -79,9 +79,11 @@ def table_schema(
     key: Sequence[str],
     defaults: Mapping[str, tuple[str | None, str | None]],
 ) -> TableSchema:
-    """`key`: the primary key, or every column for a table without one;
-    `defaults`: column -> (default, fill), from information_schema."""
+    """`key`: the primary key, or every column (or none) for a table without
+    one, which is then keyless (`TableSchema.keyless`): the specs of both
+    paths (table map with full metadata, information_schema) mark the primary
+    key's columns; `defaults`: column -> (default, fill), from information_schema."""
     columns = tuple(column(spec, *defaults.get(spec.name, (None, None))) for spec in specs)
-    return TableSchema(
-        CONNECTOR, schema, table, columns, tuple(key) or tuple(c.name for c in columns)
-    )
+    names = tuple(c.name for c in columns)
+    keyless = not key or (not any(spec.primary for spec in specs) and set(key) == set(names))
+    return TableSchema(CONNECTOR, schema, table, columns, tuple(key) or names, keyless=keyless)

@@ -49,8 +49,6 @@ from cdc.source_offsets import OffsetStore
 
 log = structlog.get_logger(__name__)
 
-Connect = Callable[[], pymysql.Connection[Any]]
-
 
 class TableEvents:
     """The captured tables of one stream, by (database, table).
@@ -67,7 +65,7 @@ class TableEvents:
         self,
         tables: list[catalog.MyTable],
         seeded: bool,
-        connect: Connect,
+        connect: Callable[[], pymysql.Connection[Any]],
         offsets: OffsetStore,
         selects: Callable[[str, str], bool],
         decoders: RowDecoders,
@@ -172,22 +170,21 @@ class TableEvents:
                 renamed_to=_qualified(new),
                 ddl=query,
                 error="source.tables does not select the new name: the table is no longer captured",
-                fix=f"add {_qualified(new)} to source.tables to capture it (its rows from"
-                " before the restart are not in the stream)",
+                fix=f"to capture it again, add {_qualified(new)} to source.tables and restart"
+                " (the restart names the table and how to copy its rows)",
             )
             return
         after = {"schema": new[0], "table": new[1]}
         yield from self._table_event(Op.RENAME, old, ts_ms, tx_start, after)
         # The same table: what is known of it carries over to its new name
         # (information_schema may show a later state already).
+        latest, altered = self._latest.get(old), self._altered.get(old)
         self._forget(old)
         self.by_name[new] = replace(table, schema=new[0], name=new[1])
         self._decoders.json_columns[new] = table.json_columns
         self._watch(new)
-        latest = self._latest.pop(old, None)
         if latest is not None:
             self._latest[new] = latest
-        altered = self._altered.pop(old, None)
         if altered is not None:
             self._altered[new] = altered
         self._record()

@@ -3,6 +3,7 @@ has them, and the table-wide events the MariaDB source makes of them."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -283,7 +284,7 @@ def test_a_rename_into_the_selection_carries_the_table_over() -> None:
 def test_a_rename_out_of_the_selection_is_a_drop() -> None:
     tables = Tables(table("shop", "a"), selected={"shop.a"})
     with capture_logs() as logs:
-        schema, event = table_event(tables.run("ALTER TABLE a RENAME TO a_old"))
+        _, event = table_event(tables.run("ALTER TABLE a RENAME TO a_old"))
     assert (event.op, event.schema, event.table, event.after) == (Op.DROP, "shop", "a", None)
     assert tables.captured() == []
     assert [(e["event"], e["log_level"], e["renamed_to"]) for e in logs] == [
@@ -338,3 +339,25 @@ def test_a_truncate_is_one_event_and_the_table_stays() -> None:
     _, event = table_event(tables.run("TRUNCATE TABLE a"))
     assert (event.op, event.table) == (Op.TRUNCATE, "a")
     assert tables.captured() == ["shop.a"]
+
+
+@dataclass(frozen=True)
+class Decoder:
+    """What a table map tells of a table's rows."""
+
+    schema: str
+    table: str
+    columns: tuple[ColumnSpec, ...]
+    primary_key: tuple[str, ...]
+
+
+def test_rows_under_the_new_name_name_their_changes_from_the_old_version() -> None:
+    tables = Tables(table("shop", "a"), selected={"shop.a", "shop.b"})
+    tables.catalog[("shop", "b")] = table("shop", "b", "id", "v", "w")
+    tables.run("ALTER TABLE a ADD COLUMN w BIGINT, RENAME TO b")
+    layout = tables.catalog[("shop", "b")]
+    decoder = Decoder("shop", "b", layout.columns, ("id",))
+    schema, fingerprint = tables.events.row_schema(decoder)  # type: ignore[arg-type]
+    assert (schema.table, fingerprint) == ("b", schema.fingerprint)
+    assert [(c.kind, c.column) for c in schema.changes] == [("add_column", "w")]
+    assert schema.changes[0].ddl == "ALTER TABLE a ADD COLUMN w BIGINT, RENAME TO b"

@@ -4,7 +4,7 @@ After a finished cut-over: fence the target, wait until the reverse pipeline
 applied every change made on the target to the source, move the source's
 sequences / AUTO_INCREMENT above the target's, then lift the source's fence.
 Before one finished (the target never took application writes): only lift the
-source's fence. Either way the reverse pipeline's slot on the target is then
+source's fence. Without any cut-over step recorded it changes nothing. Either way the reverse pipeline's slot on the target is then
 dropped (`Engine.retire_reverse`); while that pipeline still reads it, the rollback
 says so and a second `cdc rollback` drops it. Steps are recorded in
 `cdc_cutover` like the cut-over's, so an interrupted rollback continues; a
@@ -29,7 +29,7 @@ from cdc.settings_load import load_settings
 @dataclass
 class RollbackReport:
     pipeline: str
-    outcome: str = "done"  # done, already_done, step_failed
+    outcome: str = "done"  # done, already_done, no_cutover, step_failed
     steps: dict[str, str] = field(default_factory=dict)
     failed_step: str | None = None
     reason: str = ""
@@ -71,6 +71,14 @@ def rollback(settings: Settings, say: Say, engines: EngineFor) -> RollbackReport
         say("rolled_back", f"already rolled back at {done['rolled_back'][0].isoformat()}")
         if not retire_reverse():
             state.clear(keep=("rolled_back",))
+        return report
+
+    if not done:
+        # The cut-over records its gates before it fences the source: with no
+        # step recorded, cdc fenced nothing. A read-only source is someone
+        # else's doing, and stays so.
+        report.outcome = "no_cutover"
+        say("rolled_back", f"no cut-over of {settings.name} is recorded: nothing to roll back")
         return report
 
     fenced_at = datetime.now(UTC)
