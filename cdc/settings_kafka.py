@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_serializer, field_validator
 
+from cdc.kafka_log import KAFKA_LOGGER
 from cdc.secrets import MASK, Secret, register_secret, setting_error
 from cdc.settings_base import SettingsModel, check_host_port, no_default
 from cdc.settings_tls import TlsSettings
@@ -113,12 +114,13 @@ class KafkaSettings(SettingsModel):
     def _mask_passthrough(self, value: dict[str, LibrdkafkaValue]) -> dict[str, LibrdkafkaValue]:
         return {key: MASK if is_secret_kafka_key(key) else item for key, item in value.items()}
 
-    def client_config(self) -> dict[str, LibrdkafkaValue]:
+    def client_config(self) -> dict[str, Any]:
         """What every client (producer, consumer, admin) needs to reach the cluster: brokers,
-        TLS and SASL. Secrets included: never log it."""
+        TLS and SASL, and cdc's logger. Secrets included: never log it."""
         tls, sasl = self.tls, self.sasl
-        config: dict[str, LibrdkafkaValue] = {
+        config: dict[str, Any] = {
             "bootstrap.servers": self.bootstrap_servers,
+            "logger": KAFKA_LOGGER,
             # PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL
             "security.protocol": ("SASL_" if sasl else "") + ("SSL" if tls else "PLAINTEXT"),
         }
@@ -139,10 +141,10 @@ class KafkaSettings(SettingsModel):
             config["sasl.password"] = sasl.password.get_secret_value()
         return config
 
-    def producer_config(self) -> dict[str, LibrdkafkaValue]:
+    def producer_config(self) -> dict[str, Any]:
         """librdkafka settings for a producer, secrets included: never log them."""
         return {**self.client_config(), **self.producer}
 
-    def consumer_config(self, group_id: str) -> dict[str, LibrdkafkaValue]:
+    def consumer_config(self, group_id: str) -> dict[str, Any]:
         """librdkafka settings for a consumer, secrets included: never log them."""
         return {**self.client_config(), "group.id": group_id, **self.consumer}

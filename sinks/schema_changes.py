@@ -35,6 +35,11 @@ from cdc.settings_schema_changes import Action, SchemaChangeSettings
 log = structlog.get_logger(__name__)
 
 Operation = Literal["add", "drop", "drop_not_null", "rename", "retype", "none"]
+# what a sink that meets a target table it may not create tells the user
+MISSING_TABLE_FIX = (
+    "create it (`cdc schema --apply` makes it from the source table)"
+    " or set target.create_tables: true"
+)
 TableKind = Literal["truncate", "drop_table", "rename_table"]
 _TABLE_KINDS: dict[Op, TableKind] = {
     Op.TRUNCATE: "truncate",

@@ -13,13 +13,13 @@ from confluent_kafka.admin import AdminClient
 
 from cdc import metrics
 from cdc.errors import TerminalError
-from cdc.settings_kafka import LibrdkafkaValue
+from cdc.kafka_log import KAFKA_LOGGER
 
 log = structlog.get_logger(__name__)
 
 MAX_WAIT_S = 30.0  # between tries while the brokers do not answer at start
 # A bare `host:port,...` list (PLAINTEXT), or `KafkaSettings.client_config()`.
-KafkaConnection = str | Mapping[str, LibrdkafkaValue]
+KafkaConnection = str | Mapping[str, Any]
 
 # Refusals that retrying cannot cure, with what to change.
 _REFUSALS = {
@@ -31,10 +31,10 @@ _REFUSALS = {
 }
 
 
-def client_config(connection: KafkaConnection) -> dict[str, LibrdkafkaValue]:
+def client_config(connection: KafkaConnection) -> dict[str, Any]:
     """librdkafka settings that reach the cluster; a client adds its own on top."""
     if isinstance(connection, str):
-        return {"bootstrap.servers": connection}
+        return {"bootstrap.servers": connection, "logger": KAFKA_LOGGER}
     return dict(connection)
 
 

@@ -4,8 +4,9 @@ After a finished cut-over: fence the target, wait until the reverse pipeline
 applied every change made on the target to the source, move the source's
 sequences / AUTO_INCREMENT above the target's, then lift the source's fence.
 Before one finished (the target never took application writes): only lift the
-source's fence. Without any cut-over step recorded it changes nothing. Either way the reverse pipeline's slot on the target is then
-dropped (`Engine.retire_reverse`); while that pipeline still reads it, the rollback
+source's fence. Without any cut-over step recorded it changes nothing. Either
+way the reverse pipeline's slot on the target is then dropped
+(`Engine.retire_reverse`); while that pipeline still reads it, the rollback
 says so and a second `cdc rollback` drops it. Steps are recorded in
 `cdc_cutover` like the cut-over's, so an interrupted rollback continues; a
 finished one leaves the step `rolled_back` (and `reverse` while its slot
