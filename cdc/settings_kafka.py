@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, field_serializer, field_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    ValidationInfo,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from cdc.kafka_log import KAFKA_LOGGER
-from cdc.secrets import MASK, Secret, register_secret, setting_error
+from cdc.secrets import (
+    MASK,
+    Secret,
+    read_secret_file,
+    register_secret,
+    secret_file_path,
+    setting_error,
+)
 from cdc.settings_base import SettingsModel, check_host_port, no_default
 from cdc.settings_tls import TlsSettings
 
@@ -58,6 +73,26 @@ class SaslSettings(SettingsModel):
     )
     username: str = Field(min_length=1, description="the Kafka user")
     password: Secret = Field(description="its password; ${ENV_VAR} keeps it out of the file")
+    password_file: Path | None = Field(
+        None,
+        description="file holding the password, instead of password; relative: to"
+        " $CREDENTIALS_DIRECTORY if set, else to the config file's directory",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_password_file(cls, data: Any, info: ValidationInfo) -> Any:
+        """The password from `password_file` (as a DSN from `dsn_file`); a file
+        that cannot be read is reported with its path."""
+        if not isinstance(data, dict) or not isinstance(data.get("password_file"), str):
+            return data
+        if "password" in data:
+            raise setting_error(
+                "set password or password_file, not both", "remove one of them from kafka.sasl"
+            )
+        config_dir = info.context.get("config_dir") if isinstance(info.context, dict) else None
+        path = secret_file_path(data["password_file"], config_dir)
+        return {**data, "password_file": path, "password": read_secret_file(path)}
 
 
 class KafkaSettings(SettingsModel):

@@ -294,11 +294,15 @@ def test_a_ca_file_that_holds_no_certificate_fails_the_config_check(
     assert f"kafka.tls: {not_pem} holds no usable CA certificate" in str(error.value)
 
 
-@pytest.mark.parametrize("listener", ["ssl", "sasl_ssl"])
+@pytest.mark.parametrize("listener", ["ssl", "sasl_ssl", "sasl_ssl_password_file"])
 def test_kafka_publish_and_consume_with_the_pipeline_settings(
     tmp_path: Path, tls: dict[str, str], topic_prefix: str, listener: str
 ) -> None:
     kafka = kafka_ssl(tls) if listener == "ssl" else kafka_sasl(tls)
+    if listener == "sasl_ssl_password_file":
+        # a credential file beside the pipeline file, as a DSN in dsn_file
+        (tmp_path / "kafka-password").write_text(kafka["sasl"].pop("password") + "\n")
+        kafka["sasl"]["password_file"] = "kafka-password"
     settings = pipeline(tmp_path, topic_prefix, source=PG_UNUSED, kafka=kafka)
     topic = f"{topic_prefix}.public.items"
     TopicAdmin(settings.kafka.client_config()).ensure(topic, 1, 1)

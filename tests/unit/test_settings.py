@@ -203,6 +203,23 @@ def test_dsn_file_relative_to_the_config_or_credentials_directory(
     assert settings.source.dsn.get_secret_value() == "postgresql://cdc:other@db/shop"
 
 
+def test_kafka_sasl_password_file(tmp_path: Path) -> None:
+    (tmp_path / "kafka.pw").write_text(f"kafka-{PASSWORD}\n")
+    data = minimal()
+    data["kafka"]["sasl"] = {"username": "cdc", "password_file": "kafka.pw"}
+    settings = load_settings(write(tmp_path, data))
+    assert settings.kafka.client_config()["sasl.password"] == f"kafka-{PASSWORD}"
+    assert f"kafka-{PASSWORD}" not in json.dumps(settings.masked())
+    assert redact(f"refused kafka-{PASSWORD}") == "refused ***"
+
+    data["kafka"]["sasl"]["password"] = "also"
+    assert "set password or password_file, not both" in only_issue(tmp_path, data).message
+    del data["kafka"]["sasl"]["password"]
+    data["kafka"]["sasl"]["password_file"] = "missing.pw"
+    issue = only_issue(tmp_path, data)
+    assert f"cannot read {tmp_path / 'missing.pw'}" in issue.message, issue.message
+
+
 def test_masked_and_repr_hide_every_secret(tmp_path: Path) -> None:
     data = minimal()
     data["kafka"]["producer"] = {"sasl.password": "kafka-" + PASSWORD, "acks": "all"}
