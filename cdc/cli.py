@@ -10,13 +10,14 @@ import importlib
 
 import click
 
-from cdc import __version__
+from cdc import __version__, logs
 
 # name -> module in cdc.commands holding the click command of that name
 COMMANDS = {
     "config": "config",
     "run": "run",
     "replay": "replay",
+    "dlq": "dlq",
     "assess": "assess",
     "schema": "schema",
     "verify": "verify",
@@ -43,3 +44,6 @@ class LazyGroup(click.Group):
 @click.version_option(__version__, prog_name="cdc")
 def main() -> None:
     """Stream changes from PostgreSQL or MySQL/MariaDB through Kafka into a target database."""
+    # Until a command reads its pipeline's `log:` section: JSON lines on stderr
+    # (stdout is a command's report), not structlog's default of every level on stdout.
+    logs.configure()

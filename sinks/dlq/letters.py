@@ -69,7 +69,9 @@ def text(data: bytes | None) -> str | None:
 def from_message(msg: Message, fallback_origin: Origin) -> DeadLetter:
     headers: dict[str, bytes] = {}
     own: list[tuple[str, bytes]] = []
-    for name, value in msg.headers() or []:
+    raw = msg.headers() or []
+    pairs = list(raw.items()) if isinstance(raw, dict) else list(raw)
+    for name, value in pairs:
         data = value if isinstance(value, bytes) else str(value or "").encode()
         if name in ADDED_HEADERS:
             headers[name] = data
@@ -153,7 +155,9 @@ def read_dead_letters(consumer: Consumer, topic: str) -> list[DeadLetter]:
     ]
 
 
-def with_decisions(letters: Iterable[DeadLetter], decisions: Mapping[int, Decision]) -> list[DeadLetter]:
+def with_decisions(
+    letters: Iterable[DeadLetter], decisions: Mapping[int, Decision]
+) -> list[DeadLetter]:
     """The dead letters with their decisions, the same message set aside again
     folded into the first: before anyone decided on it (a crash between
     sending and committing), or both decided together. One set aside again
@@ -193,7 +197,9 @@ def select(
         by_id = {i: letter for letter in letters for i in letter.ids}
         for raw in ids:
             if not raw.isdigit():
-                raise DlqInputError(f"{raw!r} is not a dead-letter id (a number, see `cdc dlq list`)")
+                raise DlqInputError(
+                    f"{raw!r} is not a dead-letter id (a number, see `cdc dlq list`)"
+                )
             letter = by_id.get(int(raw))
             if letter is None:
                 raise DlqInputError(f"no dead letter {raw}{_ids_held(letters)}")

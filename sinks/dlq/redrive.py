@@ -33,7 +33,7 @@ ROW_OPS = frozenset({Op.CREATE, Op.UPDATE, Op.DELETE, Op.READ})
 SCHEMA_WAIT_S = 5.0  # the schema was published long ago, or it is not coming
 
 
-class NotApplied(Exception):
+class NotAppliedError(Exception):
     """The dead letter cannot be applied (yet): it stays pending."""
 
 
@@ -47,25 +47,25 @@ def decode(letter: DeadLetter, schemas: SchemaCache) -> Change:
     """The row change a dead letter holds, as the sink decodes it."""
     fingerprint = fingerprint_of(letter.headers)
     if fingerprint is None:
-        raise NotApplied(f"no {SCHEMA_HEADER} header: not a change event")
+        raise NotAppliedError(f"no {SCHEMA_HEADER} header: not a change event")
     if letter.value is None or letter.key is None:
-        raise NotApplied("not a row change (no key or no value)")
+        raise NotAppliedError("not a row change (no key or no value)")
     try:
         value = envelope.decode_value(letter.value)
         key = envelope.decode_key(letter.key)
         ts_ms = int(value.source.get("ts_ms") or 0)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise NotApplied(f"not a change event: {exc}") from exc
+        raise NotAppliedError(f"not a change event: {exc}") from exc
     if value.op not in ROW_OPS:
-        raise NotApplied(f"a table-wide event ({value.op}) is not applied again")
+        raise NotAppliedError(f"a table-wide event ({value.op}) is not applied again")
     if not all(isinstance(part, dict | None) for part in (value.before, value.after)) or not (
         isinstance(key, dict)
     ):
-        raise NotApplied("not a change event: key, before, after must be objects")
+        raise NotAppliedError("not a change event: key, before, after must be objects")
     try:
         schema = schemas.get(fingerprint, SCHEMA_WAIT_S)
     except TransientError as exc:
-        raise NotApplied(str(exc)) from exc
+        raise NotAppliedError(str(exc)) from exc
     topic, partition, offset = letter.origin
     return Change(
         value.op,
@@ -89,24 +89,24 @@ class Redriver:
         self._transforms = transforms
 
     def apply(self, letter: DeadLetter) -> Applied:
-        """Apply the dead letter in one target transaction; `NotApplied` with
+        """Apply the dead letter in one target transaction; `NotAppliedError` with
         the reason when the target refuses it again."""
         change: Change | None = decode(letter, self._schemas)
         try:
             if self._transforms:
                 change = self._transforms.apply(change)  # type: ignore[arg-type]
         except EventError as exc:
-            raise NotApplied(str(exc)) from exc
+            raise NotAppliedError(str(exc)) from exc
         if change is None:
             return Applied(0, dropped=True)
 
         def refused_again(result: ApplyResult) -> None:
             # under `conflict: error` the policy sets it aside again: nothing is applied
             if result.dead:
-                raise NotApplied(result.dead[0][1])
+                raise NotAppliedError(result.dead[0][1])
 
         try:
             result = self._applier.apply(list(collapse([change])), {}, refused_again)
         except REJECTED as exc:
-            raise NotApplied(str(exc).strip()) from exc
+            raise NotAppliedError(str(exc).strip()) from exc
         return Applied(sum(result.rows.values()))

@@ -13,6 +13,7 @@ between leaves the sink at the message, which a second run sets aside again
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
@@ -20,6 +21,7 @@ from confluent_kafka import Consumer
 
 from cdc.applier import Applier
 from sinks.dead_letters import DeadLetters
+from sinks.dlq.decisions import Origin
 from sinks.dlq.letters import DlqInputError, read_range
 from sinks.replay import Replay
 
@@ -35,12 +37,12 @@ class Skipped:
     table: str
 
 
-def _table(value: bytes | None, topic: str) -> str:
+def _table(value: bytes | None) -> str | None:
     try:
         source = orjson.loads(value or b"null")["source"]
         return f"{source['schema']}.{source['table']}"
     except (orjson.JSONDecodeError, TypeError, KeyError):
-        return topic  # as the sink names a message it cannot read
+        return None
 
 
 def skip_head(
@@ -48,12 +50,13 @@ def skip_head(
     consumer: Consumer,
     applier: Applier,
     dead: DeadLetters,
-    topic: str,
-    partition: int,
-    offset: int,
+    where: Origin,
+    table_of: Callable[[str], str],
 ) -> Skipped:
-    """Set the message at the head of `topic`:`partition` aside and move the
-    sink past it; `offset` must be the head's."""
+    """Set the message at the head of a partition aside and move the sink
+    past it; `where` (topic, partition, offset) must name the head.
+    `table_of`: the table a topic holds, for a message that does not say."""
+    topic, partition, offset = where
     partitions = kafka.partitions()
     if (topic, partition) not in partitions:
         topics = sorted({t for t, _ in partitions})
@@ -81,7 +84,7 @@ def skip_head(
             " start at the next message it holds"
         )
     msg = found[0]
-    table = _table(msg.value(), topic)
+    table = _table(msg.value()) or table_of(topic)
     dead.send(
         msg, table, REASON, f"skipped at the head of {topic}:{partition} by cdc dlq skip-offset"
     )

@@ -6,6 +6,7 @@ message that names the cause."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -397,3 +398,40 @@ def test_pg_stream_over_tls_reads_ahead_and_ends_without_hanging(
         assert time.monotonic() - started < 10
     finally:
         stream.close()  # the fixture drops the slot once its walsender is gone
+
+
+@pytest.mark.parametrize("mistake", ["sasl_password", "other_ca", "plaintext_to_tls"])
+def test_assess_names_the_brokers_reason_for_refusing(
+    tmp_path: Path, tls: dict[str, str], other_ca: str, pg_dsn: str, mistake: str
+) -> None:
+    kafka = {
+        "sasl_password": kafka_sasl(tls, password="Wrong-pw-assess"),
+        "other_ca": kafka_ssl(tls, ca=other_ca),
+        "plaintext_to_tls": {"bootstrap_servers": tls["CDC_KAFKA_SSL_BOOTSTRAP"]},
+    }[mistake]
+    settings = pipeline(
+        tmp_path,
+        "assess_kafka",
+        source={"type": "postgres", "dsn": pg_dsn, "tables": ["public.t"]},
+        kafka=kafka,
+    )
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS t (id int PRIMARY KEY)")
+    done = subprocess.run(
+        [str(CDC), "assess", "-c", str(tmp_path / f"{settings.name}.yaml"), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    checks = json.loads(done.stdout)["checks"]
+    found = [c for c in checks if c["scope"] == "kafka" and c["status"] == "blocker"]
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert found, checks
+    reason = {
+        "sasl_password": "SASL authentication error",
+        "other_ca": "certificate verify failed",
+        "plaintext_to_tls": "the brokers speak TLS on this port: set kafka.tls",
+    }[mistake]
+    assert reason in found[0]["detail"] + found[0]["fix"], found[0]
+    assert "Broker transport failure" not in found[0]["detail"]
