@@ -17,19 +17,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cdc import envelope
 from cdc.applier import Applier, ApplyResult
 from cdc.changes import Change
-from cdc.errors import EventError, TransientError
-from cdc.events import Op
-from cdc.schemas import SCHEMA_HEADER, fingerprint_of
+from cdc.errors import EventError
+from cdc.events import TABLE_OPS
+from sinks.change_decoding import PoisonMessageError, decode_change
 from sinks.collapse import collapse
 from sinks.dlq.letters import DeadLetter
 from sinks.schema_cache import SchemaCache
 from sinks.worker import REJECTED
 from transforms.pipeline import Pipeline
 
-ROW_OPS = frozenset({Op.CREATE, Op.UPDATE, Op.DELETE, Op.READ})
 SCHEMA_WAIT_S = 5.0  # the schema was published long ago, or it is not coming
 
 
@@ -45,41 +43,21 @@ class Applied:
 
 def decode(letter: DeadLetter, schemas: SchemaCache) -> Change:
     """The row change a dead letter holds, as the sink decodes it."""
-    fingerprint = fingerprint_of(letter.headers)
-    if fingerprint is None:
-        raise NotAppliedError(f"no {SCHEMA_HEADER} header: not a change event")
     if letter.value is None or letter.key is None:
         raise NotAppliedError("not a row change (no key or no value)")
     try:
-        value = envelope.decode_value(letter.value)
-        key = envelope.decode_key(letter.key)
-        ts_ms = int(value.source.get("ts_ms") or 0)
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise NotAppliedError(f"not a change event: {exc}") from exc
-    if value.op not in ROW_OPS:
-        raise NotAppliedError(f"a table-wide event ({value.op}) is not applied again")
-    if not all(isinstance(part, dict | None) for part in (value.before, value.after)) or not (
-        isinstance(key, dict)
-    ):
-        raise NotAppliedError("not a change event: key, before, after must be objects")
-    try:
-        schema = schemas.get(fingerprint, SCHEMA_WAIT_S)
-    except TransientError as exc:
+        change = decode_change(
+            letter.headers,
+            letter.key,
+            letter.value,
+            lambda fingerprint: schemas.get(fingerprint, SCHEMA_WAIT_S),
+            letter.origin,
+        )
+    except PoisonMessageError as exc:
         raise NotAppliedError(str(exc)) from exc
-    topic, partition, offset = letter.origin
-    return Change(
-        value.op,
-        schema,
-        (schema.schema, schema.table),
-        dict(key),
-        None if value.before is None else dict(value.before),
-        None if value.after is None else dict(value.after),
-        value.unchanged,
-        ts_ms,
-        topic,
-        partition,
-        offset,
-    )
+    if change.op in TABLE_OPS:
+        raise NotAppliedError(f"a table-wide event ({change.op}) is not applied again")
+    return change
 
 
 class Redriver:
