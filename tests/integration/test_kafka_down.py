@@ -32,7 +32,12 @@ def test_unreachable_kafka_at_start_is_one_line_per_try_and_sigterm_stops_it(
             time.sleep(0.2)
         proc.send_signal(signal.SIGTERM)
         asked = time.monotonic()
-        status = proc.wait(timeout=30)
+        try:
+            status = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise AssertionError(f"SIGTERM ignored for 30 s:\n{log.read_text()[-3000:]}") from None
         took = time.monotonic() - asked
     text = log.read_bytes()
     lines = text.splitlines()
