@@ -74,6 +74,8 @@ def check_access(
                 f"Kafka refused the connection to {config['bootstrap.servers']}: {refused.str()}",
                 _REFUSALS[refused.code()],
             )
+        if stop is not None and stop.is_set():
+            return False
         if time.monotonic() < deadline:
             continue
         if stop is None:
