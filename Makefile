@@ -33,7 +33,7 @@ lint: install  ## ruff and mypy; rustfmt, clippy and the unit tests of $(NATIVE)
 	cd $(NATIVE) && cargo fmt --check && cargo clippy --release -- -D warnings && cargo test --release
 
 test: install services  ## the whole default suite on the real local servers
-	$(VENV)/bin/pytest -m 'not chaos' tests
+	$(VENV)/bin/pytest -m 'not chaos' --durations=30 tests
 
 test-unit: install  ## tests that need no server
 	$(VENV)/bin/pytest tests/unit
