@@ -10,10 +10,12 @@ from pathlib import Path
 import structlog
 
 from cdc import metrics, systemd
+from cdc.app.engines import engine_for
 from cdc.app.lifecycle import Stopper
 from cdc.app.retrying import TRANSIENT, retrying
 from cdc.app.sink_loop import run_sink
 from cdc.app.sink_workers import run_sink_workers
+from cdc.engine import Sides
 from cdc.errors import TerminalError
 from cdc.health import Health, serve
 from cdc.kafka.connection import check_access
@@ -72,6 +74,8 @@ def run(
         elif role == "sink":
             _run_sink_role(settings, stopper, health, grace_s, config_path)
         else:
+            # one process reaches both sides: make sure they are two
+            Sides.of(settings, engine_for).check_distinct()
             _run_both(settings, stopper, health, grace_s, config_path)
     finally:
         server.shutdown()

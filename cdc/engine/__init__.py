@@ -32,6 +32,7 @@ from cdc.engine.cutover import (
 from cdc.engine.schema import TargetCatalog, TargetDdl
 from cdc.engine.session import Session
 from cdc.engine.verify import VerifySql
+from cdc.errors import SetupError
 from cdc.settings import Settings, Source, Target
 from cdc.settings_kafka import KafkaSettings
 from cdc.source_offsets import OffsetStore
@@ -50,6 +51,11 @@ class Engine(Protocol):
         ...
 
     # -- sessions and names
+
+    def footprint(self) -> tuple[str, frozenset[str]]:
+        """The server this side runs on, the same however it is reached, and
+        the databases it reads (a source) or writes (a target)."""
+        ...
 
     def connect(self) -> Session:
         """A session of cdc's own: read-write on a fenced database, so `cdc cutover` and
@@ -192,3 +198,16 @@ class Sides:
     def of(cls, settings: Settings, engines: EngineFor) -> Sides:
         assert settings.target is not None, "a pipeline with a target"
         return cls(engines(settings.source), engines(settings.target))
+
+    def check_distinct(self) -> None:
+        """Refuse a target that is the source itself: every change applied
+        would be read back and applied again."""
+        server, read = self.source.footprint()
+        target_server, written = self.target.footprint()
+        both = sorted(read & written)
+        if server == target_server and both:
+            raise SetupError(
+                f"the source and the target are the same database ({', '.join(both)},"
+                " on one server)",
+                "point target.dsn at the database to migrate into",
+            )

@@ -93,6 +93,18 @@ class MysqlEngine:
 
     # -- sessions and names
 
+    def footprint(self) -> tuple[str, frozenset[str]]:
+        with self.conn() as conn, conn.cursor() as cur:
+            cur.execute("SELECT @@hostname AS h, @@port AS p, @@datadir AS d")
+            server = cur.fetchone()
+        assert server is not None
+        # a source reads the databases of its tables, a target writes its DSN's
+        if isinstance(self._endpoint, MysqlSource):
+            databases = {schema for schema, _ in self.tables()}
+        else:
+            databases = {self.database or ""}
+        return f"mysql {server['h']}:{server['p']} {server['d']}", frozenset(databases)
+
     def connect(self) -> Session:
         return MysqlSession(self.conn())
 

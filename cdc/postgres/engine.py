@@ -95,6 +95,16 @@ class PostgresEngine:
 
     # -- sessions and names
 
+    def footprint(self) -> tuple[str, frozenset[str]]:
+        with self.conn() as conn:
+            row = conn.execute(
+                "SELECT pg_postmaster_start_time()::text, current_setting('port'),"
+                " current_database()"
+            ).fetchone()
+        assert row is not None
+        started, port, database = row
+        return f"postgres started {started} on port {port}", frozenset({database})
+
     def connect(self) -> Session:
         return PgSession(self.conn())
 

@@ -7,6 +7,7 @@ from cdc.ddl.model import TableDef
 from cdc.engine import Engine, Sides
 from cdc.engine.assessment import Assessment, TableFacts
 from cdc.engine.schema import TargetDdl
+from cdc.errors import SetupError
 from cdc.migrate.assess.kafka import check_kafka
 from cdc.migrate.schema.plan import build, target_name
 from cdc.settings import Settings
@@ -97,5 +98,11 @@ def assess(settings: Settings, source: Engine, target: Engine | None) -> Assessm
     check_kafka(settings, report)
     if target is not None:
         sides = Sides(source, target)
+        try:
+            sides.check_distinct()
+        except SetupError as same:
+            report.add("target", "distinct", "blocker", same.message, same.remedy)
+        except Exception:
+            pass
         _translation(settings, sides, found, _target(sides, found, report))
     return report
