@@ -90,6 +90,38 @@ def test_healthy_pg_to_pg(
     assert "ready: 0 blockers" in human.stdout
 
 
+def test_an_existing_target_table_of_other_types_is_flagged(
+    tmp_path: Path, pg_dsn: str, pg_target_dsn: str, kafka_bootstrap: str, unique_name: str
+) -> None:
+    pg_items(pg_dsn, "ALTER TABLE items ADD COLUMN at timestamptz, ADD COLUMN label text")
+    with psycopg.connect(pg_target_dsn, autocommit=True) as conn:
+        # made by hand on the new side: `at` as a number, `label` too short, `note` fine
+        conn.execute(
+            "CREATE TABLE items (id int PRIMARY KEY, note text NOT NULL, at bigint,"
+            " label varchar(10) NOT NULL)"
+        )
+    config = command_config(
+        tmp_path,
+        unique_name,
+        {"type": "postgres", "dsn": pg_dsn, "tables": ["public.items"]},
+        {"type": "postgres", "dsn": pg_target_dsn},
+        kafka_bootstrap,
+    )
+    code, report = assess_json(config)
+    flagged = [c for c in report["checks"] if c["name"] == "table columns"]
+    found = sorted((c["status"], c["detail"].split(" ")[0]) for c in flagged)
+    assert code == 1
+    # `at` a number where timestamps come; `label` varchar(10) for text, NOT NULL for nullable
+    assert found == [
+        ("blocker", "public.items.at"),
+        ("warning", "public.items.label"),
+        ("warning", "public.items.label"),
+    ], flagged
+    at = next(c for c in flagged if c["status"] == "blocker")
+    assert "bigint on the target" in at["detail"] and "timestamp" in at["detail"], at
+    assert "cdc schema" in at["fix"]
+
+
 def test_table_without_key_is_a_blocker_with_the_fix(
     tmp_path: Path, pg_dsn: str, pg_target_dsn: str, kafka_bootstrap: str, unique_name: str
 ) -> None:

@@ -9,7 +9,8 @@ from cdc.engine.assessment import Assessment, TableFacts
 from cdc.engine.schema import TargetDdl
 from cdc.errors import SetupError
 from cdc.migrate.assess.kafka import check_kafka
-from cdc.migrate.schema.plan import build, target_name
+from cdc.migrate.assess.target_tables import check_existing
+from cdc.migrate.schema.plan import SchemaPlan, build, target_name
 from cdc.settings import Settings
 from cdc.table_selection import check_selection
 
@@ -49,7 +50,7 @@ def _source(
 
 def _translation(
     settings: Settings, sides: Sides, found: list[tuple[TableDef, TableFacts]], ddl: TargetDdl
-) -> None:
+) -> SchemaPlan:
     """What the target DDL (as `cdc schema` makes it) changes, per table."""
     plan = build(settings, sides, [definition for definition, _ in found], ddl)
     by_table = {facts.table: facts for _, facts in found}
@@ -67,18 +68,20 @@ def _translation(
     for definition, facts in found:
         name = target_name(definition, sides)
         facts.target = f"{name[0]}.{name[1]}"
+    return plan
 
 
 def _target(
     sides: Sides, found: list[tuple[TableDef, TableFacts]], report: Assessment
-) -> TargetDdl:
-    """Target checks; the target's DDL, for no server in particular if it is unreachable."""
+) -> tuple[TargetDdl, bool]:
+    """Target checks; the target's DDL (for no server in particular if it is
+    unreachable), and whether it was reached."""
     target = sides.target
     named = [(definition, target_name(definition, sides)) for definition, _ in found]
     source_bytes = sum(facts.size_bytes or 0 for _, facts in found)
     try:
         target.assess_target(named, source_bytes, report)
-        return target.ddl()
+        return target.ddl(), True
     except target.errors as exc:
         report.add(
             "target",
@@ -87,7 +90,7 @@ def _target(
             f"cannot reach the target: {type(exc).__name__}: {str(exc).strip()}",
             "check target.dsn, the server, and that the user may log in from here",
         )
-        return target.ddl(offline=True)
+        return target.ddl(offline=True), False
 
 
 def assess(settings: Settings, source: Engine, target: Engine | None) -> Assessment:
@@ -102,7 +105,12 @@ def assess(settings: Settings, source: Engine, target: Engine | None) -> Assessm
             sides.check_distinct()
         except SetupError as same:
             report.add("target", "distinct", "blocker", same.message, same.remedy)
-        except Exception:
-            pass
-        _translation(settings, sides, found, _target(sides, found, report))
+        except target.errors:
+            pass  # a target it cannot reach is reported next
+        ddl, reached = _target(sides, found, report)
+        plan = _translation(settings, sides, found, ddl)
+        if reached:
+            assert settings.target is not None
+            with target.catalog() as catalog:
+                check_existing(catalog, plan.statements, settings.target.create_tables, report)
     return report
