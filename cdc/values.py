@@ -11,7 +11,7 @@ The table (also in the README):
 | datetime with tz (timestamptz)      | "2024-05-01T10:00:00.000000Z" (converted to UTC)    |
 | date                                | "2024-05-01"                                       |
 | time / time with tz                 | "12:00:00.000000" / "12:00:00.000000+02:00"        |
-| timedelta (interval, MySQL TIME)    | ISO-8601 duration "P1DT2H3M4.000005S", sign first: "-PT1S" |
+| timedelta (MySQL TIME)              | ISO-8601 duration in hours "PT100H3M4.000005S", sign first: "-PT1S" |
 | bytes (bytea, BLOB, BINARY, BIT)    | base64 string                                      |
 | dict / list (json, jsonb, arrays)   | nested JSON / JSON array                           |
 | UUID, IP addresses/networks         | string                                             |
@@ -53,14 +53,13 @@ def encode_datetime(value: datetime) -> str:
 
 
 def encode_timedelta(value: timedelta) -> str:
+    """In hours, never days: a MySQL TIME (the one source of these) is
+    hours, `100:00:01`, and a target interval then reads the same."""
     sign = "-" if value < timedelta(0) else ""
     value = abs(value)
-    hours, rest = divmod(value.seconds, 3600)
+    hours, rest = divmod(value.days * 86_400 + value.seconds, 3600)
     minutes, seconds = divmod(rest, 60)
-    out = f"{sign}P"
-    if value.days:
-        out += f"{value.days}D"
-    out += "T"
+    out = f"{sign}PT"
     if hours:
         out += f"{hours}H"
     if minutes:

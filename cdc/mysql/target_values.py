@@ -118,7 +118,7 @@ def _datetime(value: Any) -> Any:
     return parsed
 
 
-# Both duration forms on the wire: cdc.values' "-P1DT2H3.000005S" (MySQL TIME)
+# Both duration forms on the wire: cdc.values' "-PT26H3.000005S" (MySQL TIME)
 # and PostgreSQL's intervalstyle iso_8601 ("P1Y2M-3DT4H5M6.5S", a sign per part).
 _DURATION = re.compile(
     r"(-)?P(?:([-+]?\d+)Y)?(?:([-+]?\d+)M)?(?:([-+]?\d+)W)?(?:([-+]?\d+)D)?"

@@ -213,6 +213,8 @@ def test_mariadb_to_pg(
                 "INSERT INTO plain VALUES (%s, %s, %s, %s, %s, %s, %s)",
                 (r[0], r[1], r[3], stamped, r[6], r[7], r[9]),
             )
+        # more than a day of hours: an interval on the target reads them as hours too
+        cur.execute("UPDATE items SET took = '100:00:01' WHERE id = 2")
     settings = mysql_pipeline(
         tmp_path,
         topic_prefix,
@@ -228,6 +230,9 @@ def test_mariadb_to_pg(
         assert report.equal, report.to_json()
         hashing = {t.table.split(".")[1]: t.hashing for t in report.tables}
         assert hashing == {"items": "python", "plain": "database"}
+        with psycopg.connect(pg_target_dsn) as conn:
+            took = conn.execute(f'SELECT took::text FROM "{database}".items WHERE id = 2')
+            assert took.fetchone() == ("100:00:01",)
 
         with psycopg.connect(pg_target_dsn, autocommit=True) as conn:
             conn.execute(f'UPDATE "{database}".items SET doc = \'{{"z": 0}}\' WHERE id = 77')
