@@ -68,6 +68,10 @@ class TableSchema:
     # how this version differs from the one the source published before it in
     # the same run (none after a restart: a sink then compares with the target)
     changes: tuple[ColumnChange, ...] = ()
+    # no key of its own (PostgreSQL REPLICA IDENTITY FULL, a MySQL table without
+    # a primary key): `key` is every column, identical rows may exist, and a
+    # sink applies each change in order to one matching row (`sinks.keyless`)
+    keyless: bool = False
 
     @property
     def fingerprint(self) -> str:
@@ -76,14 +80,16 @@ class TableSchema:
 
     def to_json(self) -> bytes:
         raw = asdict(self)
-        # absent rather than empty: a table without defaults or changes keeps
-        # the fingerprint it had before these fields existed
+        # absent rather than empty: a table without defaults or changes (or
+        # with a key) keeps the fingerprint it had before these fields existed
         for column in raw["columns"]:
             for name in ("default", "fill"):
                 if column[name] is None:
                     del column[name]
         if not raw["changes"]:
             del raw["changes"]
+        if not raw["keyless"]:
+            del raw["keyless"]
         return orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)
 
     @classmethod
@@ -96,6 +102,7 @@ class TableSchema:
             columns=tuple(Column(**column) for column in raw["columns"]),
             key=tuple(raw["key"]),
             changes=tuple(ColumnChange(**change) for change in raw.get("changes", ())),
+            keyless=bool(raw.get("keyless", False)),
         )
 
     @property

@@ -11,7 +11,7 @@ The table (also in the README):
 | datetime with tz (timestamptz)      | "2024-05-01T10:00:00.000000Z" (converted to UTC)    |
 | date                                | "2024-05-01"                                       |
 | time / time with tz                 | "12:00:00.000000" / "12:00:00.000000+02:00"        |
-| timedelta (MySQL TIME)              | ISO-8601 duration in hours "PT100H3M4.000005S", sign first: "-PT1S" |
+| timedelta (MySQL TIME)              | ISO-8601 hours "PT100H3M4.000005S", sign first     |
 | bytes (bytea, BLOB, BINARY, BIT)    | base64 string                                      |
 | dict / list (json, jsonb, arrays)   | nested JSON / JSON array                           |
 | UUID, IP addresses/networks         | string                                             |

@@ -4,6 +4,12 @@ Inside one batch only each key's final state matters to the target, so a
 batch is reduced to one row (or one delete) per key before it is applied. A
 truncate is a barrier: what came before it and what came after it are
 applied in that order.
+
+A keyless table (`TableSchema.keyless`) is not collapsed: identical rows are
+legal there, so each of its changes stays a state of its own, in order
+(`sinks.keyless` applies them). A table whose changes turn from keyless to
+keyed or back inside a batch (a primary key added on the source) starts a
+new step there, so each table batch is one or the other.
 """
 
 from __future__ import annotations
@@ -17,19 +23,34 @@ from cdc.events import Op
 def collapse(changes: Iterable[Change]) -> Iterator[list[TableBatch]]:
     """Steps of table batches; a truncate starts a new step for its table."""
     step: dict[tuple[str, str], TableBatch] = {}
+    keyless: dict[tuple[str, str], bool] = {}  # whether each batch of the step is keyless
     for change in changes:
         batch = step.get(change.target)
         if change.op is Op.TRUNCATE:
             if batch is not None:
                 yield list(step.values())
-                step = {}
+                step, keyless = {}, {}
             step[change.target] = TableBatch(change.target, truncate=True)
             continue
-        if batch is None:
-            batch = step[change.target] = TableBatch(change.target)
+        if batch is None or not batch.keys:
+            if batch is None:
+                batch = step[change.target] = TableBatch(change.target)
+            keyless[change.target] = change.schema.keyless
+        elif keyless[change.target] is not change.schema.keyless:
+            yield list(step.values())
+            batch = TableBatch(change.target)
+            step, keyless = {change.target: batch}, {change.target: change.schema.keyless}
+        position = (change.partition, change.offset)
+        if change.schema.keyless:
+            # the change's place in the batch stands in for a key: a batch is
+            # all keyless, so no real key can meet it
+            row = None if change.op is Op.DELETE else change.after or {}
+            batch.keys[(len(batch.keys),)] = KeyState(
+                change.schema, change.op, row, not change.unchanged, change.ts_ms, position, change
+            )
+            continue
         key = tuple(change.key.values())  # type: ignore[union-attr]  # a row change has a key
         state = batch.keys.get(key)
-        position = (change.partition, change.offset)
         if state is None and change.op is not Op.DELETE and not change.unchanged:
             # the common case, a key's first change in the batch, with its whole row
             batch.keys[key] = KeyState(

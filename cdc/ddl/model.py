@@ -66,7 +66,9 @@ class Generated:
 @dataclass(frozen=True, slots=True)
 class TableDef:
     schema: TableSchema  # columns as the stream carries them (catalog types may add lengths)
-    primary_key: tuple[str, ...] = ()  # empty: none, the wire key (every column) stands in
+    # empty: none; the wire key (every column) stands in, unless the table is
+    # keyless on the wire: then the target has no primary key either
+    primary_key: tuple[str, ...] = ()
     defaults: Mapping[str, str] = field(default_factory=dict)  # column -> source expression
     identity: frozenset[str] = frozenset()  # serial, identity and AUTO_INCREMENT columns
     on_update_now: frozenset[str] = frozenset()  # MySQL ON UPDATE CURRENT_TIMESTAMP columns
@@ -86,11 +88,13 @@ class TableDef:
             for c in schema.columns
             if c.default is not None and parse_default(c.default, schema.connector) is not None
         }
-        return cls(schema, primary_key=schema.key, defaults=defaults)
+        return cls(schema, primary_key=() if schema.keyless else schema.key, defaults=defaults)
 
     @property
     def key(self) -> tuple[str, ...]:
-        return self.primary_key or self.schema.key
+        """The target's primary key; empty for a keyless table, whose sink
+        matches rows by every column and lets identical ones be."""
+        return self.primary_key or (() if self.schema.keyless else self.schema.key)
 
     @property
     def qualified(self) -> str:
@@ -99,6 +103,22 @@ class TableDef:
     @property
     def columns(self) -> tuple[Column, ...]:
         return self.schema.columns
+
+
+def keyless_cost(table: TableDef) -> str:
+    """What a table without a primary key costs the sink, for `cdc assess`
+    and `cdc schema`: each of its changes applied alone, and each update and
+    delete finding its row by every column."""
+    indexes = [i.name for i in (*table.uniques, *table.indexes) if i.columns]
+    lookup = (
+        f"an index ({', '.join(indexes)}) narrows that lookup"
+        if indexes
+        else "with no index, each one scans the whole target table"
+    )
+    return (
+        "no primary key: the target table has none either; the sink applies its changes"
+        " one at a time, and each update and delete finds its row by every column: " + lookup
+    )
 
 
 @dataclass(frozen=True, slots=True)

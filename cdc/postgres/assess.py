@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from cdc.ddl.model import TableDef
+from cdc.ddl.model import TableDef, keyless_cost
 from cdc.engine.assessment import EXACT_COUNT_BYTES, SAMPLE_ROWS, Assessment, TableFacts
 from cdc.postgres.catalog import PgTable
 from cdc.postgres.setup import identity_problem, server_problems
@@ -120,6 +120,19 @@ def table_facts(
     problem = identity_problem(table)
     if problem is not None:
         report.add(scope, "key", "blocker", problem.message, problem.remedy)
+    elif table.keyless:
+        fix = f"ALTER TABLE {name.as_string(None)} ADD PRIMARY KEY (...)"
+        if definition.schema.keyless:
+            report.add(scope, "key", "warning", keyless_cost(definition), fix)
+        else:  # `cdc.postgres.catalog.table_schema`: no nullable column tells it apart
+            report.add(
+                scope,
+                "key",
+                "warning",
+                "no primary key and every column NOT NULL: it travels keyed by all its"
+                " columns, so identical rows become one row on the target",
+                fix,
+            )
     facts.key = (
         f"primary key ({', '.join(table.primary_key)})"
         if table.primary_key

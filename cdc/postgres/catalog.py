@@ -45,6 +45,12 @@ class PgTable:
         for a table without one (REPLICA IDENTITY FULL), every column."""
         return self.primary_key or tuple(column.name for column in self.columns)
 
+    @property
+    def keyless(self) -> bool:
+        """No key of its own: its changes travel keyed by every column
+        (`TableSchema.keyless`)."""
+        return not self.primary_key and self.replica_identity == "f"
+
 
 _TABLES = """
 SELECT c.oid, n.nspname, c.relname, c.relreplident
@@ -131,9 +137,18 @@ def table_schema(
     key: Sequence[str],
     not_null: frozenset[str],
     defaults: Mapping[str, tuple[str | None, str | None]],
+    *,
+    keyless: bool | None = None,
 ) -> TableSchema:
     """One builder for the catalog (snapshot) and Relation messages (stream),
-    so the same table shape gets the same fingerprint on both paths."""
+    so the same table shape gets the same fingerprint on both paths.
+
+    `keyless`: the table has no primary key, `key` is its replica identity
+    FULL (every column). None: told from the columns alone, the same way on
+    both paths: a key of every column with a nullable one among them, which
+    no primary key can have. A table without a primary key whose columns are
+    all NOT NULL is then indistinguishable from one keyed by all its columns
+    and travels as that (`cdc assess` names it)."""
     out = []
     for column in columns:
         info = registry.info(column.type_oid, column.typmod)
@@ -143,4 +158,7 @@ def table_schema(
         default, fill = defaults.get(column.name, (None, None))
         nullable = column.name not in not_null
         out.append(Column(column.name, info.name, nullable, extra, default, fill))
-    return TableSchema(CONNECTOR, schema, table, tuple(out), tuple(key))
+    names = {column.name for column in columns}
+    if keyless is None:
+        keyless = set(key) == names and any(name not in not_null for name in key)
+    return TableSchema(CONNECTOR, schema, table, tuple(out), tuple(key), keyless=keyless)

@@ -87,7 +87,8 @@ def _table_body(table: TableDef, notes: Notes) -> str:
     lines = [_column(table, column, notes) for column in table.columns]
     if table.schema.connector == ENGINE:  # not on the wire: the target computes them
         lines += [_generated(column) for column in table.generated]
-    lines.append(f"PRIMARY KEY ({', '.join(ident(k) for k in table.key)})")
+    if table.key:  # a keyless table gets none (`TableDef.key`)
+        lines.append(f"PRIMARY KEY ({', '.join(ident(k) for k in table.key)})")
     for unique in table.uniques:
         name = ident(object_name(table, unique.name))
         lines.append(f"CONSTRAINT {name} UNIQUE ({', '.join(ident(c) for c in unique.columns)})")

@@ -46,15 +46,17 @@ from cdc.mysql.target_values import Convert, TargetColumn, converter, key_normal
 from cdc.secrets import MysqlDsn
 from cdc.settings_schema_changes import SchemaChangeSettings
 from cdc.target_offsets import read_offsets
+from sinks import keyless
 from sinks.mysql import statements, table_ddl
 from sinks.mysql.copy_progress import MysqlCopyProgress
+from sinks.mysql.keyless import MysqlKeyless
 from sinks.mysql.offsets import OFFSETS_TABLE, write_offsets
 from sinks.mysql.server_errors import classify, transient
 from sinks.mysql.tables import Catalog
 from sinks.mysql.truncates import reach_truncate
 from sinks.mysql.versions import newer_versions, record_versions
 from sinks.plan import LAST_WRITER_WINS, plan_table
-from sinks.schema_changes import SchemaFollower, upgrade
+from sinks.schema_changes import Evolution, SchemaFollower, upgrade
 from sinks.table_barriers import DONE
 
 # Strict: a value the column cannot hold is an error (the change goes to the
@@ -78,6 +80,7 @@ class TargetTable:
     columns: dict[str, TargetColumn]
     key: tuple[str, ...]  # the target's primary key
     converters: dict[tuple[str, str], Convert] = field(default_factory=dict)
+    evolution: Evolution | None = None  # what the table has been through, when last prepared
 
     @property
     def ident(self) -> str:
@@ -181,6 +184,10 @@ class MysqlApplier:
             return
         schema = next(iter(batch.keys.values())).schema
         policy = self._policy_for(schema.schema, schema.table)
+        if schema.keyless:  # a batch is all keyless or all keyed (`sinks.collapse`)
+            target = MysqlKeyless(cur, table, self._conn.escape, self._budget)
+            keyless.apply(target, batch.keys.values(), policy, table.evolution, result)
+            return
         names = schema.key
         keys, key_sql, matches = self._render(table, batch, names, result)
         existing = self._existing(cur, table, names, keys, key_sql, matches)
@@ -320,7 +327,7 @@ class MysqlApplier:
         columns, key, evolution = described
         if any(evolution.affects(s) for s in schemas):
             upgrade(batch, evolution)  # rows of an older version: renamed on the way
-        table = TargetTable(self._database, name, columns, key)
+        table = TargetTable(self._database, name, columns, key, evolution=evolution)
         self._tables[name] = table
         return table
 

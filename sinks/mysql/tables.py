@@ -25,7 +25,7 @@ from sinks.mysql.offsets import OFFSETS_DDL
 from sinks.mysql.schema_changes import text as _text
 from sinks.mysql.truncates import TRUNCATES_DDL
 from sinks.mysql.versions import VERSIONS_DDL
-from sinks.schema_changes import Evolution, SchemaFollower, Step, carry_out
+from sinks.schema_changes import MISSING_TABLE_FIX, Evolution, SchemaFollower, Step, carry_out
 
 DDL_LOCK = "cdc_sink_ddl"  # a server-wide name: pipelines sharing a server share it, harmlessly
 DDL_LOCK_WAIT_S = 60
@@ -82,7 +82,7 @@ class Catalog:
         self._evolutions[name] = evolution
         if not columns:
             return None
-        if not key:
+        if not key and any(not schema.keyless for schema in schemas):  # keyless: `sinks.keyless`
             raise TerminalError(
                 f"target table {self._database}.{name} has no primary key",
                 "add the source's primary key to the target table",
@@ -96,7 +96,7 @@ class Catalog:
             if not self._create_tables:
                 raise TerminalError(
                     f"target table {target} does not exist",
-                    "create it, or set target.create_tables: true",
+                    MISSING_TABLE_FIX,
                 )
             self._create(name, schemas[0])
         evolution = schema_ddl.evolution(cur, self._database, name)

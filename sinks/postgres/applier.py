@@ -30,11 +30,13 @@ from cdc.events import Op
 from cdc.schemas import TableSchema
 from cdc.settings_schema_changes import SchemaChangeSettings
 from cdc.target_offsets import read_offsets
+from sinks import keyless
 from sinks.inserts import InsertBatch, Offsets
 from sinks.plan import LAST_WRITER_WINS, plan_table
 from sinks.postgres import table_ddl
 from sinks.postgres.copy_progress import PgCopyProgress
 from sinks.postgres.direct_inserts import NotDirectError, copy_messages, copy_new_rows
+from sinks.postgres.keyless import PgKeyless
 from sinks.postgres.offsets import OFFSETS_DDL, OFFSETS_TABLE, write_offsets
 from sinks.postgres.schema_changes import RECORDS_DDL
 from sinks.postgres.staging import existing, stage_and_apply
@@ -143,6 +145,10 @@ class PostgresApplier:
         if not schemas:
             return
         policy = self._policy_for(schemas[0].schema, schemas[0].table)
+        if schemas[0].keyless:  # a batch is all keyless or all keyed (`sinks.collapse`)
+            statements = PgKeyless(self._conn, self._tables, batch.target)
+            keyless.apply(statements, batch.keys.values(), policy, evolution, result)
+            return
         # Each key is written through the columns its own version has: a row of
         # an older version leaves a column added since at its default (a new
         # row) or value (an update), as on the source; the union would write NULL.

@@ -33,7 +33,7 @@ from cdc.postgres.target_types import TextEncoder, binary_kind, encoder_kind, te
 from cdc.schemas import TableSchema
 from sinks.postgres import schema_changes as schema_ddl
 from sinks.postgres.copy_text import LineBuilder
-from sinks.schema_changes import Evolution, SchemaFollower, carry_out
+from sinks.schema_changes import MISSING_TABLE_FIX, Evolution, SchemaFollower, carry_out
 
 # Sink processes of one pipeline (sink.workers, replicas) start together and may
 # create the same tables at once; CREATE ... IF NOT EXISTS is no guard against
@@ -153,11 +153,11 @@ class TargetTables:
         if not types:
             raise TerminalError(
                 f"target table {target[0]}.{target[1]} does not exist",
-                "create it (e.g. pg_dump --schema-only) or set target.create_tables: true",
+                MISSING_TABLE_FIX,
             )
         if wanted:
             types = {name: kind for name, kind in types.items() if name in wanted}
-        if not key:
+        if not key and any(not schema.keyless for schema in schemas):  # keyless: `sinks.keyless`
             raise TerminalError(
                 f"target table {target[0]}.{target[1]} has no primary key",
                 "add the source's primary key to the target table",
@@ -206,7 +206,7 @@ class TargetTables:
         if not self._create_tables:
             raise TerminalError(
                 f"target table {target[0]}.{target[1]} does not exist",
-                "create it (e.g. pg_dump --schema-only) or set target.create_tables: true",
+                MISSING_TABLE_FIX,
             )
         # the DDL `cdc schema` prints, from what the wire schema tells
         for statement in ddl_postgres.render(TableDef.of(schema), target, Notes()):

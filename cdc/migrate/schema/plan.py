@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from cdc.ddl.model import AFTER_COPY, TABLES, Notes, Statement, TableDef
+from cdc.ddl.model import AFTER_COPY, TABLES, Notes, Statement, TableDef, keyless_cost
 from cdc.engine import Sides
 from cdc.engine.cutover import TableName
 from cdc.engine.schema import TargetDdl
@@ -48,7 +48,7 @@ def build(settings: Settings, sides: Sides, tables: list[TableDef], ddl: TargetD
             continue
         seen[name] = table.qualified
         if not table.primary_key:
-            notes.warn(table, "", "no primary key: every column forms the target's primary key")
+            notes.warn(table, "", _no_key(table))
         rendered += ddl.render(table, name, notes)
     if not tables:
         notes.add(
@@ -76,3 +76,15 @@ def build(settings: Settings, sides: Sides, tables: list[TableDef], ddl: TargetD
         s for s in ordered if s.phase == AFTER_COPY
     ]
     return plan
+
+
+def _no_key(table: TableDef) -> str:
+    if table.schema.keyless:
+        return keyless_cost(table) + "; add a primary key on the source if the table can have one"
+    # PostgreSQL with REPLICA IDENTITY FULL and only NOT NULL columns: see
+    # `cdc.postgres.catalog.table_schema`
+    return (
+        "no primary key, and no nullable column to tell it from a key of every column: every"
+        " column forms the target's primary key, so identical rows become one there;"
+        " add a primary key on the source"
+    )

@@ -30,7 +30,7 @@ class TablePlan:
     source: tuple[str, str]
     target: tuple[str, str]
     columns: list[tuple[str, str]] = field(default_factory=list)  # (source name, target name)
-    key: tuple[str, ...] = ()  # source names
+    key: tuple[str, ...] = ()  # source names; none: the table has no primary key
     not_verifiable: str = ""  # the reason, when it cannot be compared
 
     @property
@@ -50,10 +50,7 @@ def plan_table(
     schema = TableSchema(
         sides.source.name, *source, tuple(Column(name, "") for name in columns), key
     )
-    plan = TablePlan(source, source, key=key)
-    if not key:
-        plan.not_verifiable = "it has no primary key, so rows cannot be paired by key"
-        return plan
+    plan = TablePlan(source, source, key=key)  # no key: compared as multisets (`verify.multiset`)
     names = [(name, name) for name in columns]  # (source name, current name)
     for index, transform in enumerate(transforms):
         kind = settings.transforms[index].type

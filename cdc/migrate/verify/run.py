@@ -28,6 +28,7 @@ from cdc.engine.cutover import Published
 from cdc.engine.session import Session
 from cdc.engine.verify import TableInfo, comparable_in_sql
 from cdc.migrate.positions import wait_applied
+from cdc.migrate.verify import multiset
 from cdc.migrate.verify.canonical import canonical
 from cdc.migrate.verify.chunks import (
     ROW_LEVEL_ROWS,
@@ -259,6 +260,9 @@ def _verify_table(
         return result
     ours_side, theirs_side, in_sql = _sides(sides, sessions, plan, ours, theirs)
     result.hashing = "database" if in_sql else "python"
+    if not plan.key:
+        _multiset(result, multiset.compare(ours_side, theirs_side, sink_caught_up, rounds))
+        return result
     found = _compare(name, ours_side, theirs_side, chunk_rows, result)
     remaining, busy, caught_up = settle(ours_side, theirs_side, found, sink_caught_up, rounds)
     result.unconfirmed = bool(remaining) and not caught_up
@@ -329,6 +333,18 @@ def _compare(
                 diff_range(source, target, chunk, row_level_rows, on_summary=counted, pool=pool)
             )
     return found
+
+
+def _multiset(result: TableResult, found: multiset.MultisetResult) -> None:
+    result.status = "equal" if found.equal else "different"
+    result.rows, result.chunks = found.rows, 1
+    result.missing, result.extra = found.missing, found.extra
+    result.unconfirmed = found.unconfirmed
+    if not found.equal:
+        result.reason = "no primary key: the tables differ as multisets of rows"
+    for kind, count in (("missing", found.missing), ("extra", found.extra)):
+        if count:
+            metrics.VERIFY_MISMATCHES.labels(result.table, kind).inc(count)
 
 
 def _report(result: TableResult, diff: RowDiff, key: tuple[str, ...]) -> None:

@@ -10,6 +10,7 @@ on both engines whatever their collations.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -62,6 +63,9 @@ class TableSide:
         return " AND ".join(parts), params
 
     def summary(self, keys: KeyRange) -> Summary:
+        if self._hash is None and not self._width:  # no key (`verify.multiset`): the table
+            counts = self.hash_counts()
+            return Summary(counts.total(), sum(h * n for h, n in counts.items()))
         if self._hash is None:
             hashes = self.row_hashes(keys)
             return Summary(len(hashes), sum(h for _, h in hashes.values()))
@@ -105,9 +109,21 @@ class TableSide:
         )
         found: RowHashes = {}
         for row in rows:
-            key, values = tuple(row[: self._width]), list(row[self._width :])
-            for index, decode in self._decode:
-                if values[index] is not None:
-                    values[index] = decode(values[index])
-            found[canonical_key(key)] = (key, row_hash(values))
+            key = tuple(row[: self._width])
+            found[canonical_key(key)] = (key, self._row_hash(row[self._width :]))
         return found
+
+    def hash_counts(self) -> Counter[int]:
+        """The whole table as a multiset: each row hash, with how many rows have it."""
+        if self._hash is not None:
+            rows = self._session.rows(f"SELECT {self._hash} FROM {self._table}", [])
+            return Counter(int(row[0]) for row in rows)
+        rows = self._session.rows(f"SELECT {self._columns} FROM {self._table}", [])
+        return Counter(self._row_hash(row) for row in rows)
+
+    def _row_hash(self, row: Sequence[Any]) -> int:
+        values = list(row)
+        for index, decode in self._decode:
+            if values[index] is not None:
+                values[index] = decode(values[index])
+        return row_hash(values)
