@@ -5,8 +5,10 @@ PY := $(VENV)/bin/python
 NATIVE := native/copytext
 # rustup's cargo, which builds $(NATIVE), lives here unless PATH says otherwise
 export PATH := $(HOME)/.cargo/bin:$(PATH)
+# Go builds dev/k8scheck; the official tarball puts it in /usr/local/go
+GO ?= $(or $(shell command -v go),/usr/local/go/bin/go)
 
-.PHONY: help install services services-down lint test test-unit test-chaos bench demo clean
+.PHONY: help install services services-down lint test test-unit test-chaos check-kubernetes bench demo clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -40,6 +42,10 @@ test-unit: install  ## tests that need no server
 
 test-chaos: install services  ## long crash and soak runs
 	$(VENV)/bin/pytest -m chaos tests
+
+# The Secret holds the database credentials: the base names it, each namespace creates it.
+check-kubernetes:  ## render deploy/kubernetes as `kubectl kustomize` does; decode it strictly into the API types and check probes, mounts, selectors
+	cd dev/k8scheck && $(GO) run -mod=readonly . -external-secret cdc-credentials $(CURDIR)/deploy/kubernetes
 
 demo: install services  ## a live MariaDB -> PostgreSQL migration on the local servers, verified row by row
 	$(PY) dev/demo.py
