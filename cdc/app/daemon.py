@@ -75,7 +75,11 @@ def run(
             _run_sink_role(settings, stopper, health, grace_s, config_path)
         else:
             # one process reaches both sides: make sure they are two
-            Sides.of(settings, engine_for).check_distinct()
+            sides = Sides.of(settings, engine_for)
+            try:
+                sides.check_distinct()
+            except (*sides.source.errors, *sides.target.errors):
+                pass  # a side it cannot reach: its role says why, with the fix
             _run_both(settings, stopper, health, grace_s, config_path)
     finally:
         server.shutdown()

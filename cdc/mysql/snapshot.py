@@ -29,13 +29,12 @@ import pymysql.cursors
 from pymysqlreplication.constants import FIELD_TYPE
 
 from cdc import values
-from cdc.errors import TerminalError
 from cdc.mysql.catalog import MyTable
 from cdc.mysql.column_types import ColumnSpec
 from cdc.mysql.dialect import qualified, quote
 from cdc.mysql.position import BinlogPosition
 from cdc.mysql.setup import current_position, is_mariadb
-from cdc.mysql.zero_dates import ZeroDateError, ZeroDates, ZeroPolicy
+from cdc.mysql.zero_dates import ZeroDates, ZeroPolicy
 
 Converter = Callable[[Any], Any]
 _FLOAT32 = struct.Struct("<f")
@@ -122,12 +121,7 @@ def _valid_or_zero(
 def _zero_date(zero: ZeroPolicy) -> Converter:
     def convert(value: Any) -> Any:
         if isinstance(value, str):  # pymysql leaves dates it cannot represent as text
-            try:
-                zero.met("date", value)
-            except ZeroDateError as exc:
-                raise TerminalError(
-                    str(exc), "set source.zero_dates: null, or fix the row"
-                ) from None
+            zero.met("date", value)  # raises under zero_dates: error
             return None
         return value
 

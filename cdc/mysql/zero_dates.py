@@ -11,6 +11,7 @@ from typing import Literal
 import structlog
 
 from cdc import metrics
+from cdc.errors import SetupError
 
 log = structlog.get_logger(__name__)
 
@@ -18,8 +19,10 @@ ZeroDates = Literal["null", "error"]
 _logged: set[tuple[str, str]] = set()  # per process: once is enough to act on
 
 
-class ZeroDateError(ValueError):
-    """A zero or zero-in-part date ('0000-00-00', '2024-00-10') with `zero_dates="error"`."""
+class ZeroDateError(SetupError):
+    """A zero or zero-in-part date ('0000-00-00', '2024-00-10') with
+    `zero_dates="error"`: the source stops, exit 2, since the binlog (or the
+    table) holds it until a person changes the setting or the row."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +37,13 @@ class ZeroPolicy:
         """A zero `what` (date, datetime, timestamp) was read: raise under
         `error`; under `null` (the caller returns None) say where, once."""
         if self.policy == "error":
-            raise ZeroDateError(f"zero {what} in {self.table}.{self.column}: {raw!r}")
+            shown = f" ({raw})" if isinstance(raw, str) else ""  # the binlog's are bare bytes
+            raise ZeroDateError(
+                f"a zero {what}{shown} in {self.table}.{self.column}, under"
+                " source.zero_dates: error",
+                "set source.zero_dates: null (such dates become NULL, each column said once"
+                " and counted), or fix the rows on the source, then start cdc again",
+            )
         metrics.ZERO_DATES.labels(table=self.table, column=self.column).inc()
         if (self.table, self.column) not in _logged:
             _logged.add((self.table, self.column))

@@ -1,19 +1,15 @@
 """Rows far above Kafka's 1 MB default, on the real broker: up to
-`kafka.max_message_bytes` (32 MiB by default) they replicate; above it the
-source stops with one error naming the table, the key, the size and the
-setting to raise, instead of a traceback it would restart into."""
+`kafka.max_message_bytes` (32 MiB by default) they replicate. A row above it
+stops the source: tests/integration/test_bad_input.py."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
-from cdc.errors import SetupError
 from cdc.settings import Settings
 from cdc.topics import table_topic
 from tests.integration.conftest import pg_execute
-from tests.integration.pipeline import TopicReader, pipeline, running, running_source
+from tests.integration.pipeline import TopicReader, pipeline, running_source
 
 # md5 text does not compress away: the broker sees (nearly) the full size
 BIG_ROW = (
@@ -43,19 +39,3 @@ def test_a_15_mb_row_replicates(
         reader.close()
     assert len(messages) == 1
     assert len(messages[0].value() or b"") > 15_000_000
-
-
-def test_a_row_above_the_limit_stops_the_source_naming_it(
-    tmp_path: Path, pg_dsn: str, kafka_bootstrap: str, topic_prefix: str
-) -> None:
-    pg_execute(pg_dsn, "CREATE TABLE wide (id int PRIMARY KEY, body text)")
-    settings = _settings(
-        tmp_path, topic_prefix, pg_dsn, kafka_bootstrap, max_message_bytes=2_000_000
-    )
-    with pytest.raises(SetupError) as stopped, running(settings, "source") as source:
-        pg_execute(pg_dsn, BIG_ROW.format(id=7, parts=100_000))  # 3.2 MB
-        source.join(90)
-    assert "public.wide" in stopped.value.message
-    assert '{"id":7}' in stopped.value.message
-    assert "kafka.max_message_bytes (2000000)" in stopped.value.message
-    assert "raise kafka.max_message_bytes" in stopped.value.remedy

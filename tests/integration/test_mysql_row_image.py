@@ -1,21 +1,16 @@
 """Partial row images (`binlog_row_image` MINIMAL or NOBLOB in the session that
 wrote them) on the real server: an update or delete applies exactly what it
-carries; an insert, whose left-out columns hold defaults only MariaDB knows,
-stops the source with one error naming the table and the fix (exit 2 under
-`cdc run`: the systemd unit does not restart into it again)."""
+carries. An insert, whose left-out columns hold defaults only MariaDB knows,
+stops the source: tests/integration/test_bad_input.py."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import pytest
-
-from cdc.errors import SetupError
-from cdc.topics import table_topic
 from tests.integration.conftest import mysql_connect
 from tests.integration.convergence import mysql_digest, pg_digest, wait_equal
-from tests.integration.pipeline import TopicReader, mysql_pipeline, running, wait_until
+from tests.integration.pipeline import mysql_pipeline, running
 
 COLUMNS = ["id", "a", "b"]
 TABLE = "CREATE TABLE m (id INT PRIMARY KEY, a VARCHAR(10), b INT)"
@@ -62,23 +57,3 @@ def test_minimal_updates_and_deletes_apply_what_they_carry(
             timeout=60,
         )
     assert rows == 2
-
-
-def test_a_minimal_insert_stops_the_source_with_the_table_and_the_fix(
-    tmp_path: Path, mysql_dsn: str, kafka_bootstrap: str, topic_prefix: str
-) -> None:
-    database = urlsplit(mysql_dsn).path.strip("/")
-    with mysql_connect(mysql_dsn) as conn, conn.cursor() as cur:
-        cur.execute(TABLE)
-        cur.execute("INSERT INTO m VALUES (1, 'whole', 1)")
-    settings = mysql_pipeline(tmp_path, topic_prefix, mysql_dsn, kafka_bootstrap, [f"{database}.m"])
-    reader = TopicReader(kafka_bootstrap, table_topic(topic_prefix, database, "m"))
-    try:
-        with pytest.raises(SetupError) as stopped, running(settings, "source") as source:
-            assert len(reader.read_until(1)) == 1  # the snapshot is in: the binlog is next
-            _write_minimal(mysql_dsn, "INSERT INTO m (id, a) VALUES (2, 'partial')")
-            assert wait_until(lambda: not source.is_alive(), timeout=60)
-    finally:
-        reader.close()
-    assert f"{database}.m" in stopped.value.message
-    assert "binlog_row_image = FULL" in stopped.value.remedy
