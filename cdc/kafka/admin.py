@@ -7,7 +7,12 @@ from collections.abc import Mapping
 
 import structlog
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+)
 from confluent_kafka.cimpl import NewTopic
 
 from cdc.kafka.connection import KafkaConnection, client_config
@@ -15,6 +20,7 @@ from cdc.kafka.connection import KafkaConnection, client_config
 log = structlog.get_logger(__name__)
 
 COMPACTED = {"cleanup.policy": "compact"}
+LIMIT = "max.message.bytes"
 
 
 class TopicAdmin:
@@ -30,7 +36,10 @@ class TopicAdmin:
         config: Mapping[str, str] | None = None,
         timeout: float = 30.0,
     ) -> None:
-        """Create the topic if it does not exist; an existing topic is left as it is."""
+        """Create the topic if it does not exist. Of an existing topic only a
+        `max.message.bytes` below `config`'s is raised to it: a user who raised
+        kafka.max_message_bytes after a row stopped the source needs it on the
+        topics made before, too."""
         if name in self._known:
             return
         topic = NewTopic(
@@ -46,7 +55,25 @@ class TopicAdmin:
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
+            if config and LIMIT in config:
+                self._raise_limit(name, int(config[LIMIT]), timeout)
         self._known.add(name)
+
+    def _raise_limit(self, name: str, wanted: int, timeout: float) -> None:
+        resource = ConfigResource(ConfigResource.Type.TOPIC, name)
+        found = self._client.describe_configs([resource])[resource].result(timeout=timeout)
+        entry = found.get(LIMIT)
+        if entry is None or entry.value is None or int(entry.value) >= wanted:
+            return
+        change = ConfigResource(
+            ConfigResource.Type.TOPIC,
+            name,
+            incremental_configs=[
+                ConfigEntry(LIMIT, str(wanted), incremental_operation=AlterConfigOpType.SET)
+            ],
+        )
+        self._client.incremental_alter_configs([change])[change].result(timeout=timeout)
+        log.info("topic_limit_raised", topic=name, setting=LIMIT, was=entry.value, now=wanted)
 
     def partitions(self, name: str, timeout: float = 30.0) -> int:
         metadata = self._client.list_topics(name, timeout=timeout)

@@ -236,9 +236,8 @@ class KafkaPublisher:
         return SetupError(
             f"a change of {changes.schema}.{changes.table} (key {shown}) is {len(value)}"
             f" bytes as JSON, above kafka.max_message_bytes ({limit})",
-            "raise kafka.max_message_bytes (up to 100000000), and max.message.bytes of the"
-            " table's topic if cdc created it before (kafka-configs --alter --entity-type topics"
-            " --add-config max.message.bytes=N); or make the row smaller",
+            "raise kafka.max_message_bytes (up to 100000000; cdc raises its topics'"
+            " max.message.bytes to match when it starts), or make the row smaller",
         )
 
     def _open_segment(self) -> _Segment:
