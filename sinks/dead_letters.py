@@ -11,15 +11,17 @@ operator does with them is `sinks.dlq`.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import orjson
 import structlog
-from confluent_kafka import Message, Producer
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from cdc import metrics
 from cdc.kafka.admin import TopicAdmin
 from cdc.kafka.connection import KafkaConnection, client_config
+from cdc.kafka.partition_reader import TIMEOUT_S, read_range
 from cdc.settings_kafka import DEFAULT_MAX_MESSAGE_BYTES, MESSAGE_HEADROOM
 from cdc.topics import dead_letter_topic
 
@@ -28,6 +30,10 @@ SHOWN_CHARS = 500  # of a key or an error in the log line; the message keeps the
 
 
 REMEMBERED = 100_000  # dead letters a process keeps from sending twice
+# Dead letters re-read at start: a sink that died after its dead letters were
+# on the topic but before its batch's offsets committed meets them again.
+# Each worker has at most one batch in flight, a few thousand messages.
+REREAD = 20_000
 
 
 class DeadLetters:
@@ -54,15 +60,18 @@ class DeadLetters:
             }
         )
         self._errors: list[str] = []
-        # (topic, partition, offset) of the messages sent and flushed, oldest first
-        self._durable: dict[tuple[str, int, int], None] = {}
+        # (topic, partition, offset) of the messages on the topic, oldest first:
+        # those this process sent and flushed, and the last ones before it started
+        self._durable: dict[tuple[str, int, int], None] = dict.fromkeys(
+            _recent_origins(connection, self.topic)
+        )
         self._pending: list[tuple[str, int, int]] = []
         self.last_id: int | None = None  # offset on the topic of the last one it took
 
     def send(self, msg: Message, table: str, reason: str, error: str) -> None:
-        """Dead-letter `msg`, unless this process already has it on the topic: a
-        batch applied again after a failure meets its dead letters again, and
-        each is counted and logged once."""
+        """Dead-letter `msg`, unless the topic has it already: a batch applied
+        again after a failure (or by the next process, after a crash) meets its
+        dead letters again, and each is sent, counted and logged once."""
         where = (msg.topic() or "", msg.partition() or 0, msg.offset() or 0)
         if where in self._durable:
             return
@@ -134,3 +143,34 @@ def source_position(value: bytes | None) -> str | None:
     if source.get("file"):
         return f"{source['file']}:{source.get('pos')}"
     return None
+
+
+def _recent_origins(connection: KafkaConnection, topic: str) -> list[tuple[str, int, int]]:
+    """Where the last REREAD dead letters on `topic` came from, oldest first."""
+    consumer = Consumer(
+        {
+            **client_config(connection),
+            "group.id": f"cdc-dlq-reader-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
+    try:
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=TIMEOUT_S)
+        origins = []
+        for msg in read_range(consumer, topic, 0, max(low, high - REREAD), high):
+            raw: Any = msg.headers() or []  # confluent-kafka gives a list of pairs
+            headers: dict[str, bytes] = {name: value or b"" for name, value in raw}
+            try:
+                origins.append(
+                    (
+                        headers["cdc.topic"].decode(),
+                        int(headers["cdc.partition"]),
+                        int(headers["cdc.offset"]),
+                    )
+                )
+            except (KeyError, ValueError):
+                continue  # written by hand or by another tool: not one of ours to match
+        return origins
+    finally:
+        consumer.close()

@@ -3,18 +3,17 @@ them), with the decisions taken on them, and reading ranges of a partition."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, Message, TopicPartition
 
+from cdc.kafka.partition_reader import TIMEOUT_S, read_range
 from sinks.dead_letters import source_position
 from sinks.dlq.decisions import PENDING, Decision, Origin
 
-TIMEOUT_S = 30.0
 # What `sinks.dead_letters` adds to the original message's own headers.
 ADDED_HEADERS = frozenset(
     {"cdc.reason", "cdc.table", "cdc.error", "cdc.topic", "cdc.partition", "cdc.offset"}
@@ -110,36 +109,6 @@ def _table_of(value: bytes | None) -> str | None:
         return f"{source['schema']}.{source['table']}"
     except (orjson.JSONDecodeError, TypeError, KeyError):
         return None
-
-
-def read_range(
-    consumer: Consumer, topic: str, partition: int, start: int, end: int
-) -> Iterator[Message]:
-    """The messages at offsets start..end-1 that Kafka holds, in order. The
-    consumer needs `enable.partition.eof`: the end of the partition ends the
-    read even where compaction left a gap before `end`."""
-    if start >= end:
-        return
-    consumer.assign([TopicPartition(topic, partition, start)])
-    deadline = time.monotonic() + TIMEOUT_S
-    try:
-        while True:
-            batch = consumer.consume(1000, 0.5)
-            if not batch and time.monotonic() > deadline:
-                raise TimeoutError(f"reading {topic}:{partition} from {start}: no answer")
-            for msg in batch:
-                error = msg.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        return
-                    raise KafkaException(error)
-                if (msg.offset() or 0) >= end:
-                    return
-                yield msg
-            if batch:
-                deadline = time.monotonic() + TIMEOUT_S
-    finally:
-        consumer.unassign()
 
 
 def read_dead_letters(consumer: Consumer, topic: str) -> list[DeadLetter]:

@@ -20,9 +20,10 @@ import orjson
 from confluent_kafka import Consumer
 
 from cdc.applier import Applier
+from cdc.kafka.partition_reader import read_range
 from sinks.dead_letters import DeadLetters
 from sinks.dlq.decisions import Origin
-from sinks.dlq.letters import DlqInputError, read_range
+from sinks.dlq.letters import DlqInputError
 from sinks.replay import Replay
 
 REASON = "skipped"

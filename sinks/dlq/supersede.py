@@ -24,7 +24,8 @@ from dataclasses import dataclass
 import orjson
 from confluent_kafka import Consumer
 
-from sinks.dlq.letters import DeadLetter, read_range
+from cdc.kafka.partition_reader import read_range
+from sinks.dlq.letters import DeadLetter
 
 Partition = tuple[str, int]
 

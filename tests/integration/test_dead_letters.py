@@ -1,13 +1,14 @@
 """A dead letter on a real broker: the message lands on `<prefix>.__dlq` whole, with
 where it came from, and one log line names its table, key, source position, reason
-and offset; met again (a batch applied again), it is neither sent nor counted twice."""
+and offset; met again (a batch applied again, in this process or in the next one after
+a crash), it is neither sent nor counted twice."""
 
 from __future__ import annotations
 
 import time
 
 import orjson
-from confluent_kafka import Consumer, Message, Producer
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
 from structlog.testing import capture_logs
 
 from cdc import metrics
@@ -68,3 +69,21 @@ def test_a_dead_letter_is_kept_whole_and_logged_once(
     assert headers["cdc.schema"] == b"abc"
     assert headers["cdc.reason"] == b"apply"
     assert headers["cdc.offset"] == str(event.offset()).encode()
+
+    # the next process (a sink restarted after a crash, before the batch's offsets were
+    # committed) meets it again: the topic has it, so not a second one either
+    again = DeadLetters(kafka_bootstrap, topic_prefix, 1)
+    again.send(event, "public.t", "apply", 'null value in column "v" violates not-null')
+    again.flush()
+    assert metrics.DLQ_EVENTS.labels(table="public.t", reason="apply")._value.get() == counted + 1
+    low, high = _watermarks(kafka_bootstrap, dead.topic)
+    assert high - low == 1, "the dead letter was written twice"
+
+
+def _watermarks(bootstrap: str, topic: str) -> tuple[int, int]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"w-{time.time_ns()}"})
+    try:
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=30)
+        return int(low), int(high)
+    finally:
+        consumer.close()
