@@ -36,6 +36,16 @@ def add_captured(store: OffsetStore, table: str) -> None:
     store.put(CAPTURED_KEY, sorted({*(store.get(CAPTURED_KEY) or ()), table}))
 
 
+def replace_captured(store: OffsetStore, table: str, new: str | None) -> None:
+    """`table` is no longer captured under its name: renamed to `new`, or
+    dropped (None)."""
+    recorded = set(store.get(CAPTURED_KEY) or ())
+    recorded.discard(table)
+    if new is not None:
+        recorded.add(new)
+    store.put(CAPTURED_KEY, sorted(recorded))
+
+
 def note_captured(store: OffsetStore, tables: Iterable[str], warn: bool) -> list[str]:
     """Record `tables` as captured; the tables added since the last start (a first
     start records without comparing). `warn`: the pipeline's snapshot is done (and

@@ -3,6 +3,7 @@ internal topics."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 
 import structlog
@@ -15,6 +16,7 @@ from confluent_kafka.admin import (
 )
 from confluent_kafka.cimpl import NewTopic
 
+from cdc.errors import TransientError
 from cdc.kafka.connection import KafkaConnection, client_config
 
 log = structlog.get_logger(__name__)
@@ -76,5 +78,14 @@ class TopicAdmin:
         log.info("topic_limit_raised", topic=name, setting=LIMIT, was=entry.value, now=wanted)
 
     def partitions(self, name: str, timeout: float = 30.0) -> int:
-        metadata = self._client.list_topics(name, timeout=timeout)
-        return len(metadata.topics[name].partitions)
+        """The topic's partition count. A topic just created may show none
+        for a moment: a table-wide event sent to every partition of it would
+        then go nowhere, so wait until it has some."""
+        deadline = time.monotonic() + timeout
+        while True:
+            topic = self._client.list_topics(name, timeout=timeout).topics.get(name)
+            if topic is not None and topic.error is None and topic.partitions:
+                return len(topic.partitions)
+            if time.monotonic() > deadline:
+                raise TransientError(f"topic {name} shows no partitions after {timeout:g} s")
+            time.sleep(0.05)

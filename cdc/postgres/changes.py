@@ -189,6 +189,35 @@ class RelationState:
             yield Op.DELETE, key, dict(key), None, ()
 
 
+class IgnoredRelation(RelationState):
+    """A table that left the pipeline (renamed to a name source.tables does
+    not select) while pgoutput may still send its changes: they are dropped,
+    at no cost to the path every other row takes."""
+
+    __slots__ = ()
+
+    def encode(
+        self,
+        message: Insert | Update | Delete,
+        tx: Transaction,
+        lsn: int,
+        now_ms: int,
+        out: list[Message],
+    ) -> None:
+        return
+
+    def encode_insert(
+        self, buf: bytes, pos: int, tx: Transaction, lsn: int, now_ms: int, out: list[Message]
+    ) -> None:
+        return
+
+
+def ignored(state: RelationState) -> RelationState:
+    return IgnoredRelation(
+        state.schema, state.names, state.converters, state.key, state.source, state.fingerprint
+    )
+
+
 def relation_state(
     relation: Relation,
     registry: TypeRegistry,
@@ -316,4 +345,5 @@ def truncate_events(
     states: Sequence[RelationState], tx: Transaction, lsn: int
 ) -> Iterator[ChangeEvent]:
     for state in states:
-        yield _event(state, Op.TRUNCATE, tx, lsn)
+        if not isinstance(state, IgnoredRelation):
+            yield _event(state, Op.TRUNCATE, tx, lsn)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -19,11 +19,10 @@ import structlog
 from cdc import metrics
 from cdc.applied_marks import PG_APPLICATION_NAME, PG_READ_WRITE_OPTION
 from cdc.bulk import DirectCopy
-from cdc.captured_tables import add_captured, added_since, note_captured
-from cdc.events import EncodedChanges
+from cdc.captured_tables import add_captured
 from cdc.position import Position
-from cdc.postgres import catalog, setup
-from cdc.postgres.changes import RelationState
+from cdc.postgres import captured_relations, catalog, setup
+from cdc.postgres.captured_relations import TableEventSent
 from cdc.postgres.copy_protocol import (
     WAL_START,
     XLOG_PAYLOAD,
@@ -36,12 +35,17 @@ from cdc.postgres.pgoutput import Decoder
 from cdc.postgres.pgoutput_messages import Delete, Insert, Update
 from cdc.postgres.position import PgPosition, SnapshotComplete, SnapshotMark, TableCopied
 from cdc.postgres.replication import ReplicationConnection
-from cdc.postgres.snapshot import KeyRange, ParallelReader, export_snapshot, plan_ranges
+from cdc.postgres.snapshot_stream import range_key, schema_of, take_snapshot
 from cdc.postgres.stream_state import StreamState
-from cdc.postgres.table_copy import JoiningTables, copy_table
+from cdc.postgres.table_copy import (
+    JoiningTables,
+    copy_table,
+    leave_publication,
+    relation_name,
+    wal_position,
+)
+from cdc.postgres.table_events import Name, TableTracker
 from cdc.postgres.types import SESSION_OPTIONS, TypeRegistry
-from cdc.progress import Progress
-from cdc.schemas import TableSchema
 from cdc.settings import PostgresSource as PostgresSettings
 from cdc.settings import SnapshotSettings
 from cdc.source import IDLE, Checkpoint, StreamItem
@@ -52,18 +56,14 @@ log = structlog.get_logger(__name__)
 
 HEARTBEAT_PREFIX = "cdc_heartbeat"
 STATUS_INTERVAL_S = 1.0
-SCAN_TABLES_EVERY_S = 5.0  # how soon a table created on the source joins the stream
+# how soon a table created on the source joins the stream, and a dropped one leaves it
+SCAN_TABLES_EVERY_S = 5.0
 SLOT_KEY = "postgres/slot"
-PLAN_KEY = "snapshot/plan"
 COMPLETE_KEY = "snapshot/complete"
 BATCH_ROWS = 500  # row changes per published item
 READ_LIMIT = 1000  # replication messages per read: the status update and heartbeat wait no longer
 _XLOG_DATA, _INSERT = ord("w"), ord("I")
 _RELATION_ID = struct.Struct("!I")
-
-
-def _range_key(table: str, index: int) -> str:
-    return f"snapshot/{table}/{index}"
 
 
 class PostgresSource:
@@ -86,6 +86,8 @@ class PostgresSource:
         self._flush_lsn = 0
         self._conn: psycopg.Connection[Any] | None = None
         self._repl: ReplicationConnection | None = None
+        # tables joining the stream, by name: (oid, name, since) for the record
+        self._joined: dict[str, tuple[int, Name, int]] = {}
 
     def _connect(self) -> psycopg.Connection[Any]:
         # named and read-write: a cutover's fence spares this session (heartbeats go on)
@@ -103,6 +105,7 @@ class PostgresSource:
         check_selection(self._settings.tables, catalog.table_names(conn)).enforce()
         tables = catalog.select_tables(conn, self._settings.selects)
         setup.check_tables(tables)
+        catalog_rows, at = catalog.table_oids(conn), wal_position(conn)
         setup.ensure_publication(conn, self._publication, tables)
         registry = TypeRegistry(conn)
         repl = self._repl = ReplicationConnection(self._dsn)
@@ -115,14 +118,25 @@ class PostgresSource:
         snapshot = self._snapshot.mode != "never" and self._offsets.get(COMPLETE_KEY) is None
         # A snapshot still to take reads every table; a table added to
         # source.tables since one finished is copied as it joins the stream.
-        names = [t.qualified for t in tables]
-        added = added_since(self._offsets, names) if self._snapshot.mode != "never" else []
-        note_captured(self._offsets, [n for n in names if n not in added], False)
+        # What became of the captured tables while the source was down is
+        # owed to the stream as table events (`cdc.postgres.captured_relations`).
+        tracker = TableTracker(self._settings.selects, lambda oid: relation_name(conn, oid))
+        added = captured_relations.start(
+            self._offsets, tracker, catalog_rows, tables, at, self._snapshot.mode != "never",
+            self._settings.selects,
+        )  # fmt: skip
         joining = [t for t in tables if t.qualified in added and not snapshot]
+        for table in joining:
+            self._joined[table.qualified] = (table.oid, (table.schema, table.name), at)
         if snapshot:
             exported = created.snapshot_name if created else None
             if self._copy is None:
-                yield from self._take_snapshot(conn, registry, tables, exported)
+                # the snapshot's rows name the position their table's stream starts at
+                stream_lsn = int((self._offsets.get(SLOT_KEY) or {}).get("lsn", 0))
+                yield from take_snapshot(
+                    conn, registry, tables, exported, self._offsets, self._snapshot,
+                    self._connect, stream_lsn,
+                )  # fmt: skip
             else:
                 reader = PgCopyReader(
                     conn, registry, tables, exported, self._connect, self._snapshot
@@ -132,136 +146,42 @@ class PostgresSource:
                 yield Checkpoint(SnapshotComplete(int(slot.get("lsn", 0))))
         # the snapshot's schemas are what the stream's first Relation messages follow
         seed = (
-            {t.oid: (self._schema_of(registry, t), t.attnums) for t in tables}
+            {t.oid: (schema_of(registry, t), t.attnums) for t in tables}
             if snapshot and created is not None
             else {}
         )
-        yield from self._replicate(conn, repl, registry, seed, tables, joining)
-
-    @staticmethod
-    def _schema_of(registry: TypeRegistry, table: catalog.PgTable) -> TableSchema:
-        return catalog.table_schema(
-            registry, table.schema, table.name, table.columns, table.key, table.not_null,
-            table.defaults,
-        )  # fmt: skip
-
-    def _take_snapshot(
-        self,
-        conn: psycopg.Connection[Any],
-        registry: TypeRegistry,
-        tables: list[catalog.PgTable],
-        exported: str | None,
-    ) -> Iterator[StreamItem]:
-        by_name = {t.qualified: t for t in tables}
-        plan = self._offsets.get(PLAN_KEY)
-        if plan is None:
-            ranges = plan_ranges(
-                conn, tables, self._snapshot.parallelism, self._snapshot.chunk_rows
-            )
-            plan = [[r.table.qualified, r.index, r.lower, r.upper] for r in ranges]
-            self._offsets.put(PLAN_KEY, plan)
-        todo: list[tuple[KeyRange, tuple[str, ...] | None]] = []
-        for name, index, lower, upper in plan:
-            state = self._offsets.get(_range_key(name, index)) or {}
-            if not state.get("done") and name in by_name:
-                after = tuple(state["after"]) if state.get("after") else None
-                todo.append((KeyRange(by_name[name], index, lower, upper), after))
-        source = {"connector": "postgresql", "db": conn.info.dbname}
-        # the byte-level encoders of the stream, fed the COPY output's text fields
-        encoders: dict[int, RelationState] = {}
-        key_types: dict[int, list[str]] = {}
-        for table in tables:
-            schema = self._schema_of(registry, table)
-            encoders[table.oid] = RelationState(
-                schema=schema,
-                names=tuple(c.name for c in table.columns),
-                converters=tuple(registry.converter(c.type_oid) for c in table.columns),
-                key=schema.key,
-                source=source,
-                fingerprint=schema.fingerprint,
-            )
-            types = {c.name: registry.info(c.type_oid, c.typmod).name for c in table.columns}
-            key_types[table.oid] = [types[k] for k in table.primary_key]
-            yield schema
-        # A resumed snapshot has lost the slot's exported snapshot: export a new
-        # one and keep this transaction open while the readers import it.
-        holder = None
-        if exported is None:
-            holder, exported = export_snapshot(self._connect)
-        log.info("snapshot_started", ranges=len(todo), tables=len(tables))
-        estimate = conn.execute(
-            "SELECT coalesce(sum(greatest(reltuples, 0)), 0)::bigint FROM pg_class"
-            " WHERE oid = ANY(%s)",
-            ([t.oid for t in tables],),
-        ).fetchone()
-        progress = Progress("snapshot", estimate[0] if estimate else 0)
-        metrics.SNAPSHOT_RANGES_LEFT.set(len(todo))
-        started_ms = time.time_ns() // 1_000_000
-        reader = ParallelReader(
-            self._connect,
-            exported,
-            key_types,
-            self._snapshot.chunk_rows,
-            self._snapshot.parallelism,
+        schemas = {t.oid: schema_of(registry, t) for t in tables}
+        state = StreamState(
+            registry, self._catalog_table, conn.info.dbname, BATCH_ROWS, tracker, seed, schemas
         )
-        # the snapshot's rows name the position their table's stream starts at
-        stream_lsn = int((self._offsets.get(SLOT_KEY) or {}).get("lsn", 0))
+        yield from self._replicate(conn, repl, registry, state, joining)
+
+    def _catalog_table(self, oid: int) -> catalog.PgTable | None:
+        assert self._conn is not None
         try:
-            for chunk in reader.read(todo):
-                table = chunk.range.table
-                encoder = encoders[table.oid]
-                yield EncodedChanges(
-                    table.schema,
-                    table.name,
-                    encoder.fingerprint,
-                    encoder.encode_reads(
-                        chunk.rows, stream_lsn, started_ms, time.time_ns() // 1_000_000
-                    ),
-                )
-                progress.add(len(chunk.rows))
-                metrics.SNAPSHOT_ROWS.labels(table=table.qualified).inc(len(chunk.rows))
-                if not chunk.last:
-                    continue  # the chunk's progress is recorded with its last piece
-                if chunk.done:
-                    metrics.SNAPSHOT_RANGES_LEFT.dec()
-                yield Checkpoint(
-                    SnapshotMark(table.qualified, chunk.range.index, chunk.after, chunk.done)
-                )
-        finally:
-            if holder is not None:
-                holder.close()
-        yield Checkpoint(SnapshotComplete(stream_lsn))
-        progress.finish()
+            return catalog.load_table(self._conn, oid)
+        except LookupError:
+            return None
 
     def _replicate(
         self,
         conn: psycopg.Connection[Any],
         repl: ReplicationConnection,
         registry: TypeRegistry,
-        seed: Mapping[int, tuple[TableSchema, Mapping[str, int]]],
-        tables: list[catalog.PgTable],
+        state: StreamState,
         joining: list[catalog.PgTable],
     ) -> Iterator[StreamItem]:
         """`joining`: tables to copy as they join the stream (`cdc.postgres.table_copy`),
-        and any created on the source that `source.tables` selects, found as it streams."""
+        and any created on the source that `source.tables` selects, found as it
+        streams; the same scan finds captured tables dropped (`cdc.postgres.table_events`)."""
         repl.start(self._slot, self._publication)
         log.info("streaming_started", slot=self._slot)
-
-        def catalog_table(oid: int) -> catalog.PgTable | None:
-            try:
-                return catalog.load_table(conn, oid)
-            except LookupError:
-                return None
-
-        state = StreamState(registry, catalog_table, conn.info.dbname, BATCH_ROWS, seed)
-        batch, relations = state.batch, state.relations
+        batch, relations, tracker = state.batch, state.relations, state.tracker
         decoder = Decoder()
         interval = self._settings.heartbeat_interval_s
         next_heartbeat = time.monotonic() + interval
         next_status = 0.0
-        finder = JoiningTables(
-            conn, self._publication, self._settings.selects, {t.qualified for t in tables}
-        )
+        finder = JoiningTables(conn, self._publication, self._settings.selects, tracker)
         next_scan = time.monotonic() + SCAN_TABLES_EVERY_S
 
         def keep_alive() -> None:
@@ -270,19 +190,32 @@ class PostgresSource:
         while True:
             now = time.monotonic()
             if now >= next_scan:
-                joining += finder.found()
+                rows, at = catalog.table_oids(conn), wal_position(conn)
+                tracker.observe({oid: (schema, name) for oid, schema, name in rows}, at)
+                for table in finder.found(rows, at):
+                    self._joined[table.qualified] = (table.oid, (table.schema, table.name), at)
+                    yield from state.rejoined(table.oid, (table.schema, table.name))
+                    joining.append(table)
                 next_scan = now + SCAN_TABLES_EVERY_S
+            for oid in state.left:
+                leave_publication(conn, self._publication, oid)
+            state.left.clear()
             if state.recopy:
-                joining += [t for oid in state.recopy if (t := catalog_table(oid)) is not None]
+                joining += [t for o in state.recopy if (t := self._catalog_table(o)) is not None]
                 state.recopy.clear()
             if joining and state.tx is None:  # between transactions
                 yield from batch.take()
+                waiting = []
                 for table in joining:
+                    if tracker.holds((table.schema, table.name), table.oid):
+                        # the name's former table first: its DROP or RENAME is due
+                        waiting.append(table)
+                        continue
                     yield from copy_table(
                         self._connect, registry, table, conn.info.dbname, self._flush_lsn,
                         keep_alive,
                     )  # fmt: skip
-                joining = []
+                joining = waiting
             if now >= next_status:
                 repl.send(standby_status_update(self._flush_lsn, self._flush_lsn, self._flush_lsn))
                 next_status = now + STATUS_INTERVAL_S
@@ -314,6 +247,9 @@ class PostgresSource:
                 frame = parse_copy_data(data)
                 if isinstance(frame, PrimaryKeepalive):
                     yield from batch.take()
+                    if state.between_transactions:
+                        # the server sent every transaction that ended before `wal_end`
+                        yield from state.reached(frame.wal_end)
                     if frame.reply_requested:
                         next_status = 0.0
                     # The server keeps sending keepalives while it decodes WAL of
@@ -349,13 +285,18 @@ class PostgresSource:
                     metrics.SOURCE_LAG_SECONDS.set(max(0.0, time.time() - position.ts_ms / 1000))
         elif isinstance(position, SnapshotMark):
             after = list(position.after) if position.after is not None else None
-            key = _range_key(position.table, position.index)
+            key = range_key(position.table, position.index)
             self._offsets.put(key, {"after": after, "done": position.done})
         elif isinstance(position, SnapshotComplete):
             self._offsets.put(COMPLETE_KEY, {"lsn": position.lsn})
             log.info("snapshot_complete")
         elif isinstance(position, TableCopied):
+            joined = self._joined.pop(position.table, None)
+            if joined is not None:
+                captured_relations.record_joined(self._offsets, *joined)
             add_captured(self._offsets, position.table)
+        elif isinstance(position, TableEventSent):
+            captured_relations.record_event(self._offsets, position)
 
     def close(self) -> None:
         if self._repl is not None:

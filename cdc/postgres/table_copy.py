@@ -9,12 +9,17 @@ from there and may replay changes the read already saw: each carries a whole
 row (or a delete), so per key the last one wins and the table ends equal.
 Rows written before it joined are only in the read, which is why the table
 counts as captured (`TableCopied`) only once Kafka has every row of it.
+
+Tables are told apart by oid: a table created again under a captured
+table's name joins as a new one, once that table's DROP is out
+(`cdc.postgres.table_events`). A table renamed out of `source.tables`
+leaves the publication (`leave_publication`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import psycopg
@@ -28,6 +33,7 @@ from cdc.postgres.copy_text import split_row
 from cdc.postgres.position import TableCopied
 from cdc.postgres.setup import identity_problem
 from cdc.postgres.snapshot import PIECE_ROWS
+from cdc.postgres.table_events import Name, TableTracker
 from cdc.postgres.types import TypeRegistry
 from cdc.source import Checkpoint, StreamItem
 
@@ -42,27 +48,31 @@ class JoiningTables:
         conn: psycopg.Connection[Any],
         publication: str,
         selects: Callable[[str, str], bool],
-        streamed: set[str],
+        tracker: TableTracker,
     ) -> None:
         self._conn = conn
         self._publication = publication
         self._selects = selects
-        self._streamed = streamed  # schema.table of every table in the stream
-        self._refused: set[str] = set()  # told once why it cannot join
+        self._tracker = tracker  # every table in the stream, by oid
+        self._refused: set[int] = set()  # told once why it cannot join
 
-    def found(self) -> list[catalog.PgTable]:
-        """New selected tables, each added to the publication."""
+    def found(self, catalog_rows: Sequence[tuple[int, str, str]], at: int) -> list[catalog.PgTable]:
+        """New selected tables of `catalog_rows` (oid, schema, name), read
+        before WAL position `at`, each added to the publication."""
         joining = []
-        for oid, schema, name in catalog.table_oids(self._conn):
-            qualified = f"{schema}.{name}"
-            if qualified in self._streamed or qualified in self._refused:
+        for oid, schema, name in catalog_rows:
+            if self._tracker.active(oid) or oid in self._refused:
                 continue
             if not self._selects(schema, name):
                 continue
-            table = catalog.load_table(self._conn, oid)
+            qualified = f"{schema}.{name}"
+            try:
+                table = catalog.load_table(self._conn, oid)
+            except LookupError:
+                continue  # dropped since the scan
             problem = identity_problem(table)
             if problem is not None:
-                self._refused.add(qualified)
+                self._refused.add(oid)
                 log.error("table_not_captured", table=qualified, error=problem.message,
                           fix=problem.remedy)  # fmt: skip
                 continue
@@ -71,17 +81,57 @@ class JoiningTables:
             )
             try:
                 self._conn.execute(statement)
+            except psycopg.errors.DuplicateObject:
+                pass  # still in it: a table that left (see `leave_publication`) and is back
             except psycopg.errors.InsufficientPrivilege as exc:
                 # least privilege: the publication belongs to the tables' owner
-                self._refused.add(qualified)
+                self._refused.add(oid)
                 log.error("table_not_captured", table=qualified, error=str(exc).strip(),
                           fix=f"run {statement.as_string(self._conn)} as the publication's"
                           " owner, then restart cdc run")  # fmt: skip
                 continue
-            self._streamed.add(qualified)
+            self._tracker.track(oid, (schema, name), at)
             log.info("table_joined", table=qualified)
             joining.append(table)
         return joining
+
+
+def wal_position(conn: psycopg.Connection[Any]) -> int:
+    """Where the server writes WAL now: past every transaction that committed
+    before (the insert position: with synchronous_commit off, a commit is
+    visible before it is flushed)."""
+    row = conn.execute("SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def relation_name(conn: psycopg.Connection[Any], oid: int) -> Name | None:
+    """The table's name in the catalog now, None when it is gone."""
+    row = conn.execute(
+        "SELECT n.nspname, c.relname FROM pg_class c"
+        " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = %s",
+        (oid,),
+    ).fetchone()
+    return None if row is None else (row[0], row[1])
+
+
+def leave_publication(conn: psycopg.Connection[Any], publication: str, oid: int) -> None:
+    """Take a table that left the pipeline out of the publication, so its
+    changes stop streaming (the source drops them meanwhile). Best effort:
+    the publication may belong to the tables' owner."""
+    name = relation_name(conn, oid)
+    if name is None:
+        return  # gone: out of every publication already
+    statement = sql.SQL("ALTER PUBLICATION {} DROP TABLE {}").format(
+        sql.Identifier(publication), sql.Identifier(*name)
+    )
+    try:
+        conn.execute(statement)
+    except psycopg.errors.UndefinedObject:
+        pass  # not in it: the start set the publication to source.tables
+    except psycopg.errors.InsufficientPrivilege as exc:
+        log.info("table_left_in_publication", table=f"{name[0]}.{name[1]}",
+                 reason=str(exc).strip())  # fmt: skip
 
 
 def copy_table(

@@ -213,16 +213,27 @@ def test_broker_outage_loses_nothing_and_acknowledges_nothing_early(
 def test_a_refused_message_stops_the_publisher_and_acknowledges_nothing(
     kafka_bootstrap: str, topic_prefix: str
 ) -> None:
-    # the table's topic takes no message as large as an event
+    # the table's topic made by hand, compacted: it refuses a message without a key
     topic = table_topic(topic_prefix, "public", "items")
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-    config = {"max.message.bytes": "64"}
+    config = {"cleanup.policy": "compact"}
     admin.create_topics([NewTopic(topic, 3, 1, config=config)])[topic].result(30)
     pub = publisher(kafka_bootstrap, topic_prefix)
     pub.publish(SCHEMA)
     pub.publish(Checkpoint(Seq(0)))
     assert pub.flush(30)
-    pub.publish(event(1))
+    truncate = ChangeEvent(
+        op=Op.TRUNCATE,
+        schema="public",
+        table="items",
+        key=None,
+        before=None,
+        after=None,
+        ts_ms=1,
+        position=Seq(1),
+        fingerprint=SCHEMA.fingerprint,
+    )
+    pub.publish(truncate)
     pub.publish(Checkpoint(Seq(1)))
     with pytest.raises(DeliveryError, match="Kafka did not accept a message"):
         pub.flush(30)
