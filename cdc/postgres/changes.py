@@ -167,9 +167,14 @@ class RelationState:
             yield Op.CREATE, self.key_of(row), None, row, unchanged
         elif isinstance(message, Update):
             row, unchanged = self.row(message.new)
-            key = self.key_of(row)
             old_values = message.old if message.old is not None else message.key
             before = self.row(old_values)[0] if old_values is not None else None
+            if unchanged and message.old is not None and before is not None:
+                # REPLICA IDENTITY FULL sent the whole old row: an unchanged TOASTed
+                # value is known, and a keyless table's key (every column) needs it
+                row.update((name, before[name]) for name in unchanged if name in before)
+                unchanged = tuple(name for name in unchanged if name not in before)
+            key = self.key_of(row)
             if before is not None and any(before.get(k) != key[k] for k in self.key):
                 # a key change is a delete of the old key and an insert of the new
                 # one, so each key's history stays in its own partition
@@ -242,6 +247,7 @@ def relation_state(
         key,
         table.not_null if table else frozenset(),
         table.defaults if table else {},
+        keyless=table.keyless if table else None,
     )
     # The catalog is read now, maybe after later DDL: a column renamed again
     # since has no number here, and is taken for a drop and an add.

@@ -77,6 +77,7 @@ class PgCopyReader:
                 table.key,
                 table.not_null,
                 table.defaults,
+                keyless=table.keyless,
             )
             self._schemas[table.qualified] = schema
             types = {c.name: registry.info(c.type_oid, c.typmod).name for c in table.columns}

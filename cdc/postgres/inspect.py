@@ -57,8 +57,9 @@ _ACTIONS = {"a": "", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET
 
 def table_def(conn: psycopg.Connection[Any], registry: TypeRegistry, table: PgTable) -> TableDef:
     schema = table_schema(
-        registry, table.schema, table.name, table.columns, table.key, table.not_null, table.defaults
-    )
+        registry, table.schema, table.name, table.columns, table.key, table.not_null,
+        table.defaults, keyless=table.keyless,
+    )  # fmt: skip
     defaults: dict[str, str] = {}
     identity: set[str] = set()
     generated: list[Generated] = []

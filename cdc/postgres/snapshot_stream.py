@@ -36,7 +36,7 @@ def range_key(table: str, index: int) -> str:
 def schema_of(registry: TypeRegistry, table: catalog.PgTable) -> TableSchema:
     return catalog.table_schema(
         registry, table.schema, table.name, table.columns, table.key, table.not_null,
-        table.defaults,
+        table.defaults, keyless=table.keyless,
     )  # fmt: skip
 
 

@@ -268,5 +268,5 @@ class StreamState:
             return TableSchema(CONNECTOR, name[0], name[1], (), ())
         return table_schema(
             self._registry, name[0], name[1], table.columns, table.key, table.not_null,
-            table.defaults,
+            table.defaults, keyless=table.keyless,
         )  # fmt: skip

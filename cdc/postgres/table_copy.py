@@ -33,6 +33,7 @@ from cdc.postgres.copy_text import split_row
 from cdc.postgres.position import TableCopied
 from cdc.postgres.setup import identity_problem
 from cdc.postgres.snapshot import PIECE_ROWS
+from cdc.postgres.snapshot_stream import schema_of
 from cdc.postgres.table_events import Name, TableTracker
 from cdc.postgres.types import TypeRegistry
 from cdc.source import Checkpoint, StreamItem
@@ -145,10 +146,7 @@ def copy_table(
     """The table's schema, its rows as snapshot reads at stream position
     `lsn`, then `TableCopied`. `keep_alive` runs between pieces: the
     replication connection must keep reporting while the rows are read."""
-    schema = catalog.table_schema(
-        registry, table.schema, table.name, table.columns, table.key, table.not_null,
-        table.defaults,
-    )  # fmt: skip
+    schema = schema_of(registry, table)
     yield schema
     state = RelationState(
         schema=schema,

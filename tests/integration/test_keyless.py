@@ -212,3 +212,37 @@ def test_assess_and_schema_say_what_a_keyless_table_costs(
         f" AND conrelid IN ('public.{TABLE}'::regclass, 'public.t_strict'::regclass)"
     )
     assert keys == [("t_strict",)]  # and none invented for t_keyless
+
+
+def test_a_keyless_table_of_not_null_columns_with_toasted_values(
+    tmp_path: Path, dsns: dict[str, str], kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    """PostgreSQL -> PostgreSQL. Every column NOT NULL, no primary key: keyless all the
+    same (two identical rows stay two). A TOASTed value an update leaves alone is not
+    in the new row pgoutput sends; REPLICA IDENTITY FULL's old row has it."""
+    both = sides(Case("postgres", "postgres"), dsns, ["t_toast"])
+    both.source.execute(
+        "CREATE TABLE t_toast (a integer NOT NULL, big text NOT NULL)",
+        "ALTER TABLE t_toast ALTER COLUMN big SET STORAGE EXTERNAL",
+        "ALTER TABLE t_toast REPLICA IDENTITY FULL",
+        "INSERT INTO t_toast SELECT 1, string_agg(md5(i::text), '') FROM generate_series(1, 700) i",
+    )
+    with streaming(tmp_path, topic_prefix, kafka_bootstrap, both.sections) as run:
+        if not wait_until(lambda: both.target.count("t_toast") == 1, timeout=90):
+            raise AssertionError(f"the snapshot did not arrive\n{run.log_summary()}")
+        both.source.execute(
+            "INSERT INTO t_toast SELECT * FROM t_toast",  # an identical second row
+            "UPDATE t_toast SET a = 2 WHERE ctid = (SELECT ctid FROM t_toast LIMIT 1)",
+        )
+        query = "SELECT a, md5(big) FROM {} ORDER BY a"
+        wanted = both.source.query(query.format("t_toast"))
+        arrived = wait_until(
+            lambda: both.target.query(query.format(both.target.table("t_toast"))) == wanted,
+            timeout=60,
+        )
+        problems = end_problems(run, topic_prefix, kafka_bootstrap)
+        summary = run.log_summary()
+        found = both.target.query(query.format(both.target.table("t_toast")))
+    assert len(wanted) == 2 and wanted[0][1] == wanted[1][1]
+    assert arrived, f"target {found}, source {wanted}\n{summary}"
+    assert not problems, "\n".join([*problems, summary])
