@@ -53,6 +53,7 @@ from sinks.mysql.keyless import MysqlKeyless
 from sinks.mysql.offsets import OFFSETS_TABLE, write_offsets
 from sinks.mysql.server_errors import classify, transient
 from sinks.mysql.tables import Catalog
+from sinks.mysql.target_database import target_database
 from sinks.mysql.truncates import reach_truncate
 from sinks.mysql.versions import newer_versions, record_versions
 from sinks.plan import LAST_WRITER_WINS, plan_table
@@ -101,12 +102,7 @@ class MysqlApplier:
         schema_changes: SchemaChangeSettings | None = None,
     ) -> None:
         args = dsn.connect_kwargs()
-        database = args["database"]
-        if not database:
-            raise TerminalError(
-                "the MySQL target DSN names no database",
-                "end target.dsn with /database: it holds cdc_offsets and the target tables",
-            )
+        database = target_database(args)
         # autocommit between batches: every offsets read sees the last commit;
         # `apply` opens its own transaction
         self._conn = pymysql.connect(

@@ -9,10 +9,10 @@ from datetime import UTC
 
 import pymysql
 
-from cdc.errors import TerminalError
 from cdc.mysql.dialect import qualified
 from cdc.secrets import MysqlDsn
 from sinks.dlq.decisions import Decision
+from sinks.mysql.target_database import target_database
 
 DECISIONS_TABLE = "cdc_dead_letters"
 DECISIONS_DDL = """
@@ -35,12 +35,7 @@ _COLUMNS = "dead_letter_id, topic, kafka_partition, kafka_offset, state, detail,
 class MysqlDecisions:
     def __init__(self, dsn: MysqlDsn, group: str) -> None:
         args = dsn.connect_kwargs()
-        database = args["database"]
-        if not database:
-            raise TerminalError(
-                "the MySQL target DSN names no database",
-                "end target.dsn with /database: it holds cdc_offsets and the target tables",
-            )
+        database = target_database(args)
         self._conn = pymysql.connect(
             **args,
             charset="utf8mb4",
