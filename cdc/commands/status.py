@@ -16,10 +16,11 @@ from cdc.commands.workflow import EXIT_COULD_NOT_RUN, echo_json, fail, json_opti
 @json_option
 def status(path: Path, as_json: bool) -> None:
     """Show, per pipeline (and its reverse after a cut-over) and table: the phase
-    (snapshot, streaming, cutting over, cut over, rolled back), the lag in seconds
-    and messages, source bytes not yet in Kafka, what the source retains (PostgreSQL
-    slot WAL, MySQL binlogs), dead letters, the last verify and the latest source
-    schema changes the target followed or ignored.
+    (snapshot, streaming, cutting over, cut over, rolled back), the source's lag
+    and bytes not yet in Kafka, per table the sink's lag in seconds and messages,
+    what the source retains (PostgreSQL slot WAL, MySQL binlogs), dead letters,
+    the last verify and the latest source schema changes the target followed or
+    ignored.
 
     Exit status: 0 shown, 2 could not run (configuration, a server unreachable).
     """
@@ -51,11 +52,14 @@ def status(path: Path, as_json: bool) -> None:
             f" retains {_bytes(pipeline.retained_bytes)}; dead letters {pipeline.dead_letters};"
             f" last verify {verify}"
         )
+        if pipeline.source_lag_seconds is not None:
+            click.echo(f"  source lag {pipeline.source_lag_seconds:.1f} s (its server to Kafka)")
+        # per table only what is in Kafka can be told apart: the sink's part of the lag
         width = max([5, *(len(t.table) for t in pipeline.tables)])
-        click.echo(f"  {'TABLE':<{width}}  {'PHASE':<12}  {'LAG S':>8}  {'LAG MSGS':>9}")
+        click.echo(f"  {'TABLE':<{width}}  {'PHASE':<12}  {'SINK LAG S':>10}  {'SINK MSGS':>9}")
         for table in pipeline.tables:
             click.echo(
-                f"  {table.table:<{width}}  {table.phase:<12}  {table.lag_seconds:>8.1f}"
+                f"  {table.table:<{width}}  {table.phase:<12}  {table.lag_seconds:>10.1f}"
                 f"  {table.lag_messages:>9}"
             )
         if pipeline.schema_changes:
