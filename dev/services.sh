@@ -64,7 +64,7 @@ ensure_packages() {
   # tests/unit/test_deploy.py checks deploy/systemd/ with systemd-analyze (no service is started)
   command -v systemd-analyze >/dev/null || missing+=(systemd)
   # tests/unit/test_alert_rules.py runs the alerts through `promtool test rules`
-  command -v promtool >/dev/null || missing+=(prometheus)
+  { command -v promtool && command -v prometheus; } >/dev/null || missing+=(prometheus)
   [ ${#missing[@]} -eq 0 ] && return
   log "installing ${missing[*]}"
   as_root apt-get update -qq
