@@ -125,7 +125,9 @@ def _print_human(report: VerifyReport) -> None:
     from rich.console import Console  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
 
-    table = Table("TABLE", "TARGET", "STATUS", "ROWS", "CHUNKS", "MISSING", "EXTRA", "DIFFERING")
+    table = Table(
+        "TABLE", "TARGET", "STATUS", "ROWS", "CHUNKS", "HASHING", "MISSING", "EXTRA", "DIFFERING"
+    )
     for r in report.tables:
         table.add_row(
             r.table,
@@ -133,6 +135,7 @@ def _print_human(report: VerifyReport) -> None:
             r.status + (" (unconfirmed)" if r.unconfirmed else ""),
             str(r.rows),
             str(r.chunks),
+            r.hashing or "-",  # database | python; none for a table not compared
             str(r.missing),
             str(r.extra),
             str(r.differing),

@@ -3,13 +3,11 @@ table's columns by family, and the SQL that writes a row's canonical text."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pymysql
 import pymysql.cursors
-from pymysqlreplication.constants import FIELD_TYPE
 
 from cdc.engine.session import Session
 from cdc.engine.verify import ColumnInfo, TableInfo
@@ -18,45 +16,60 @@ from cdc.mysql.dialect import qualified, quote
 from cdc.mysql.sessions import MysqlSession, connect_plain
 from cdc.secrets import MysqlDsn
 
+# information_schema DATA_TYPE -> family (`cdc.engine.verify`); text types with a
+# binary character set are bytes
 _FAMILIES = {
-    FIELD_TYPE.TINY: "int", FIELD_TYPE.SHORT: "int", FIELD_TYPE.INT24: "int",
-    FIELD_TYPE.LONG: "int", FIELD_TYPE.LONGLONG: "int", FIELD_TYPE.YEAR: "int",
-    FIELD_TYPE.NEWDECIMAL: "decimal", FIELD_TYPE.DATETIME2: "timestamp",
-    FIELD_TYPE.TIMESTAMP2: "timestamptz", FIELD_TYPE.DATE: "date", FIELD_TYPE.ENUM: "text",
-    FIELD_TYPE.FLOAT: "float", FIELD_TYPE.DOUBLE: "float", FIELD_TYPE.JSON: "json",
-    FIELD_TYPE.SET: "set",
+    "tinyint": "int", "smallint": "int", "mediumint": "int", "int": "int", "bigint": "int",
+    "year": "year", "decimal": "decimal", "float": "float4", "double": "float8",
+    "bit": "bit", "date": "date", "time": "time", "datetime": "timestamp",
+    "timestamp": "timestamptz", "char": "char", "varchar": "text", "tinytext": "text",
+    "text": "text", "mediumtext": "text", "longtext": "text", "enum": "enum", "set": "set",
+    "json": "json", "uuid": "uuid", "binary": "bytes", "varbinary": "bytes",
+    "tinyblob": "bytes", "blob": "bytes", "mediumblob": "bytes", "longblob": "bytes",
+    "geometry": "bytes", "point": "bytes", "linestring": "bytes", "polygon": "bytes",
+    "multipoint": "bytes", "multilinestring": "bytes", "multipolygon": "bytes",
+    "geometrycollection": "bytes",
 }  # fmt: skip
-_STRINGS = {FIELD_TYPE.VARCHAR, FIELD_TYPE.STRING, FIELD_TYPE.BLOB}
+_TEXTS = {"char", "text"}
 # doubled: every query is sent with parameters, so % is the drivers' placeholder mark
 _STAMP = "'%%Y-%%m-%%dT%%H:%%i:%%s.%%f'"
 
 
 def text(column: ColumnInfo, ident: str) -> str:
-    """The column's canonical text (`cdc.engine.verify`)."""
-    family = column.family
-    if family == "decimal":
+    """The column's canonical text (`cdc.engine.verify`) in its form."""
+    form, family = column.form or column.family, column.family
+    if form == "number" and family == "decimal":
         value = f"CAST({ident} AS CHAR)"
         # 1.50 -> 1.5 and 2.00 -> 2, as trim_scale does; integers keep their zeros
         trimmed = f"TRIM(TRAILING '.' FROM TRIM(TRAILING '0' FROM {value}))"
         return f"IF(INSTR({value}, '.') > 0, {trimmed}, {value})"
-    if family == "bytes":
+    if form in {"number", "bit"} and family in {"year", "bit"}:
+        return f"CAST({ident} + 0 AS CHAR)"  # YEAR 0 as 0, not 0000; BIT as its number
+    if form == "bytes":
         return f"LOWER(HEX({ident}))"
-    if family in {"timestamp", "timestamptz"}:
+    if form == "timestamp":
         return f"DATE_FORMAT({ident}, {_STAMP})"
-    if family == "date":
+    if form == "date":
         return f"DATE_FORMAT({ident}, '%%Y-%%m-%%d')"
-    if family in {"text", "uuid"}:
+    if form == "text":
         return f"CONVERT({ident} USING utf8mb4)"
+    if form == "char":
+        return f"TRIM(TRAILING ' ' FROM CONVERT({ident} USING utf8mb4))"
+    if form == "uuid":
+        return f"REPLACE(LOWER(CONVERT({ident} USING utf8mb4)), '-', '')"
+    if family == "float4":
+        # a FLOAT prints 6 digits (1.23457 for 1.2345678): its exact double does not
+        return f"CAST(CAST({ident} AS DOUBLE) AS CHAR)"
+    if family == "time":
+        return f"TIME_FORMAT({ident}, '%%H:%%i:%%s.%%f')"  # one number of digits
     return f"CAST({ident} AS CHAR)"
 
 
-def _set_members(value: str) -> list[str]:
-    return sorted(value.split(",")) if value else []
-
-
-# MySQL hands JSON and SET over as text; PostgreSQL gives the parsed value and, for
-# a SET (text[] on a PostgreSQL target), the array
-_DECODERS: dict[str, Callable[[Any], Any]] = {"json": json.loads, "set": _set_members}
+def select(column: ColumnInfo, ident: str) -> str:
+    """The column as read for hashing in Python (`cdc.engine.verify.VerifySql.select`)."""
+    if column.family == "float4":
+        return f"CAST({ident} AS DOUBLE)"
+    return f"{ident} + 0" if column.family == "bit" else ident
 
 
 def table_rows(
@@ -92,20 +105,26 @@ class MysqlVerify:
             if cur.fetchone() is None:
                 return None
             found = load_table(cur, schema, table)
+            cur.execute(
+                "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS"
+                " WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
+                (schema, table),
+            )
+            types = {r["COLUMN_NAME"]: r["DATA_TYPE"].lower() for r in cur.fetchall()}
         columns = []
         for spec in found.columns:
-            if spec.json:
+            data_type = types[spec.name]
+            family = _FAMILIES.get(data_type, "other")
+            if spec.json:  # MariaDB's JSON is LONGTEXT with a json_valid check
                 family = "json"
-            elif spec.type in _STRINGS:
-                family = "bytes" if spec.encoding is None else "text"
-            else:
-                family = _FAMILIES.get(spec.type, "other")
-            columns.append(ColumnInfo(spec.name, str(spec.type), family))
+            elif family in _TEXTS and spec.encoding is None:
+                family = "bytes"
+            columns.append(ColumnInfo(spec.name, data_type, family))
         return TableInfo(tuple(columns), found.primary_key)
 
     def key(self, column: ColumnInfo) -> str:
         ident = quote(column.name)
-        return f"BINARY {ident}" if column.family == "text" else ident
+        return f"BINARY {ident}" if column.family in {"text", "char", "enum"} else ident
 
     def row_hash(self, columns: Sequence[ColumnInfo]) -> str:
         idents = [quote(c.name) for c in columns]
@@ -116,5 +135,5 @@ class MysqlVerify:
         value = f"CONCAT_WS('|', CONCAT({nulls}), {texts})"
         return f"CAST(CONV(SUBSTR(MD5({value}), 1, 15), 16, 10) AS UNSIGNED)"
 
-    def decoder(self, column: ColumnInfo) -> Callable[[Any], Any] | None:
-        return _DECODERS.get(column.family)
+    def select(self, column: ColumnInfo) -> str:
+        return select(column, quote(column.name))

@@ -122,17 +122,7 @@ def table_facts(
         report.add(scope, "key", "blocker", problem.message, problem.remedy)
     elif table.keyless:
         fix = f"ALTER TABLE {name.as_string(None)} ADD PRIMARY KEY (...)"
-        if definition.schema.keyless:
-            report.add(scope, "key", "warning", keyless_cost(definition), fix)
-        else:  # `cdc.postgres.catalog.table_schema`: no nullable column tells it apart
-            report.add(
-                scope,
-                "key",
-                "warning",
-                "no primary key and every column NOT NULL: it travels keyed by all its"
-                " columns, so identical rows become one row on the target",
-                fix,
-            )
+        report.add(scope, "key", "warning", keyless_cost(definition), fix)
     facts.key = (
         f"primary key ({', '.join(table.primary_key)})"
         if table.primary_key

@@ -66,9 +66,16 @@ def check_tables(tables: Sequence[PgTable]) -> None:
 
 def identity_problem(table: PgTable) -> TerminalError | None:
     """Why the table's updates and deletes could not be identified, if they could not."""
-    if table.primary_key or table.replica_identity in {"f", "i"}:
+    if table.primary_key or table.replica_identity == "f":
         return None
     name = sql.Identifier(table.schema, table.name).as_string(None)
+    if table.replica_identity == "i":
+        # the stream would key its rows by the index, the catalog by every column
+        return TerminalError(
+            f"table {table.qualified} has no primary key, only a replica identity index,"
+            " which cdc cannot key the target table by",
+            f"add a primary key to it (or ALTER TABLE {name} REPLICA IDENTITY FULL)",
+        )
     return TerminalError(
         f"table {table.qualified} has no primary key, so its updates and deletes"
         " cannot be identified",

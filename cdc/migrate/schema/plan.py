@@ -81,10 +81,8 @@ def build(settings: Settings, sides: Sides, tables: list[TableDef], ddl: TargetD
 def _no_key(table: TableDef) -> str:
     if table.schema.keyless:
         return keyless_cost(table) + "; add a primary key on the source if the table can have one"
-    # PostgreSQL with REPLICA IDENTITY FULL and only NOT NULL columns: see
-    # `cdc.postgres.catalog.table_schema`
+    # a unique key stands in for it (MySQL)
     return (
-        "no primary key, and no nullable column to tell it from a key of every column: every"
-        " column forms the target's primary key, so identical rows become one there;"
-        " add a primary key on the source"
+        f"no primary key: its rows travel keyed by ({', '.join(table.schema.key)}), which"
+        " the target table gets as its primary key; add a primary key on the source"
     )

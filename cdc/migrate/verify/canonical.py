@@ -3,7 +3,8 @@ can be compared value by value: numbers normalised, times in UTC, JSON with
 sorted keys, bytes as hex.
 
 `cdc verify` hashes rows with `row_hash` where the databases cannot produce
-the same text themselves (floats, JSON across engines, intervals); tests and
+the same text themselves (floats, JSON across engines, intervals), once each
+value is in its column pair's form (`verify.forms`); tests and
 the demo compare whole tables with `digest` (rows read by each engine's
 `verify_sql.table_rows`).
 """
@@ -14,8 +15,12 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
+from decimal import MAX_PREC, Context, Decimal
 from typing import Any
+
+# normalize() rounds to its context's precision (28 digits by default): an exact one keeps
+# every digit of a numeric, which has up to 131072 before the point
+EXACT = Context(prec=MAX_PREC)
 
 
 def canonical(value: Any) -> Any:
@@ -25,7 +30,7 @@ def canonical(value: Any) -> Any:
         return str(value)  # one form for 5, Decimal("5") and Decimal("5.00")
     if isinstance(value, float | Decimal):
         number = Decimal(str(value)) if isinstance(value, float) else value
-        return "NaN" if number.is_nan() else format(number.normalize(), "f")
+        return "NaN" if number.is_nan() else format(number.normalize(EXACT), "f")
     if isinstance(value, datetime):
         if value.tzinfo is not None:
             value = value.astimezone(UTC).replace(tzinfo=None)

@@ -26,7 +26,7 @@ from cdc import metrics
 from cdc.engine import EngineFor, Sides
 from cdc.engine.cutover import Published
 from cdc.engine.session import Session
-from cdc.engine.verify import TableInfo, comparable_in_sql
+from cdc.engine.verify import TableInfo, paired
 from cdc.migrate.positions import wait_applied
 from cdc.migrate.verify import multiset
 from cdc.migrate.verify.canonical import canonical
@@ -284,10 +284,14 @@ def _sides(
     """Source and target sides of `plan`, keys first, and whether they hash in SQL."""
     renamed = dict(plan.columns)
     order = [*plan.key, *(s for s, _ in plan.columns if s not in plan.key)]
-    source_columns = [c for name in order if (c := ours.column(name)) is not None]
-    target_columns = [c for name in order if (c := theirs.column(renamed[name])) is not None]
+    pairs = [
+        (mine, yours)
+        for name in order
+        if (mine := ours.column(name)) is not None
+        and (yours := theirs.column(renamed[name])) is not None
+    ]
     same_engine = sides.source.name == sides.target.name
-    in_sql = comparable_in_sql(list(zip(source_columns, target_columns, strict=True)), same_engine)
+    source_columns, target_columns, in_sql = paired(pairs, same_engine)
     width = len(plan.key)
     return (
         TableSide(

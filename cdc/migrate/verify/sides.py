@@ -1,6 +1,7 @@
 """One table on one database, as `verify.chunks.Side`: counts, checksums and row hashes of
 key ranges, computed in the database when `hash_in_sql` (`cdc.engine.verify`), otherwise
-from the rows read and hashed with `cdc.migrate.verify.canonical.row_hash`.
+from the rows read (`VerifySql.select`), put in their pair's form (`verify.forms`) and
+hashed with `cdc.migrate.verify.canonical.row_hash`.
 
 Both drivers take `%s` parameters, so one class serves every engine; the engine writes what
 differs (identifiers, the byte-wise key order, the row hash). Text key columns are compared
@@ -19,13 +20,16 @@ from cdc.engine.session import Session
 from cdc.engine.verify import ColumnInfo
 from cdc.migrate.verify.canonical import row_hash
 from cdc.migrate.verify.chunks import Key, KeyRange, RowHashes, Summary, canonical_key
+from cdc.migrate.verify.forms import FORMS, in_form
 
 KEYS_PER_QUERY = 500
+_TEXT_KEYS = {"char", "uuid"}
 
 
 class TableSide:
-    """`columns` are this side's names for the compared columns, in the same order on both
-    sides; the key columns come first among them."""
+    """`columns` are this side's compared columns with their pair's form
+    (`cdc.engine.verify.paired`), in the same order on both sides; the key columns come
+    first among them."""
 
     def __init__(
         self,
@@ -41,15 +45,16 @@ class TableSide:
         quote, sql = engine.quote, engine.verify
         self._table = f"{quote(schema)}.{quote(table)}"
         self._width = len(key)
-        self._key_select = ", ".join(quote(c.name) for c in key)
+        # a CHAR key as its unpadded text, a uuid as text: as both engines give it
+        self._key_select = ", ".join(
+            sql.select(c) if c.form in _TEXT_KEYS else quote(c.name) for c in key
+        )
         self._key_exprs = [sql.key(c) for c in key]
         self._order = ", ".join(self._key_exprs)
         self._tuple = f"({', '.join(self._key_exprs)})"
         self._hash = sql.row_hash(columns) if hash_in_sql else None
-        self._columns = ", ".join(quote(c.name) for c in columns)
-        self._decode = [
-            (i, decode) for i, c in enumerate(columns) if (decode := sql.decoder(c)) is not None
-        ]
+        self._columns = ", ".join(sql.select(c) for c in columns)
+        self._forms = [(i, c.form) for i, c in enumerate(columns) if c.form in FORMS]
 
     def _where(self, keys: KeyRange) -> tuple[str, list[Any]]:
         marks = f"({', '.join(['%s'] * self._width)})"
@@ -123,7 +128,7 @@ class TableSide:
 
     def _row_hash(self, row: Sequence[Any]) -> int:
         values = list(row)
-        for index, decode in self._decode:
+        for index, form in self._forms:
             if values[index] is not None:
-                values[index] = decode(values[index])
+                values[index] = in_form(form, values[index])
         return row_hash(values)
