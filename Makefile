@@ -40,7 +40,7 @@ test: install services  ## the whole default suite on the real local servers
 test-unit: install  ## tests that need no server
 	$(VENV)/bin/pytest tests/unit
 
-test-chaos: install services  ## long crash and soak runs
+test-chaos: install services  ## long runs: crash, soak, randomized, a million rows
 	$(VENV)/bin/pytest -m chaos tests
 
 # The Secret holds the database credentials: the base names it, each namespace creates it.

@@ -23,6 +23,20 @@ def _redact(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventD
     }
 
 
+class _CurrentStderr:
+    """sys.stderr as it is when a line is written, not when logging was
+    configured (a command run in-process may swap it meanwhile)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+_STDERR: Any = _CurrentStderr()
+
+
 def configure(fmt: Literal["json", "console"] = "json", level: str = "info") -> None:
     numeric = logging.getLevelName(level.upper())
     renderer: Any = (
@@ -40,6 +54,10 @@ def configure(fmt: Literal["json", "console"] = "json", level: str = "info") -> 
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
+        logger_factory=structlog.PrintLoggerFactory(file=_STDERR),
+        # False: a logger first used inside `structlog.testing.capture_logs` would
+        # keep that capture for good; a log line is never on a hot path here
+        # not cached: a logger keeps the processors of the configuration it was
+        # first used under, and a command run in-process configures again
+        cache_logger_on_first_use=False,
     )

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 import structlog
-from confluent_kafka import Consumer, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from cdc import metrics
 from cdc.kafka.admin import TopicAdmin
@@ -156,7 +156,12 @@ def _recent_origins(connection: KafkaConnection, topic: str) -> list[tuple[str, 
         }
     )
     try:
-        low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=TIMEOUT_S)
+        try:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=TIMEOUT_S)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError._UNKNOWN_PARTITION:
+                raise
+            return []  # a topic this new (its metadata not here yet) holds nothing to meet again
         origins = []
         for msg in read_range(consumer, topic, 0, max(low, high - REREAD), high):
             raw: Any = msg.headers() or []  # confluent-kafka gives a list of pairs

@@ -353,6 +353,7 @@ def test_kill_9_during_the_snapshot_resumes_after_a_binary_time_and_datetime_key
     assert len(second_reads) == len(set(second_reads))
 
 
+@pytest.mark.chaos  # a million rows for a memory bound: `make test-chaos`
 def test_snapshot_of_a_million_rows_in_large_chunks_stays_in_bounded_memory(
     tmp_path: Path, mysql_dsn: str, kafka_bootstrap: str, topic_prefix: str
 ) -> None:

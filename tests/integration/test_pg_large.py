@@ -29,6 +29,7 @@ ROWS = 1_000_000
 RSS_LIMIT_MB = 300
 
 
+@pytest.mark.chaos  # a million rows for a memory bound: `make test-chaos`
 def test_one_million_row_transaction_streams_in_bounded_memory(
     tmp_path: Path, pg_dsn: str, kafka_bootstrap: str, unique_name: str, topic_prefix: str
 ) -> None:
@@ -165,6 +166,7 @@ def test_kill_9_while_a_streamed_transaction_is_published_loses_nothing(
     assert all(len(seen) == 1 for seen in lsns.values())
 
 
+@pytest.mark.chaos  # a million rows for a memory bound: `make test-chaos`
 def test_snapshot_of_a_million_rows_in_large_chunks_stays_in_bounded_memory(
     tmp_path: Path, pg_dsn: str, kafka_bootstrap: str, unique_name: str, topic_prefix: str
 ) -> None:

@@ -313,6 +313,7 @@ def random_change(
     return ddl, shape.but(set_on_update={f"c{k}": lambda n: f"v{n}"})
 
 
+@pytest.mark.chaos  # a minute of randomized runs: `make test-chaos`
 @pytest.mark.parametrize(
     ("case", "seconds"), [(CASES[0], 40), (CASES[1], 20)], ids=[c.id for c in CASES[:2]]
 )
