@@ -53,6 +53,21 @@ def event(n: int, op: Op = Op.CREATE, key: int | None = None) -> ChangeEvent:
     )
 
 
+def table_event(op: Op, at: int, after: dict[str, str] | None = None) -> ChangeEvent:
+    """A table-wide event (no key) of public.items at position `at`."""
+    return ChangeEvent(
+        op=op,
+        schema="public",
+        table="items",
+        key=None,
+        before=None,
+        after=after,
+        ts_ms=1,
+        position=Seq(at),
+        fingerprint=SCHEMA.fingerprint,
+    )
+
+
 def consume_all(bootstrap: str, topic: str, expected: int, timeout: float = 60) -> list[Message]:
     consumer = Consumer(
         {
@@ -123,17 +138,7 @@ def test_round_trip_with_schema_and_tombstone(kafka_bootstrap: str, topic_prefix
 
 def test_truncate_reaches_every_partition(kafka_bootstrap: str, topic_prefix: str) -> None:
     pub = publisher(kafka_bootstrap, topic_prefix, partitions=3)
-    truncate = ChangeEvent(
-        op=Op.TRUNCATE,
-        schema="public",
-        table="items",
-        key=None,
-        before=None,
-        after=None,
-        ts_ms=1,
-        position=Seq(1),
-        fingerprint=SCHEMA.fingerprint,
-    )
+    truncate = table_event(Op.TRUNCATE, 1)
     pub.publish(truncate)
     assert pub.flush(30)
     messages = consume_all(kafka_bootstrap, table_topic(topic_prefix, "public", "items"), 3)
@@ -147,17 +152,7 @@ def test_rename_reaches_every_partition_of_the_old_and_the_new_name(
     pub = publisher(kafka_bootstrap, topic_prefix, partitions=3)
     pub.publish(SCHEMA)
     pub.publish(event(1))
-    rename = ChangeEvent(
-        op=Op.RENAME,
-        schema="public",
-        table="items",
-        key=None,
-        before=None,
-        after={"schema": "sales", "table": "goods"},
-        ts_ms=1,
-        position=Seq(2),
-        fingerprint=SCHEMA.fingerprint,
-    )
+    rename = table_event(Op.RENAME, 2, after={"schema": "sales", "table": "goods"})
     pub.publish(rename)
     assert pub.flush(30)
     old = consume_all(kafka_bootstrap, table_topic(topic_prefix, "public", "items"), 4)
@@ -222,17 +217,7 @@ def test_a_refused_message_stops_the_publisher_and_acknowledges_nothing(
     pub.publish(SCHEMA)
     pub.publish(Checkpoint(Seq(0)))
     assert pub.flush(30)
-    truncate = ChangeEvent(
-        op=Op.TRUNCATE,
-        schema="public",
-        table="items",
-        key=None,
-        before=None,
-        after=None,
-        ts_ms=1,
-        position=Seq(1),
-        fingerprint=SCHEMA.fingerprint,
-    )
+    truncate = table_event(Op.TRUNCATE, 1)
     pub.publish(truncate)
     pub.publish(Checkpoint(Seq(1)))
     with pytest.raises(DeliveryError, match="Kafka did not accept a message"):
