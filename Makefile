@@ -40,7 +40,8 @@ test: install services  ## the whole default suite on the real local servers
 test-unit: install  ## tests that need no server
 	$(VENV)/bin/pytest tests/unit
 
-test-chaos: install services  ## long runs: crash, soak, randomized, a million rows
+test-chaos: install services  ## long runs: crash, soak, randomized, network faults (toxiproxy), a million rows
+	bash dev/toxiproxy.sh
 	$(VENV)/bin/pytest -m chaos tests
 
 # The Secret holds the database credentials: the base names it, each namespace creates it.

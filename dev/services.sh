@@ -24,6 +24,10 @@ KAFKA_PORT=${CDC_DEV_KAFKA_PORT:-59092}
 KAFKA_CONTROLLER_PORT=$((KAFKA_PORT + 1))
 KAFKA_SSL_PORT=${CDC_DEV_KAFKA_SSL_PORT:-$((KAFKA_PORT + 2))}
 KAFKA_SASL_PORT=${CDC_DEV_KAFKA_SASL_PORT:-$((KAFKA_PORT + 3))}
+# The chaos suite's listener, and the port its toxiproxy listens on and
+# advertises for it (dev/kafka/server.properties, tests/chaos/proxy.py).
+KAFKA_PROXIED_PORT=$((KAFKA_PORT + 4))
+KAFKA_PROXIED_ADVERTISED_PORT=$((KAFKA_PORT + 5))
 KAFKA_VERSION=4.1.1
 PG_BIN=/usr/lib/postgresql/15/bin
 DB_USER=cdc
@@ -291,6 +295,7 @@ kafka_config() {
   mkdir -p "$dir"
   sed -e "s#@DATA@#$dir/data#" -e "s#@PORT@#$KAFKA_PORT#g" -e "s#@CONTROLLER_PORT@#$KAFKA_CONTROLLER_PORT#g" \
     -e "s#@SSL_PORT@#$KAFKA_SSL_PORT#g" -e "s#@SASL_PORT@#$KAFKA_SASL_PORT#g" -e "s#@TLS@#$TLS#g" \
+    -e "s#@PROXIED_PORT@#$KAFKA_PROXIED_PORT#g" -e "s#@PROXIED_ADVERTISED_PORT@#$KAFKA_PROXIED_ADVERTISED_PORT#g" \
     "$ROOT/dev/kafka/server.properties" >"$dir/server.properties.new"
   if cmp -s "$dir/server.properties.new" "$dir/server.properties"; then
     rm "$dir/server.properties.new"
@@ -348,6 +353,8 @@ CDC_KAFKA_SSL_BOOTSTRAP=127.0.0.1:$KAFKA_SSL_PORT
 CDC_KAFKA_SASL_BOOTSTRAP=127.0.0.1:$KAFKA_SASL_PORT
 CDC_KAFKA_SASL_USER=$DB_USER
 CDC_KAFKA_SASL_PASSWORD=$DB_PASSWORD
+CDC_KAFKA_PROXIED_LISTENER=127.0.0.1:$KAFKA_PROXIED_PORT
+CDC_KAFKA_PROXIED_BOOTSTRAP=127.0.0.1:$KAFKA_PROXIED_ADVERTISED_PORT
 CDC_TLS_CA=$TLS/ca.pem
 CDC_DEV_DIR=$DEV
 EOF
@@ -362,11 +369,24 @@ server() {
   esac
 }
 
+# The servers' ports lie in Linux's ephemeral range: a client's outgoing
+# connection may hold one as its local port just when a server restarts (the
+# crash and chaos tests restart them under load), and the server then cannot
+# bind it. Reserving them keeps the kernel from handing them out.
+reserve_ports() {
+  local file=/proc/sys/net/ipv4/ip_local_reserved_ports ours current
+  ours="$PG_PORT,$MY_PORT,$KAFKA_PORT-$KAFKA_PROXIED_ADVERTISED_PORT"
+  [ -w "$file" ] || { log "cannot reserve $ours in $file (not root): a restart may find a port taken"; return 0; }
+  current=$(cat "$file")
+  echo "${current:+$current,}$ours" >"$file" 2>/dev/null || log "could not reserve $ours"
+}
+
 cmd=${1:-up}
 case $cmd in
   up)
     ensure_packages
     mkdir -p "$DEV"
+    reserve_ports
     tls_init
     pg_start; my_start; kafka_start; write_env
     log "ready: $(tr '\n' ' ' <"$DEV/env")" ;;

@@ -62,8 +62,7 @@ class TopicAdmin:
         self._known.add(name)
 
     def _raise_limit(self, name: str, wanted: int, timeout: float) -> None:
-        resource = ConfigResource(ConfigResource.Type.TOPIC, name)
-        found = self._client.describe_configs([resource])[resource].result(timeout=timeout)
+        found = self._topic_config(name, timeout)
         entry = found.get(LIMIT)
         if entry is None or entry.value is None or int(entry.value) >= wanted:
             return
@@ -76,6 +75,26 @@ class TopicAdmin:
         )
         self._client.incremental_alter_configs([change])[change].result(timeout=timeout)
         log.info("topic_limit_raised", topic=name, setting=LIMIT, was=entry.value, now=wanted)
+
+    def _topic_config(self, name: str, timeout: float) -> dict[str, ConfigEntry]:
+        """The topic's configuration. A topic another process created a moment ago (two
+        sink workers starting together) may be unknown to the broker answering: ask again."""
+        resource = ConfigResource(ConfigResource.Type.TOPIC, name)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                found: dict[str, ConfigEntry] = self._client.describe_configs([resource])[
+                    resource
+                ].result(timeout=timeout)
+                return found
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                    raise
+                if time.monotonic() > deadline:
+                    raise TransientError(
+                        f"topic {name} is still unknown after {timeout:g} s"
+                    ) from exc
+            time.sleep(0.1)
 
     def partitions(self, name: str, timeout: float = 30.0) -> int:
         """The topic's partition count. A topic just created may show none

@@ -20,6 +20,7 @@ from cdc.ddl.schema_diff import copied_fills, next_version
 from cdc.envelope import ValueTemplate
 from cdc.events import ChangeEvent, EncodedChanges, Op
 from cdc.postgres.catalog import PgColumn, PgTable, table_schema
+from cdc.postgres.current_row import ColumnRef, MovedRows, RowReader
 from cdc.postgres.pgoutput import insert_values
 from cdc.postgres.pgoutput_messages import UNCHANGED, Delete, Insert, Relation, TupleData, Update
 from cdc.postgres.position import PgPosition
@@ -57,6 +58,8 @@ class RelationState:
     fingerprint: str
     attnums: Mapping[str, int] = field(default_factory=dict)  # column -> number
     recopy: bool = False  # its rows are to be copied again (`cdc.ddl.schema_diff.copied_fills`)
+    # what reads a moved row's unchanged TOAST values from the table
+    moved: MovedRows | None = None
     _build: RowBuilder = field(init=False)
     key_of: KeyBuilder = field(init=False)
     _json: JsonBuilder = field(init=False)
@@ -103,7 +106,7 @@ class RelationState:
             value = self._insert % (_NULL, dumps(row), lsn, now_ms)
             out.append((_CREATE, dumps(self.key_of(row)), value))
             return
-        for op, key_row, before, after, unchanged in self._changes(message):
+        for op, key_row, before, after, unchanged in self._changes(message, tx.xid):
             value = template.encode(
                 op,
                 _NULL if before is None else dumps(before),
@@ -148,6 +151,11 @@ class RelationState:
             messages.append((_READ, key, read % (_NULL, row, lsn, now_ms)))
         return messages
 
+    def _key_part(self, before: dict[str, Any]) -> dict[str, Any]:
+        """The key columns of an old key tuple (a key is never NULL: a NULL
+        is a column of another replica identity index, not sent)."""
+        return {k: before[k] for k in self.key if before.get(k) is not None}
+
     def _template_of(self, tx: Transaction) -> ValueTemplate:
         template = self._template
         if self._tx is not tx or template is None:
@@ -157,7 +165,7 @@ class RelationState:
         return template
 
     def _changes(
-        self, message: Insert | Update | Delete
+        self, message: Insert | Update | Delete, xid: int
     ) -> Iterator[
         tuple[Op, dict[str, Any], dict[str, Any] | None, dict[str, Any] | None, tuple[str, ...]]
     ]:
@@ -169,17 +177,26 @@ class RelationState:
             row, unchanged = self.row(message.new)
             old_values = message.old if message.old is not None else message.key
             before = self.row(old_values)[0] if old_values is not None else None
-            if unchanged and message.old is not None and before is not None:
+            if unchanged and before is not None:
                 # REPLICA IDENTITY FULL sent the whole old row: an unchanged TOASTed
-                # value is known, and a keyless table's key (every column) needs it
-                row.update((name, before[name]) for name in unchanged if name in before)
-                unchanged = tuple(name for name in unchanged if name not in before)
+                # value is known, and a keyless table's key (every column) needs it.
+                # Else the old key came (a key changed, or holds a TOASTed value):
+                # the new row's key needs its unchanged columns.
+                known = before if message.old is not None else self._key_part(before)
+                row.update((name, known[name]) for name in unchanged if name in known)
+                unchanged = tuple(name for name in unchanged if name not in known)
             key = self.key_of(row)
             if before is not None and any(before.get(k) != key[k] for k in self.key):
                 # a key change is a delete of the old key and an insert of the new
                 # one, so each key's history stays in its own partition
                 old_key = {k: before.get(k) for k in self.key}
                 yield Op.DELETE, old_key, before, None, ()
+                if unchanged and old_values is not None and self.moved is not None:
+                    # the sink has no row under the new key to keep those values
+                    # in: they are read from the table
+                    if not self.moved.fill(message.new, old_values, row, unchanged, xid):
+                        return
+                    unchanged = ()
                 yield Op.CREATE, key, None, row, unchanged
             else:
                 full_before = before if message.old is not None else None
@@ -229,12 +246,14 @@ def relation_state(
     catalog_table: Callable[[int], PgTable | None],
     database: str,
     previous: tuple[TableSchema, Mapping[str, int]] | None,
+    current: RowReader | None = None,
 ) -> RelationState:
     """`catalog_table(oid)` gives the primary key, NOT NULL columns, defaults
     and column numbers from the catalog; pgoutput's key flags mark the replica
     identity, which is every column under REPLICA IDENTITY FULL. `previous`:
     the relation's schema before this message and its column numbers, which
-    the new one names its changes from (a number under a new name: a rename)."""
+    the new one names its changes from (a number under a new name: a rename).
+    `current`: what reads a row's values from the table (`cdc.postgres.current_row`)."""
     columns = [PgColumn(c.name, c.type_oid, c.type_modifier) for c in relation.columns]
     table = catalog_table(relation.relation_id)
     primary_key = table.primary_key if table else ()
@@ -264,15 +283,28 @@ def relation_state(
     # a column added with per-row values (a volatile default rewrote the
     # table): NULL first, then the table's rows are copied again in the stream
     schema, recopy = copied_fills(schema)
+    converters = tuple(registry.converter(c.type_oid) for c in columns)
+    moved = None
+    if current is not None:
+        refs = tuple(
+            ColumnRef(attnums[c.name], c.type_oid, c.typmod) if c.name in attnums else None
+            for c in columns
+        )
+        not_null = frozenset(c.name for c in schema.columns if not c.nullable)
+        moved = MovedRows(
+            current, relation.relation_id, relation.column_names, converters, refs, tuple(key),
+            not_null,
+        )  # fmt: skip
     return RelationState(
         schema=schema,
         names=relation.column_names,
-        converters=tuple(registry.converter(c.type_oid) for c in columns),
+        converters=converters,
         key=tuple(key),
         source={"connector": "postgresql", "db": database},
         fingerprint=schema.fingerprint,
         attnums=attnums,
         recopy=recopy,
+        moved=moved,
     )
 
 

@@ -30,6 +30,7 @@ from cdc.postgres.copy_protocol import (
     parse_copy_data,
     standby_status_update,
 )
+from cdc.postgres.current_row import CurrentRows
 from cdc.postgres.direct_copy import PgCopyReader
 from cdc.postgres.pgoutput import Decoder
 from cdc.postgres.pgoutput_messages import Delete, Insert, Update
@@ -152,8 +153,9 @@ class PostgresSource:
         )
         schemas = {t.oid: schema_of(registry, t) for t in tables}
         state = StreamState(
-            registry, self._catalog_table, conn.info.dbname, BATCH_ROWS, tracker, seed, schemas
-        )
+            registry, self._catalog_table, conn.info.dbname, BATCH_ROWS, tracker, seed, schemas,
+            CurrentRows(conn),
+        )  # fmt: skip
         yield from self._replicate(conn, repl, registry, state, joining)
 
     def _catalog_table(self, oid: int) -> catalog.PgTable | None:

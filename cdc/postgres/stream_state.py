@@ -28,6 +28,7 @@ from cdc.postgres.changes import (
     relation_state,
     truncate_events,
 )
+from cdc.postgres.current_row import RowReader
 from cdc.postgres.pgoutput import decode
 from cdc.postgres.pgoutput_messages import (
     Begin,
@@ -80,12 +81,14 @@ class StreamState:
         tracker: TableTracker,
         seed: Mapping[int, tuple[TableSchema, Mapping[str, int]]] | None = None,
         schemas: Mapping[int, TableSchema] | None = None,
+        current: RowReader | None = None,
     ) -> None:
         """`seed`: by relation id, the schema and column numbers a table had
         when this run's snapshot read it: its first Relation message names its
         changes from them (a column renamed during the snapshot stays one).
         `schemas`: the tables' schemas at start, which a table event of a
-        table the stream has not named yet names."""
+        table the stream has not named yet names. `current`: what reads a
+        row's values from the table (`cdc.postgres.current_row`)."""
         self.relations: dict[int, RelationState] = {}
         self.tx: Transaction | None = None  # the transaction whose changes arrive now
         self.batch = ChangeBatch(batch_rows)
@@ -93,6 +96,7 @@ class StreamState:
         self._streams: dict[int, StreamedTransaction] = {}
         self._registry = registry
         self._catalog_table = catalog_table
+        self._current = current
         self._previous = dict(seed or {})
         # relations whose rows the source copies again at the next transaction end
         self.recopy: list[int] = []
@@ -190,7 +194,7 @@ class StreamState:
             message = replace(message, namespace=name[0], name=name[1])
         previous = self._previous.get(oid)
         state = relation_state(
-            message, self._registry, self._catalog_table, self._database, previous
+            message, self._registry, self._catalog_table, self._database, previous, self._current
         )
         if name is None:
             self.relations[oid] = ignored(state)
@@ -217,7 +221,7 @@ class StreamState:
             schema = replace(state.schema, schema=name[0], table=name[1], changes=())
             self.relations[oid] = live = RelationState(
                 schema, state.names, state.converters, state.key, state.source,
-                schema.fingerprint,
+                schema.fingerprint, moved=state.moved,
             )  # fmt: skip
             self._schemas[oid] = schema
             yield live.schema

@@ -379,4 +379,5 @@ class MysqlApplier:
         return MysqlCopyProgress(self._conn, self._database, pipeline)
 
     def close(self) -> None:
-        self._conn.close()
+        if self._conn.open:  # a connection the server dropped is closed already
+            self._conn.close()

@@ -88,4 +88,5 @@ class MysqlDecisions:
                 raise
 
     def close(self) -> None:
-        self._conn.close()
+        if self._conn.open:  # a connection the server dropped is closed already
+            self._conn.close()

@@ -1,0 +1,1 @@
+"""Chaos tests: cdc under crashes, network faults and randomized runs (`make test-chaos`)."""

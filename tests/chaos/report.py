@@ -1,0 +1,77 @@
+"""The run's report, for a person: the seed, the faults, the rows, what differs,
+the recovery times, and the command that runs the same faults again."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from tests.chaos.compare import Difference
+from tests.chaos.nemesis import Nemesis
+
+GOAL_S = 5.0
+
+
+@dataclass
+class Verdict:
+    text: str
+    failures: list[str]
+
+
+def report(nemesis: Nemesis, found: dict[str, tuple[Difference, Difference]]) -> Verdict:
+    failures = list(nemesis.problems)
+    command = (
+        f"CHAOS_SEED={nemesis.seed} CHAOS_FAULTS={nemesis.faults} "
+        f"CHAOS_LONG_ROWS={nemesis.long_rows} make test-chaos"
+    )
+    lines = [
+        f"chaos run: seed {nemesis.seed}, {nemesis.faults} faults; logs in {nemesis.workdir}",
+        f"again: {command}",
+        "",
+    ]
+    kinds = Counter(o.kind for o in nemesis.outcomes if o.kind not in ("start", "end"))
+    lines.append("faults by kind:")
+    lines += [f"  {count:3d}  {kind}" for kind, count in sorted(kinds.items())]
+    lines.append("")
+    for pipeline in nemesis.pipelines:
+        label = pipeline.label
+        ledger = nemesis.ledgers[label]
+        source, target = found[label]
+        dead = nemesis.dead_letters(pipeline)
+        poisoned = nemesis.poisoned.get(label, 0)
+        rows = {t: len(r) for t, r in ledger.tables.items()}
+        settled = ledger.settled
+        lines += [
+            f"{label}:",
+            f"  transactions committed {settled.committed}, reply lost then found committed"
+            f" {settled.unknown_committed}, reply lost and rolled back"
+            f" {settled.unknown_rolled_back}",
+            f"  rows at the end: items {rows['items']}, lines {rows['lines']},"
+            f" probes {rows['probes']}, bulk {ledger.bulk_rows()}"
+            f" (snapshots taken again after a lost position: {pipeline.generation})",
+            f"  target against the ledger: {target.summary()}",
+            f"  source against the ledger: {source.summary()}",
+            f"  dead letters: {dead} ({poisoned} poison messages written)",
+        ]
+        if not target.clean:
+            failures.append(f"{label}: the target differs from the ledger: {target.summary()}")
+        if not source.clean:
+            failures.append(
+                f"{label}: the source differs from the ledger (the run's own"
+                f" bookkeeping): {source.summary()}"
+            )
+        if dead != poisoned:
+            failures.append(f"{label}: {dead} dead letters, {poisoned} expected")
+    lines += [
+        "",
+        f"positions checked while Kafka was down: {nemesis.slot_checks} times",
+        "",
+        f"recovery (fault end to probe row on the target; goal {GOAL_S:.0f} s):",
+        "  kind                         median      max  probes",
+    ]
+    for kind, (median, longest, probes) in sorted(nemesis.recovery_by_kind().items()):
+        mark = "" if longest <= GOAL_S else "  over the goal"
+        lines.append(f"  {kind:28s} {median:6.2f} s {longest:6.2f} s  {probes:5d}{mark}")
+    if failures:
+        lines += ["", "FAILED:", *(f"  - {f}" for f in failures), "", f"reproduce: {command}"]
+    return Verdict("\n".join(lines), failures)
