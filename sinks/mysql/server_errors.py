@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pymysql
 
-from cdc.errors import TerminalError
+from cdc.errors import TerminalError, TransientError
 
 # Server errors that reject one change's values, not the batch: the worker
 # then applies the batch change by change and dead-letters the refused ones.
@@ -32,4 +32,8 @@ def classify(exc: Exception) -> Exception:
             f"target column without a default is missing from the source: {exc.args[-1]}",
             "give the target column a default or drop it",
         )
+    if isinstance(exc, pymysql.err.InterfaceError):
+        # PyMySQL's word for a connection it closed after the server went away (a restart,
+        # a network cut): the retry loop connects again
+        return TransientError(f"the connection to the target is closed: {exc!r}")
     return exc
