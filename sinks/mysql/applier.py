@@ -144,8 +144,8 @@ class MysqlApplier:
         atomically; `before_commit` runs last inside the transaction (dead
         letters must be durable before the offsets that pass them)."""
         result = ApplyResult()
-        tables = {batch.target: self._prepare(batch) for step in steps for batch in step}
         try:
+            tables = {batch.target: self._prepare(batch) for step in steps for batch in step}
             self._conn.begin()
             with self._conn.cursor() as cur:
                 for step in steps:
