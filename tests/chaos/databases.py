@@ -103,6 +103,16 @@ class Database:
         finally:
             conn.close()
 
+    def empty(self, table: str) -> None:
+        """Delete every row of `table`, if the sink has made it yet."""
+        conn = self.connect_retrying(autocommit=True)
+        try:
+            conn.cursor().execute(f"DELETE FROM {self.table(table)}")
+        except (psycopg.errors.UndefinedTable, pymysql.err.ProgrammingError):
+            pass  # nothing was ever applied to it
+        finally:
+            conn.close()
+
     def columns_of(self, table: str) -> list[str]:
         """The table's column names, in order."""
         conn = self.connect_retrying(autocommit=True)

@@ -140,12 +140,7 @@ class Pipeline:
                     " WHERE slot_name = %s",
                     (self.slot,),
                 )
-        conn = self.target.connect_retrying(autocommit=True)
-        try:
-            cur = conn.cursor()
-            for table in CAPTURED:
-                cur.execute(f"DELETE FROM {self.target.table(table.name)}")
-        finally:
-            conn.close()
+        for table in CAPTURED:
+            self.target.empty(table.name)
         self.generation += 1
         self.start()

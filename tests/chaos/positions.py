@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import psycopg
 
@@ -39,7 +40,10 @@ def marked(db: Database, marker: int) -> bool:
 
 
 def invalidate_slot(admin_dsn: str, source: Database, slot: str) -> None:
-    """Push WAL past the slot's limit until PostgreSQL marks it lost."""
+    """Push WAL past the slot's limit until PostgreSQL marks it lost. The limit holds
+    for every slot: after each step the running sources' slots are given time to move
+    their restart_lsn on (at the checkpoint's running-transactions record), so that
+    only the stopped source's slot falls behind."""
     with (
         psycopg.connect(admin_dsn, autocommit=True) as admin,
         psycopg.connect(source.dsn, autocommit=True) as db,
@@ -47,22 +51,35 @@ def invalidate_slot(admin_dsn: str, source: Database, slot: str) -> None:
         admin.execute(f"ALTER SYSTEM SET max_slot_wal_keep_size = '{SLOT_LIMIT}'")
         admin.execute("SELECT pg_reload_conf()")
         try:
-            for turn in range(400):
+            for _ in range(40):
                 db.execute("INSERT INTO chaos_filler (pad) VALUES ('x')")
-                db.execute("SELECT pg_switch_wal()")
-                if turn % 4 == 3:
-                    admin.execute("CHECKPOINT")
-                    row = admin.execute(
-                        "SELECT wal_status FROM pg_replication_slots WHERE slot_name = %s",
-                        (slot,),
-                    ).fetchone()
-                    if row is None or row[0] == "lost":
-                        return
-                time.sleep(0.1)  # the running sources keep confirming meanwhile
+                row = db.execute("SELECT pg_switch_wal()::text").fetchone()
+                assert row is not None
+                admin.execute("CHECKPOINT")
+                _others_follow(admin, slot, str_to_lsn(row[0]))
+                state = admin.execute(
+                    "SELECT wal_status FROM pg_replication_slots WHERE slot_name = %s", (slot,)
+                ).fetchone()
+                if state is None or state[0] == "lost":
+                    return
             raise AssertionError(f"slot {slot} was never invalidated")
         finally:
             admin.execute("ALTER SYSTEM RESET max_slot_wal_keep_size")
             admin.execute("SELECT pg_reload_conf()")
+
+
+def _others_follow(admin: psycopg.Connection[Any], slot: str, lsn: int) -> None:
+    """Until every other active slot's restart_lsn passed `lsn` (at most 15 s)."""
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        behind = admin.execute(
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name <> %s AND active"
+            " AND restart_lsn < %s::pg_lsn",
+            (slot, f"{lsn >> 32:X}/{lsn & 0xFFFFFFFF:X}"),
+        ).fetchone()
+        if behind is not None and behind[0] == 0:
+            return
+        time.sleep(0.2)
 
 
 def purge_binlogs(admin_dsn: str) -> None:
