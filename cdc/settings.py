@@ -168,6 +168,18 @@ class SinkSettings(SettingsModel):
         description="sink processes sharing the topics' partitions in one consumer group;"
         " up to the host's CPUs pays, more than kafka.partitions idle",
     )
+    # Static membership (KIP-345): a sink killed and started again on its host rejoins
+    # the consumer group as the member it was and gets its partitions back at once, and
+    # so does one whose session Kafka lost while it was down; a new member would wait
+    # for the old one's session timeout first. A sink that stops leaves the group.
+    instance_id: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9._\-]{1,200}$",
+        description="the sink's consumers join the consumer group as static members"
+        " <instance_id>-0, <instance_id>-1, ... (one per worker; group.instance.id), so that"
+        " a sink restarted after a crash gets its partitions back at once; default: the host"
+        " name. Two sink daemons of one pipeline on one host need different ones",
+    )
 
 
 class MetricsSettings(SettingsModel):

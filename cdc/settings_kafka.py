@@ -31,12 +31,20 @@ LibrdkafkaValue = str | bool | int | float
 _RESERVED_KAFKA_KEYS = {
     "bootstrap.servers": "set kafka.bootstrap_servers instead",
     "group.id": "the consumer group is the pipeline name",
+    # one id shared by several consumers would have them fence each other
+    "group.instance.id": "set sink.instance_id instead: each sink consumer is a static"
+    " member <instance_id>-<worker>",
     # the admin clients and internal topics' clients need it too, not only the producer or consumer
     "security.protocol": "set kafka.tls and/or kafka.sasl, which every Kafka client of cdc uses",
 }
 
 
 DEFAULT_MAX_MESSAGE_BYTES = 33_554_432  # kafka.max_message_bytes
+# Every client's librdkafka settings for a broker that went away. Its reconnect backoff
+# doubles up to 10 s by default: a client may then call on a restarted broker that long
+# after it is back (the MariaDB source's position writes wait for it). Trying every
+# second or so costs a refused connection.
+RECONNECT_DEFAULTS: dict[str, Any] = {"reconnect.backoff.max.ms": 1000}
 # room for a message's record overhead and headers above kafka.max_message_bytes,
 # in the producers' message.max.bytes and the topics' max.message.bytes
 MESSAGE_HEADROOM = 65_536
@@ -156,6 +164,7 @@ class KafkaSettings(SettingsModel):
         config: dict[str, Any] = {
             "bootstrap.servers": self.bootstrap_servers,
             "logger": KAFKA_LOGGER,
+            **RECONNECT_DEFAULTS,
             # PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL
             "security.protocol": ("SASL_" if sasl else "") + ("SSL" if tls else "PLAINTEXT"),
         }

@@ -33,7 +33,7 @@ from confluent_kafka import (
 from cdc import metrics
 from cdc.applier import Applier, ApplyResult
 from cdc.changes import Change
-from cdc.errors import EventError, TransientError
+from cdc.errors import EventError, SetupError, TerminalError, TransientError
 from cdc.events import Op
 from cdc.settings import Settings
 from cdc.topics import table_topics_pattern
@@ -54,6 +54,7 @@ BATCH_WAIT_S = 0.2
 # truth): committing them after every batch cost the broker more CPU than
 # serving the fetches (1M events: 0.4 s of the broker's 0.6 s).
 COMMIT_EVERY_S = 1.0
+LEAVE_WAIT_S = 2.0  # for the group to take the partitions back as the sink stops
 CONSUMER_DEFAULTS: dict[str, Any] = {
     "enable.auto.commit": False,
     "auto.offset.reset": "earliest",
@@ -86,6 +87,13 @@ _INFORMATIONAL = {
 }
 
 
+class FencedError(SetupError):
+    """Another consumer joined the group under this sink's group.instance.id: the
+    broker fenced this one. Expected of a sink that is stopping anyway (its daemon
+    is gone and its successor started); otherwise two sink processes share one
+    static member id, and restarting either would fence the other in turn."""
+
+
 # The target refused a value or a constraint: apply the batch change by change
 # and dead-letter the changes it refuses. Two changes of one target row under
 # different Kafka keys (a key spelt 1 and "1") meet in one upsert, which
@@ -100,8 +108,16 @@ REJECTED = (
 
 
 class SinkWorker:
-    def __init__(self, settings: Settings, applier_factory: Callable[[], Applier]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        applier_factory: Callable[[], Applier],
+        group_instance_id: str | None = None,
+    ) -> None:
+        """`group_instance_id`: the consumer's static member id in the group
+        (`cdc.app.sink_loop.group_instance_id`); None: a dynamic member."""
         kafka = settings.kafka
+        self._group = settings.consumer_group
         self._prefix = kafka.topic_prefix or settings.name
         self._transforms = Pipeline.from_settings(settings.transforms)
         self._applier_factory = applier_factory
@@ -111,6 +127,9 @@ class SinkWorker:
             kafka.client_config(), self._prefix, kafka.replication_factor, kafka.max_message_bytes
         )
         config = {**CONSUMER_DEFAULTS, **kafka.consumer_config(settings.consumer_group)}
+        if group_instance_id is not None:
+            config["group.instance.id"] = group_instance_id
+        self._instance_id = group_instance_id
         self._consumer = Consumer(config)
         self._barriers = TableBarriers(self._consumer, self._prefix, self._renamed_target)
         self._consumer.subscribe([table_topics_pattern(self._prefix)], on_assign=self._on_assign)
@@ -146,6 +165,8 @@ class SinkWorker:
             error = msg.error()
             if error is None:
                 messages.append(msg)
+            elif error.code() == KafkaError._FATAL:
+                raise self._fatal(error)
             elif error.code() not in _INFORMATIONAL:
                 raise TransientError(f"consuming: {error.str()}")
         if not messages:
@@ -165,6 +186,23 @@ class SinkWorker:
         self._commit_hint()
         self._record(result, len(messages), time.monotonic() - started)
         return len(messages)
+
+    def _fatal(self, error: KafkaError) -> TerminalError:
+        """A fatal consumer error: this consumer can no longer be used. The one
+        librdkafka raises for a consumer of cdc's settings is fencing."""
+        if self._instance_id is None or "group.instance.id" not in error.str():
+            return TerminalError(
+                f"the Kafka consumer failed: {error.str()}",
+                "a restart starts a new consumer; if it happens again, check the broker's log",
+            )
+        return FencedError(
+            f"another sink process joined consumer group {self._group} as static member"
+            f" {self._instance_id} (this sink's group.instance.id), and Kafka fenced this"
+            " one: two sink daemons of the pipeline run under one sink.instance_id (by"
+            " default the host name)",
+            "give each sink daemon of this pipeline on one host its own sink.instance_id,"
+            " or stop the other one (one daemon with more sink.workers does the same work)",
+        )
 
     def _insert_directly(self, messages: list[Message]) -> ApplyResult | None:
         """An insert-only batch straight to the target (`sinks.inserts`); None
@@ -305,6 +343,20 @@ class SinkWorker:
             self._consumer.commit(asynchronous=True)
             self._next_commit = now + COMMIT_EVERY_S
 
+    def _leave(self) -> None:
+        """Leave the consumer group: a static member does on unsubscribe, not on close.
+        Its partitions go to the other sinks at once, and `cdc replay` and `cdc dlq`
+        see the group empty. (A sink that dies cannot: its successor takes its place.)"""
+        try:
+            self._consumer.unsubscribe()
+            # the revocation is served by a poll, and the leave follows it; what the
+            # poll still returns is not applied (the target's offsets stand)
+            deadline = time.monotonic() + LEAVE_WAIT_S
+            while self._consumer.assignment() and time.monotonic() < deadline:
+                self._consumer.consume(BATCH_MESSAGES, 0.05)
+        except KafkaException as exc:  # fenced: its successor holds the member
+            log.info("kafka_leave_skipped", error=str(exc))
+
     def close(self) -> None:
         try:
             # the last positions, for monitoring; close() sends it (and a broker
@@ -312,6 +364,7 @@ class SinkWorker:
             self._consumer.commit(asynchronous=True)
         except KafkaException as exc:  # nothing consumed yet: only a hint anyway
             log.info("kafka_commit_skipped", error=str(exc))
+        self._leave()
         self._consumer.close()
         self._schemas.close()
         self._applier.close()

@@ -4,6 +4,8 @@ failures a new connection can cure."""
 from __future__ import annotations
 
 import gc
+import re
+import socket
 from typing import TYPE_CHECKING
 
 import structlog
@@ -31,30 +33,51 @@ log = structlog.get_logger(__name__)
 SINK_GC_THRESHOLD = (200_000, 20, 20)
 
 
-def run_sink(settings: Settings, stopper: Stopper, health: Health) -> None:
+def group_instance_id(settings: Settings, worker: int) -> str:
+    """The static member id of a sink's consumer (`worker`: its index among
+    `cdc.app.sink_workers`, 0 for a single sink): the same on every start on this
+    host (a Kubernetes pod's host name is the pod's name)."""
+    instance = settings.sink.instance_id
+    if instance is None:  # Kafka takes [A-Za-z0-9._-] in an id
+        instance = re.sub(r"[^A-Za-z0-9._-]", "_", socket.gethostname())[:200] or "cdc"
+    return f"{instance}-{worker}"
+
+
+def run_sink(settings: Settings, stopper: Stopper, health: Health, worker: int = 0) -> None:
+    """The sink loop until `stopper` fires; `worker` is its index among the daemon's
+    sink processes (`cdc.app.sink_workers`)."""
     # not for source-only runs
     from cdc.app.appliers import build_applier  # noqa: PLC0415
-    from sinks.worker import SinkWorker  # noqa: PLC0415
+    from sinks.worker import FencedError, SinkWorker  # noqa: PLC0415
 
     if settings.target is None:
         raise TerminalError("the pipeline has no target", "add a target: section to run a sink")
     # Made in the loop: a target that is down at start-up is retried like one
     # lost later, not a crash (a refused login stops it: cdc.refusals).
-    worker: SinkWorker | None = None
+    member = group_instance_id(settings, worker)
+    sink: SinkWorker | None = None
 
     def apply_batch() -> None:
-        nonlocal worker
-        if worker is None:
-            worker = SinkWorker(settings, lambda: build_applier(settings))
+        nonlocal sink
+        if sink is None:
+            sink = SinkWorker(settings, lambda: build_applier(settings), member)
             gc.freeze()  # what start-up allocated lives on: out of every later collection
             gc.set_threshold(*SINK_GC_THRESHOLD)
-        worker.run_once()
+        try:
+            sink.run_once()
+        except FencedError:
+            if not stopper.event.is_set():
+                raise
+            # Stopping already (its daemon is gone) when the daemon started in its place
+            # took over its member id: what it applied is committed, nothing is lost.
+            log.info("sink_replaced_while_stopping", group_instance_id=member)
+            return
         health.set_ready(True)
         health.beat()
 
     def reconnect() -> None:
-        if worker is not None:
-            _reconnect_quietly(worker)
+        if sink is not None:
+            _reconnect_quietly(sink)
 
     try:
         retrying(
@@ -66,8 +89,8 @@ def run_sink(settings: Settings, stopper: Stopper, health: Health) -> None:
             recover=reconnect,
         )
     finally:
-        if worker is not None:
-            worker.close()
+        if sink is not None:
+            sink.close()
     log.info("sink_stopped")
 
 

@@ -17,8 +17,15 @@ Supervision: a worker killed by a signal (the OOM killer, `kill -9`) is
 started again; its uncommitted batch was rolled back with its connection, so
 its successor resumes at the offsets the target holds. A worker that stops
 on its own (a terminal error, logged by the worker) stops the daemon with
-exit 1. SIGTERM/SIGINT reach the workers through the daemon, which waits for
-them within the grace period; a second signal kills them at once.
+exit 1 (2 when the worker's was a setup error). SIGTERM/SIGINT reach the
+workers through the daemon, which waits for them within the grace period; a
+second signal kills them at once.
+
+Worker i is the consumer group's static member `<sink.instance_id or host
+name>-<i>` (`cdc.app.sink_loop.group_instance_id`): a killed worker's member
+stays in the group until Kafka's session timeout, and a new member would
+wait that long for a rebalance (every other worker with it), while its
+successor under the same id takes the member's place and partitions at once.
 """
 
 from __future__ import annotations
@@ -36,9 +43,9 @@ import structlog
 from prometheus_client import REGISTRY
 
 from cdc import logs, metrics
-from cdc.app.lifecycle import Stopper, run_logged
+from cdc.app.lifecycle import EXIT_SETUP, Stopper, run_logged
 from cdc.app.sink_loop import run_sink
-from cdc.errors import TerminalError
+from cdc.errors import SetupError, TerminalError
 from cdc.health import Health
 from cdc.metrics_merge import Families, MergedCollector, merge, snapshot
 from cdc.settings import Settings
@@ -83,7 +90,7 @@ def worker_main(config_path: str, index: int, reports: Connection) -> None:
             target=_stop_with, args=(parent, stopper.event), name="cdc-parent", daemon=True
         ).start()
     health = ReportingHealth(reports)
-    sys.exit(run_logged("sink", lambda: run_sink(settings, stopper, health)))
+    sys.exit(run_logged("sink", lambda: run_sink(settings, stopper, health, index)))
 
 
 def _stop_with(parent: BaseProcess, stop: threading.Event) -> None:
@@ -160,7 +167,9 @@ def _restart(context: multiprocessing.context.SpawnContext, config: Path, worker
     code = worker.process.exitcode
     assert code is not None
     if code >= 0:
-        raise TerminalError(
+        # a setup error stops the daemon as one: a supervisor does not restart it into it
+        error = SetupError if code == EXIT_SETUP else TerminalError
+        raise error(
             f"sink worker {worker.index} stopped with exit status {code}",
             "its `stopped` log line above names the cause and the fix",
         )

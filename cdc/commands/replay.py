@@ -45,7 +45,7 @@ def replay(
 
     Stop the sink first: a running sink keeps its own positions and would write them
     back. The command refuses while the pipeline's consumer group has members (a
-    killed sink stays a member until the broker's session timeout, 45 s by default).
+    killed sink stays a member until the session timeout, 10 s by default).
 
     Exit status: 0 done (or nothing to rewind), 1 the sink is running or a server
     could not be reached, 2 bad input (options, configuration, unknown partition,

@@ -14,10 +14,13 @@ from confluent_kafka.admin import AdminClient
 from cdc import metrics
 from cdc.errors import TerminalError
 from cdc.kafka_log import KAFKA_LOGGER
+from cdc.settings_kafka import RECONNECT_DEFAULTS
 
 log = structlog.get_logger(__name__)
 
-MAX_WAIT_S = 30.0  # between tries while the brokers do not answer at start
+# Between tries while the brokers do not answer at start: short, so that cdc starts
+# within seconds of their return (asking brokers that are down costs next to nothing).
+MAX_WAIT_S = 4.0
 # A bare `host:port,...` list (PLAINTEXT), or `KafkaSettings.client_config()`.
 KafkaConnection = str | Mapping[str, Any]
 
@@ -34,7 +37,7 @@ _REFUSALS = {
 def client_config(connection: KafkaConnection) -> dict[str, Any]:
     """librdkafka settings that reach the cluster; a client adds its own on top."""
     if isinstance(connection, str):
-        return {"bootstrap.servers": connection, "logger": KAFKA_LOGGER}
+        return {"bootstrap.servers": connection, "logger": KAFKA_LOGGER, **RECONNECT_DEFAULTS}
     return dict(connection)
 
 

@@ -269,7 +269,12 @@ def test_rows_written_right_after_a_truncate_are_kept_on_every_partition(
     fill(both.source, "t_tr", Shape(BASE, BASE), KEYS)
     kafka = {"bootstrap_servers": kafka_bootstrap, "partitions": 6, "consumer": QUICK_GROUP}
     with streaming(tmp_path, topic_prefix, kafka_bootstrap, both.sections, kafka=kafka) as run:
-        second = SinkProcess(run.config, tmp_path / "second-sink.log")
+        # a second sink daemon of the pipeline on this host: its own static member names
+        raw = yaml.safe_load(run.config.read_text())
+        raw["sink"]["instance_id"] = "second-sink"
+        config = tmp_path / "second-sink.yaml"
+        config.write_text(yaml.safe_dump(raw))
+        second = SinkProcess(config, tmp_path / "second-sink.log")
         try:
             wait_snapshot(run, both.target, ["t_tr"], KEYS)
             for _ in range(3):

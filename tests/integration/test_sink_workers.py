@@ -1,5 +1,7 @@
 """`sink.workers: 2`: two sink processes share the partitions; one killed with
--9 is started again and the target still ends equal to the source."""
+-9 is started again and the target still ends equal to the source, and a
+killed worker (or a killed daemon started again on the same host) applies
+again within seconds, not after Kafka's session timeout."""
 
 from __future__ import annotations
 
@@ -9,13 +11,16 @@ import socket
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import yaml
+from confluent_kafka.admin import AdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.daemon_process import current_lsn, wait_confirmed
+from tests.integration.daemon_process import current_lsn, logged, wait_confirmed
 from tests.integration.pipeline import pg_pipeline, running, wait_until
 from tests.integration.sink_support import (
     SinkProcess,
@@ -27,6 +32,9 @@ from tests.integration.sink_support import (
 from tests.integration.test_sink_reliability import AUDIT, ITEMS, PARTITIONS
 
 ROWS = 40_000
+# A killed worker's successor (or a restarted daemon's) takes the same static member's
+# place in the group: well under the 10 s session timeout a new member would wait for.
+RECOVERY_BOUND_S = 5.0
 
 
 def _free_port() -> int:
@@ -147,3 +155,169 @@ def test_two_workers_share_partitions_and_survive_kill_9(
     # it does not go back (what a worker applied in its last second before the
     # kill may be missing, and the backlog may be all applied by the kill: no `>`)
     assert _rows_applied(samples) >= before_kill > 0
+
+
+def _sink_config(tmp_path: Path, name: str, target_dsn: str, port: int, **sink: Any) -> Path:
+    """The pipeline file pg_pipeline wrote, with a target, `sink:` settings and a metrics port."""
+    config = tmp_path / f"{name}.yaml"
+    raw = yaml.safe_load(config.read_text())
+    raw |= {
+        "target": {"type": "postgres", "dsn": target_dsn},
+        "sink": {"workers": 2, **sink},
+        "metrics": {"listen": f"127.0.0.1:{port}"},
+    }
+    config.write_text(yaml.safe_dump(raw))
+    return config
+
+
+def _applied_after(
+    kill: Callable[[], None], pg_dsn: str, target: psycopg.Connection[Any], ids: range
+) -> float:
+    """Seconds from `kill()` until rows `ids`, inserted right after it, are all on the target."""
+    killed = time.monotonic()
+    kill()
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO items SELECT i, 0, 'after the kill'"
+            " FROM generate_series(%s::int, %s::int) i",
+            (ids.start, ids.stop - 1),
+        )
+    count = "SELECT count(*) FROM items WHERE id >= %s AND id < %s"
+    arrived = wait_until(
+        lambda: _one(target.execute(count, (ids.start, ids.stop))) == len(ids),
+        timeout=60,
+        every=0.05,
+    )
+    assert arrived, "the rows inserted after the kill never reached the target"
+    return time.monotonic() - killed
+
+
+def _one(cursor: psycopg.Cursor[Any]) -> Any:
+    row = cursor.fetchone()
+    assert row is not None
+    return row[0]
+
+
+def test_a_killed_worker_or_daemon_applies_again_within_seconds(
+    tmp_path: Path, pg_dsn: str, pg_target_dsn: str, kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    for dsn in (pg_dsn, pg_target_dsn):
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(ITEMS)
+    settings = pg_pipeline(
+        tmp_path, topic_prefix, pg_dsn, kafka_bootstrap, ["public.items"], heartbeat_interval_s=1
+    )
+    topic = f"{topic_prefix}.public.items"
+    config = _sink_config(tmp_path, topic_prefix, pg_target_dsn, _free_port())
+    with (
+        running(settings, "source"),
+        psycopg.connect(pg_target_dsn, autocommit=True) as target,
+    ):
+        sink = SinkProcess(config, tmp_path / "sink.log")
+        try:
+            assert wait_until(lambda: _assignments(sink) == {0: 1, 1: 1}, timeout=60), (
+                f"each worker holds one partition: {_assignments(sink)}\n{sink.log_tail()}"
+            )
+            host = socket.gethostname()
+            assert _members(kafka_bootstrap, topic_prefix) == [f"{host}-0", f"{host}-1"]
+            # streaming end to end before the kill
+            _applied_after(lambda: None, pg_dsn, target, range(1, 21))
+            ends = end_positions(kafka_bootstrap, [topic], PARTITIONS)
+
+            victim = _children(sink.proc.pid)[0]
+            took = _applied_after(
+                lambda: os.kill(victim, signal.SIGKILL), pg_dsn, target, range(100, 120)
+            )
+            print(f"\nworker killed with -9: rows written after it applied in {took:.2f} s")
+            # the rows went to both partitions: the killed worker's as well
+            grown = end_positions(kafka_bootstrap, [topic], PARTITIONS)
+            assert all(grown[p] > ends[p] for p in ends), (ends, grown)
+            assert took < RECOVERY_BOUND_S, sink.log_tail()
+            sink.assert_alive()
+            events = [e["event"] for e in sink.log_events()]
+            assert events.count("sink_worker_restarted") == 1, events
+
+            # The whole daemon and its workers killed at once (the OOM killer taking the
+            # container, systemd's SIGKILL of the unit) and started again on this host.
+            workers = _children(sink.proc.pid)
+            os.kill(sink.proc.pid, signal.SIGSTOP)  # no respawn, no drain in between
+            for pid in workers:
+                os.kill(pid, signal.SIGKILL)
+            sink.kill9()
+            killed = time.monotonic()
+            sink = SinkProcess(config, tmp_path / "sink-again.log")
+            # from its start: how long a Python process takes to start is the host's
+            assert wait_until(lambda: logged(sink, "sink_workers_started"), timeout=30, every=0.05)
+            started = time.monotonic()
+            took = _applied_after(lambda: None, pg_dsn, target, range(200, 220))
+            print(
+                f"daemon killed with -9 and started again: rows applied {took:.2f} s after"
+                f" it started ({started - killed + took:.2f} s after the kill)"
+            )
+            assert took < RECOVERY_BOUND_S, sink.log_tail()
+        finally:
+            code = sink.stop()
+    assert code == 0, sink.log_tail()
+    assert table_digest(pg_target_dsn, "items") == table_digest(pg_dsn, "items")
+    # stopped, the static members left the group: `cdc replay` need not wait
+    assert _members(kafka_bootstrap, topic_prefix) == []
+
+
+def _members(bootstrap: str, group: str) -> list[str | None]:
+    """The group.instance.id of each member of the consumer group, as Kafka lists them."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    found = admin.describe_consumer_groups([group])[group].result(timeout=30)
+    return sorted(m.group_instance_id for m in found.members)
+
+
+def test_two_daemons_under_one_instance_id_stop_the_older_with_the_fix(
+    tmp_path: Path, pg_dsn: str, pg_target_dsn: str, kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    for dsn in (pg_dsn, pg_target_dsn):
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(ITEMS)
+    settings = pg_pipeline(
+        tmp_path, topic_prefix, pg_dsn, kafka_bootstrap, ["public.items"], heartbeat_interval_s=1
+    )
+    first = _sink_config(tmp_path, topic_prefix, pg_target_dsn, _free_port())
+    raw = yaml.safe_load(first.read_text())
+    raw["metrics"]["listen"] = f"127.0.0.1:{_free_port()}"  # a second daemon needs its own
+    second = tmp_path / "second.yaml"
+    second.write_text(yaml.safe_dump(raw))
+    raw["sink"]["instance_id"] = "second-daemon"
+    raw["metrics"]["listen"] = f"127.0.0.1:{_free_port()}"
+    distinct = tmp_path / "distinct.yaml"
+    distinct.write_text(yaml.safe_dump(raw))
+    with (
+        running(settings, "source"),
+        psycopg.connect(pg_target_dsn, autocommit=True) as target,
+    ):
+        older = SinkProcess(first, tmp_path / "older.log")
+        newer: SinkProcess | None = None
+        try:
+            assert wait_until(lambda: _assignments(older) == {0: 1, 1: 1}, timeout=60), (
+                older.log_tail()
+            )
+            newer = SinkProcess(second, tmp_path / "newer.log")
+            # the newcomer under the same host name takes the members; the older stops,
+            # exit 2: a supervisor restarting it would only fence the newer one in turn
+            assert older.proc.wait(30) == 2, older.log_tail()
+            stopped = [e for e in older.log_events() if e["event"] == "stopped"]
+            assert any(
+                "Kafka fenced this one" in e["error"] and "sink.instance_id" in e["fix"]
+                for e in stopped
+            ), older.log_tail()
+            _applied_after(lambda: None, pg_dsn, target, range(1, 21))
+            newer.assert_alive()
+
+            # with its own sink.instance_id, a second daemon runs beside it
+            older = SinkProcess(distinct, tmp_path / "beside.log")
+            assert wait_until(lambda: logged(older, "partitions_assigned"), timeout=30), (
+                older.log_tail()
+            )
+            _applied_after(lambda: None, pg_dsn, target, range(100, 120))
+            older.assert_alive()
+            newer.assert_alive()
+        finally:
+            codes = [older.stop()] + ([newer.stop()] if newer is not None else [])
+    assert codes == [0, 0], (older.log_tail(), newer.log_tail() if newer else "")

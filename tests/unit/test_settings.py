@@ -508,3 +508,17 @@ def test_direct_snapshot_needs_a_target(tmp_path: Path) -> None:
     assert "add a target" in issue.hint
     data["target"] = {"type": "postgres", "dsn": f"postgresql://cdc:{PASSWORD}@pg.internal/shop"}
     assert load_settings(write(tmp_path, data)).snapshot.mode == "direct"
+
+
+def test_sink_consumers_are_static_members_named_by_sink_instance_id(tmp_path: Path) -> None:
+    data = {**minimal(), "sink": {"workers": 2, "instance_id": "db host"}}
+    issue = only_issue(tmp_path, data)
+    assert issue.path == "sink.instance_id"
+    # one group.instance.id for several consumers would have them fence each other
+    data = minimal()
+    data["kafka"]["consumer"] = {"group.instance.id": "mine"}
+    issue = only_issue(tmp_path, data)
+    assert issue.path == "kafka.consumer"
+    assert "group.instance.id is set by cdc" in issue.message and "sink.instance_id" in issue.hint
+    data = {**minimal(), "sink": {"instance_id": "db-2.example"}}
+    assert load_settings(write(tmp_path, data)).sink.instance_id == "db-2.example"
