@@ -37,6 +37,10 @@ TLS="$DEV/tls"
 log() { printf '[services] %s\n' "$*" >&2; }
 die() { printf '[services] error: %s\n' "$*" >&2; exit 1; }
 
+# A process killed with -9 stays a zombie until its parent reaps it (up to a second or
+# two when that is PID 1): `kill -0` still finds it, but it serves nothing any more.
+alive() { kill -0 "$1" 2>/dev/null && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null; }
+
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # The service users must reach their data directories. When the checkout sits
@@ -182,7 +186,7 @@ pg_kill() { [ -f "$DEV/pg/data/postmaster.pid" ] && kill -9 "$(head -1 "$DEV/pg/
 
 # ------------------------------------------------------------------- MariaDB
 my_pid() { cat "$DEV/mysql/mariadbd.pid" 2>/dev/null || true; }
-my_running() { local p; p=$(my_pid); [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
+my_running() { local p; p=$(my_pid); [ -n "$p" ] && alive "$p"; }
 
 my_init() {
   local dir; dir=$(server_dir mysql mysql)
@@ -255,14 +259,14 @@ my_start() {
 my_stop() {
   my_running || return 0
   local p; p=$(my_pid); kill "$p" 2>/dev/null || true
-  for _ in $(seq 1 120); do kill -0 "$p" 2>/dev/null || return 0; sleep 0.5; done
+  for _ in $(seq 1 120); do alive "$p" || return 0; sleep 0.5; done
   die "MariaDB (pid $p) did not stop"
 }
 my_kill() { local p; p=$(my_pid); [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; }
 
 # --------------------------------------------------------------------- Kafka
 kafka_pid() { cat "$DEV/kafka/kafka.pid" 2>/dev/null || true; }
-kafka_running() { local p; p=$(kafka_pid); [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
+kafka_running() { local p; p=$(kafka_pid); [ -n "$p" ] && alive "$p"; }
 
 kafka_init() {
   local dir="$DEV/kafka"
@@ -338,7 +342,7 @@ kafka_start() {
 kafka_stop() {
   kafka_running || return 0
   local p; p=$(kafka_pid); kill "$p" 2>/dev/null || true
-  for _ in $(seq 1 120); do kill -0 "$p" 2>/dev/null || return 0; sleep 0.5; done
+  for _ in $(seq 1 120); do alive "$p" || return 0; sleep 0.5; done
   kill -9 "$p" 2>/dev/null || true
 }
 kafka_kill() { local p; p=$(kafka_pid); [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; }

@@ -61,16 +61,22 @@ class ReportingHealth(Health):
     """A worker's health: each beat also reaches the daemon (at most once per
     `REPORT_EVERY_S`), with readiness and the worker's sink metrics."""
 
-    def __init__(self, reports: Connection) -> None:
+    def __init__(self, reports: Connection, stop: threading.Event) -> None:
         super().__init__()
         self._reports = reports
+        self._stop = stop
         self._sent = float("-inf")
 
     def beat(self) -> None:
         super().beat()
         now = time.monotonic()
         if now - self._sent >= REPORT_EVERY_S:
-            self._reports.send((self.ready, snapshot(metrics.SINK_METRICS)))
+            try:
+                self._reports.send((self.ready, snapshot(metrics.SINK_METRICS)))
+            except OSError:
+                # the daemon is gone (kill -9) before the watcher thread noticed: stop
+                # the same way, after the batch just committed
+                self._stop.set()
             self._sent = now
 
 
@@ -89,7 +95,7 @@ def worker_main(config_path: str, index: int, reports: Connection) -> None:
         threading.Thread(
             target=_stop_with, args=(parent, stopper.event), name="cdc-parent", daemon=True
         ).start()
-    health = ReportingHealth(reports)
+    health = ReportingHealth(reports, stopper.event)
     sys.exit(run_logged("sink", lambda: run_sink(settings, stopper, health, index)))
 
 

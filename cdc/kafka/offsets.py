@@ -23,6 +23,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from cdc.errors import TransientError
 from cdc.kafka.admin import COMPACTED, TopicAdmin
 from cdc.kafka.connection import KafkaConnection, client_config
 from cdc.topics import offsets_topic
@@ -68,7 +69,7 @@ class OffsetsReader:
         while True:
             msg = self._consumer.poll(10)
             if msg is None:
-                raise TimeoutError(f"reading {self.topic} timed out")
+                raise TransientError(f"reading {self.topic} timed out")
             error = msg.error()
             if error is not None:
                 if error.code() == KafkaError._PARTITION_EOF:
@@ -157,6 +158,6 @@ class KafkaOffsetStore:
 
         self._producer.produce(self._topic, value, key.encode(), on_delivery=on_delivery)
         if self._producer.flush(60) != 0:
-            raise TimeoutError(f"{self._topic}: Kafka did not confirm the write of {key!r}")
+            raise TransientError(f"{self._topic}: Kafka did not confirm the write of {key!r}")
         if errors:
             raise RuntimeError(f"{self._topic}: Kafka refused the write of {key!r}: {errors[0]}")

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from cdc.errors import TransientError
+
 TIMEOUT_S = 30.0
 
 
@@ -26,7 +28,7 @@ def read_range(
         while True:
             batch = consumer.consume(1000, 0.5)
             if not batch and time.monotonic() > deadline:
-                raise TimeoutError(f"reading {topic}:{partition} from {start}: no answer")
+                raise TransientError(f"reading {topic}:{partition} from {start}: no answer")
             for msg in batch:
                 error = msg.error()
                 if error is not None:

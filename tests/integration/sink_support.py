@@ -19,8 +19,9 @@ from tests.integration.pipeline import wait_until, write_config
 Positions = dict[tuple[str, int], int]
 
 
-# A sink killed with -9 stays in its consumer group until the session times out
-# (45 s by default); its successor waits that long for its partitions.
+# A sink killed with -9 that is not started again under its member id (another
+# sink.instance_id, another host) stays in its group until its session times out:
+# the other sinks wait that long for its partitions.
 QUICK_GROUP = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000}
 
 
