@@ -92,6 +92,9 @@ def check_not_purged(cursor: Any, position: BinlogPosition) -> None:
         raise TerminalError(
             f"binlog {position.file} (the stored resume position) was purged from the server;"
             " the changes since then cannot be read",
-            "take a new snapshot: delete the pipeline's offsets topic <topic_prefix>.__offsets"
-            " (or use a new pipeline name), and keep binlogs longer (binlog_expire_logs_seconds)",
+            "take a new snapshot into emptied tables: stop the sink, delete every row of the"
+            " pipeline's tables on the target (a snapshot adds and updates rows; rows deleted"
+            " meanwhile would stay), delete the pipeline's offsets topic"
+            " <topic_prefix>.__offsets (or use a new pipeline name) and start again; keep"
+            " binlogs longer (binlog_expire_logs_seconds)",
         )

@@ -118,8 +118,11 @@ def check_slot(conn: psycopg.Connection[Any], slot: str, created_before: bool) -
     """True when the slot exists and can be read; False when it must be created."""
     state = slot_state(conn, slot)
     remedy = (
-        "take a new snapshot: delete the pipeline's offsets topic <topic_prefix>.__offsets"
-        " (or use a new pipeline name) and start again"
+        "take a new snapshot into emptied tables: stop the sink, delete every row of the"
+        " pipeline's tables on the target (a snapshot adds and updates rows; rows deleted"
+        f" meanwhile would stay), drop the slot (SELECT pg_drop_replication_slot('{slot}'))"
+        " if it is still there, delete the pipeline's offsets topic"
+        " <topic_prefix>.__offsets (or use a new pipeline name), and start again"
     )
     if state is None:
         if created_before:
