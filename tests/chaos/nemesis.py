@@ -93,7 +93,10 @@ class Nemesis:
 
     def run(self) -> None:
         for number, (fault, pipeline) in enumerate(self.schedule(), 1):
-            print(f"[chaos] {number}/{self.faults} {fault.kind} on {pipeline.label}", flush=True)
+            now = time.strftime("%H:%M:%S", time.gmtime())
+            print(
+                f"[chaos] {now} {number}/{self.faults} {fault.kind} on {pipeline.label}", flush=True
+            )
             touched = fault.run(self, pipeline)
             self._probe(fault.kind, pipeline, touched)
             self._check_health()
