@@ -82,6 +82,8 @@ def _server(server: str, how: str) -> Callable[[Nemesis, Pipeline], list[Pipelin
             # nothing can reach Kafka: no source may confirm a position to its server now
             nemesis.check_slots_held(slots, "while Kafka was down")
         services("start", SERVICE[server])
+        if server == "kafka":
+            nemesis.wait_kafka_serving()  # the fault ends when the broker serves again
         return touched
 
     return run

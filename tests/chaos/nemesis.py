@@ -30,6 +30,7 @@ from tests.chaos.probes import time_probes
 from tests.chaos.proxy import ChaosProxies
 from tests.chaos.setup import create_databases, drop_databases
 from tests.chaos.writer import Writer
+from tests.integration.kafka_serving import Serving
 
 RATE_TX_S = 40.0  # each writer's transactions per second
 CONVERGE_S = 300.0
@@ -176,11 +177,19 @@ class Nemesis:
                     " released ahead of Kafka"
                 )
 
+    def wait_kafka_serving(self) -> None:
+        """Until the restarted broker leads every pipeline's partitions and answers for
+        their groups (its own start-up, which cdc cannot shorten, is not recovery)."""
+        topics = [table_topic(p.name, p.schema, "items") for p in self.pipelines]
+        serving = Serving(self.env["CDC_KAFKA_BOOTSTRAP"], topics, [p.name for p in self.pipelines])
+        serving.join(90)
+        if serving.at is None:
+            self.problems.append("the restarted broker did not serve within 90 s")
+
     def write_poison(self, pipeline: Pipeline) -> None:
         """A message no sink can read, in the pipeline's `items` topic."""
-        schema = "public" if pipeline.source.engine == "postgres" else pipeline.source.name
         producer = Producer({"bootstrap.servers": self.env["CDC_KAFKA_BOOTSTRAP"]})
-        topic = table_topic(pipeline.name, schema, "items")
+        topic = table_topic(pipeline.name, pipeline.schema, "items")
         producer.produce(topic, key=b'{"id": -1}', value=b'{"op": "c", "after": ')
         if producer.flush(30) != 0:
             raise AssertionError(f"the poison message did not reach {topic}")

@@ -45,9 +45,13 @@ class Pipeline:
     def slot(self) -> str:
         return self.name  # the PostgreSQL source's default slot name
 
+    @property
+    def schema(self) -> str:
+        """The source tables' schema (a MariaDB source: its database)."""
+        return "public" if self.source.engine == "postgres" else self.source.name
+
     def tables(self) -> list[str]:
-        schema = "public" if self.source.engine == "postgres" else self.source.name
-        return [f"{schema}.{t.name}" for t in CAPTURED]
+        return [f"{self.schema}.{t.name}" for t in CAPTURED]
 
     def config(self) -> Path:
         settings: dict[str, Any] = {

@@ -8,7 +8,6 @@ from __future__ import annotations
 import signal
 import socket
 import subprocess
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -17,8 +16,6 @@ from urllib.parse import urlsplit
 import orjson
 import psycopg
 import yaml
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
 
 from tests.integration.conftest import (
     SERVICES,
@@ -28,6 +25,7 @@ from tests.integration.conftest import (
     services,
 )
 from tests.integration.daemon_process import DaemonProcess, cdc_command, write_pg_config
+from tests.integration.kafka_serving import Serving
 from tests.integration.mysql_support import write_mysql_config
 from tests.integration.pipeline import pg_pipeline, wait_until
 
@@ -187,40 +185,3 @@ def _started(starting: subprocess.Popen[bytes], dev_dir: str) -> None:
     log = Path(dev_dir, "kafka", "kafka.log").read_text()[-3000:]
     services("start", "kafka")
     raise AssertionError(f"Kafka did not start again:\n{log}")
-
-
-class Serving(threading.Thread):
-    """Notes when a restarted broker serves the pipelines again: every partition of
-    their topics has its leader, and their consumer groups' coordinator answers."""
-
-    def __init__(self, bootstrap: str, topics: list[str], groups: list[str]) -> None:
-        super().__init__(daemon=True)
-        # made once the broker listens, and quick to call again while it loads
-        self._admin = AdminClient({"bootstrap.servers": bootstrap, "reconnect.backoff.max.ms": 100})
-        self._topics, self._groups = topics, groups
-        self.at: float | None = None
-        self.start()
-
-    def run(self) -> None:
-        deadline = time.monotonic() + 60
-        while not self._serves():
-            if time.monotonic() > deadline:
-                return
-            time.sleep(0.05)
-        self.at = time.monotonic()
-
-    def _serves(self) -> bool:
-        try:
-            for topic in self._topics:
-                metadata = self._admin.list_topics(topic, timeout=1)
-                found = metadata.topics.get(topic)
-                partitions = found.partitions.values() if found is not None else []
-                if not partitions or any(
-                    p.error is not None or p.leader not in metadata.brokers for p in partitions
-                ):
-                    return False
-            for future in self._admin.describe_consumer_groups(self._groups).values():
-                future.result(timeout=1)
-        except (KafkaException, TimeoutError):
-            return False
-        return True
