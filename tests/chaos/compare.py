@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from tests.chaos.databases import Database
 from tests.chaos.ledger import Key, Ledger, Row
-from tests.chaos.tables import BULK, ITEMS, LINES, NOTE_COLUMN, PROBES, Table, canonical_text
+from tests.chaos.tables import BULK, ITEMS, LINES, PROBES, Table, canonical_text
 
 EXAMPLES = 5
 
@@ -64,7 +64,7 @@ def expected_bulk(ledger: Ledger) -> dict[Key, Row]:
 def compare(ledger: Ledger, side: Database) -> Difference:
     """Where `side` (the source or the target) differs from the ledger."""
     result = Difference()
-    item_columns = ITEMS.columns + ((NOTE_COLUMN,) if ledger.note_added else ())
+    item_columns = ITEMS.columns + tuple(ledger.added_columns)
     with ledger.lock:
         expected = {
             "items": dict(ledger.tables["items"]),

@@ -30,7 +30,7 @@ class Ledger:
         default_factory=lambda: {"items": {}, "lines": {}, "probes": {}}
     )
     bulk_ranges: list[tuple[int, int]] = field(default_factory=list)  # (first id, last id)
-    note_added: bool = False
+    added_columns: list[str] = field(default_factory=list)  # by the schema-change fault
     settled: Settled = field(default_factory=Settled)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -43,11 +43,12 @@ class Ledger:
         with self.lock:
             return list(self.tables[table])
 
-    def add_note_column(self, default: str) -> None:
+    def add_column(self, name: str, default: str) -> None:
+        """`items` took a column: the rows there take its default."""
         with self.lock:
-            self.note_added = True
+            self.added_columns.append(name)
             for row in self.tables["items"].values():
-                row.setdefault("note", default)
+                row.setdefault(name, default)
 
     def bulk_rows(self) -> int:
         return sum(last - first + 1 for first, last in self.bulk_ranges)

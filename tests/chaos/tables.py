@@ -20,8 +20,9 @@ from cdc.migrate.verify.canonical import canonical_row
 
 ITEM_COLUMNS = ("id", "qty", "price", "name", "flag", "at", "doc", "raw", "ratio", "body")
 LINE_COLUMNS = ("order_id", "line_no", "sku", "amount")
-# added by the schema-change fault, with this default for the rows already there
-NOTE_COLUMN, NOTE_DEFAULT = "note", "none"
+# what the schema-change fault adds (note_1, note_2, ...), with this default for the rows
+# already there
+NOTE_DEFAULT = "none"
 
 
 @dataclass(frozen=True)

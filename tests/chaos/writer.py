@@ -18,7 +18,7 @@ from typing import Any
 
 from tests.chaos.databases import DOWN, Database
 from tests.chaos.ledger import Ledger, Op
-from tests.chaos.tables import NOTE_COLUMN, NOTE_DEFAULT, Values
+from tests.chaos.tables import NOTE_DEFAULT, Values
 
 SETTLE_DEADLINE_S = 600
 
@@ -86,14 +86,14 @@ class Writer(threading.Thread):
             roll = rng.random()
             if roll < 0.3 or len(items) < 20:
                 row = self.values.item(self._new_id())
-                if self.ledger.note_added:
-                    row[NOTE_COLUMN] = self.values.note()
+                for column in self.ledger.added_columns:
+                    row[column] = self.values.note()
                 ops.append(Op("insert", "items", (row["id"],), row))
                 taken.add(("items", (row["id"],)))
             elif roll < 0.55 and (key := free("items", items)):
                 change = self.values.item_change()
-                if self.ledger.note_added and rng.random() < 0.5:
-                    change[NOTE_COLUMN] = self.values.note()
+                if self.ledger.added_columns and rng.random() < 0.5:
+                    change[rng.choice(self.ledger.added_columns)] = self.values.note()
                 ops.append(Op("update", "items", key, change))
             elif roll < 0.62 and (key := free("items", items)):
                 ops.append(Op("delete", "items", key))
@@ -173,10 +173,9 @@ class Writer(threading.Thread):
             conn.close()
 
     def _alter(self) -> None:
-        """ALTER TABLE items ADD COLUMN note, with a default the existing rows take."""
-        statement = (
-            f"ALTER TABLE items ADD COLUMN {NOTE_COLUMN} varchar(40) DEFAULT '{NOTE_DEFAULT}'"
-        )
+        """ALTER TABLE items ADD COLUMN note_<n>, with a default the existing rows take."""
+        column = f"note_{len(self.ledger.added_columns) + 1}"
+        statement = f"ALTER TABLE items ADD COLUMN {column} varchar(40) DEFAULT '{NOTE_DEFAULT}'"
         try:
             if self._conn is None:
                 self._conn = self.db.connect_retrying(SETTLE_DEADLINE_S)
@@ -184,7 +183,7 @@ class Writer(threading.Thread):
             self._conn.commit()
         except DOWN:
             self._drop_connection()
-        if NOTE_COLUMN not in self.db.columns_of("items"):
+        if column not in self.db.columns_of("items"):
             self._alter()  # rolled back by the fault: try again
             return
-        self.ledger.add_note_column(NOTE_DEFAULT)
+        self.ledger.add_column(column, NOTE_DEFAULT)
