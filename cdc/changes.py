@@ -47,6 +47,9 @@ class KeyState:
     ts_ms: int
     offset: tuple[int, int]  # (partition, offset) of the last change
     first: Change  # the first change of the key in the batch (conflicts name it)
+    # an update without all its columns that a restarted source published again
+    # after its row's delete was applied (`sinks.replays`): not a missing row
+    replayed: bool = False
 
 
 @dataclass(slots=True)
@@ -54,6 +57,7 @@ class TableBatch:
     target: tuple[str, str]
     keys: dict[KeyValues, KeyState] = field(default_factory=dict)
     truncate: bool = False  # truncate the table before applying `keys`
+    partial: bool = False  # a change of it left columns out (`Change.unchanged`)
 
 
 @dataclass(frozen=True, slots=True)

@@ -65,6 +65,8 @@ def collapse(changes: Iterable[Change]) -> Iterator[list[TableBatch]]:
             continue
         row = change.after or {}
         complete = not change.unchanged
+        if not complete:
+            batch.partial = True
         if state is not None and state.row is not None and not complete:
             # an earlier change of this batch carried the values this one left out
             row = {**state.row, **row}

@@ -8,7 +8,8 @@ offsets to `Applier.apply`, which writes them in the batch's own target
 transaction, with its rows (`sinks.postgres.offsets`, `sinks.mysql.offsets`).
 Kafka's committed offsets (`_commit_hint`) are only a hint for monitoring
 tools. Replaying from older offsets re-applies changes, and applying a change
-twice yields the same rows.
+twice yields the same rows; a partial update replayed after its row's delete
+is told from a missing row's by `sinks.replays`.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from sinks.change_decoding import decode_change
 from sinks.collapse import collapse
 from sinks.dead_letters import DeadLetters
 from sinks.inserts import DirectInserter
+from sinks.replays import ReplayGuard, message_positions
 from sinks.schema_cache import SchemaCache
 from sinks.table_barriers import TableBarriers
 from transforms.pipeline import Pipeline
@@ -132,6 +134,7 @@ class SinkWorker:
         self._instance_id = group_instance_id
         self._consumer = Consumer(config)
         self._barriers = TableBarriers(self._consumer, self._prefix, self._renamed_target)
+        self._replays = ReplayGuard()
         self._consumer.subscribe([table_topics_pattern(self._prefix)], on_assign=self._on_assign)
         self._next_commit = 0.0  # of Kafka's offsets (`_commit_hint`)
 
@@ -143,6 +146,9 @@ class SinkWorker:
         consumer.assign(partitions)
         # a partition held at a table-wide event is read again from its stored offset
         self._barriers.clear()
+        # the deletes remembered may be of partitions now another worker's (a
+        # replay this one then fails to tell is dead-lettered, as without it)
+        self._replays.clear()
         consumer.resume(partitions)
         # Partitions another sink process took over are its to report now.
         metrics.SINK_CONSUMER_LAG.clear()
@@ -225,7 +231,12 @@ class SinkWorker:
                 self._dead.send(sources[id(change)], table, reason.split(":")[0], reason)
             self._dead.flush()
 
-        return self._applier.apply(list(collapse(changes)), offsets, before_commit)
+        steps = list(collapse(changes))
+        position_of = message_positions(changes, sources)
+        self._replays.mark(steps, position_of)
+        result = self._applier.apply(steps, offsets, before_commit)
+        self._replays.record(steps, position_of)
+        return result
 
     def _apply_one_by_one(
         self,

@@ -15,7 +15,7 @@ from sinks.conflicts import Action, conflict_kind, decide
 
 SCHEMA = TableSchema("postgresql", "public", "items", (Column("id", "integer"),), ("id",))
 POLICIES = ("source-wins", "target-wins", "last-writer-wins", "error")
-KINDS = ("insert_exists", "update_missing", "delete_missing")
+KINDS = ("insert_exists", "update_missing", "delete_missing", "replayed")
 
 APPLY, SKIP, DEAD = Action.APPLY, Action.SKIP, Action.DEAD_LETTER
 # A delete that finds no row changes nothing, whether it runs or is skipped.
@@ -23,17 +23,41 @@ IGNORE = frozenset({APPLY, SKIP})
 # policy -> kind -> what becomes of the change, as the README's table says:
 # overwrite / insert the row: APPLY; keep the target row / skip: SKIP.
 TABLE: dict[str, dict[str, Action | frozenset[Action]]] = {
-    "source-wins": {"insert_exists": APPLY, "update_missing": APPLY, "delete_missing": IGNORE},
-    "target-wins": {"insert_exists": SKIP, "update_missing": SKIP, "delete_missing": IGNORE},
-    "last-writer-wins": {"insert_exists": APPLY, "update_missing": APPLY, "delete_missing": IGNORE},
-    "error": {"insert_exists": DEAD, "update_missing": DEAD, "delete_missing": DEAD},
+    "source-wins": {
+        "insert_exists": APPLY,
+        "update_missing": APPLY,
+        "delete_missing": IGNORE,
+        "replayed": SKIP,
+    },
+    "target-wins": {
+        "insert_exists": SKIP,
+        "update_missing": SKIP,
+        "delete_missing": IGNORE,
+        "replayed": SKIP,
+    },
+    "last-writer-wins": {
+        "insert_exists": APPLY,
+        "update_missing": APPLY,
+        "delete_missing": IGNORE,
+        "replayed": SKIP,
+    },
+    "error": {
+        "insert_exists": DEAD,
+        "update_missing": DEAD,
+        "delete_missing": DEAD,
+        "replayed": DEAD,
+    },
 }
 
 
-def state(first_op: Op) -> KeyState:
+def state(first_op: Op, replayed: bool = False) -> KeyState:
+    """A key's net state; `replayed`: an update without all its columns that
+    `sinks.replays` told from a missing row's."""
     row = None if first_op is Op.DELETE else {"id": 1}
     change = Change(first_op, SCHEMA, ("public", "items"), {"id": 1}, None, row, (), 0, "t", 0, 0)
-    return KeyState(SCHEMA, first_op, row, True, 0, (0, 0), change)
+    if not replayed:
+        return KeyState(SCHEMA, first_op, row, True, 0, (0, 0), change)
+    return KeyState(SCHEMA, first_op, row, False, 0, (0, 0), change, replayed=True)
 
 
 @pytest.mark.parametrize(
@@ -52,6 +76,14 @@ def state(first_op: Op) -> KeyState:
 )
 def test_which_situation_is_a_conflict(first_op: Op, exists: bool, kind: str | None) -> None:
     assert conflict_kind(state(first_op), exists) == kind
+
+
+@pytest.mark.parametrize(("exists", "kind"), [(False, "replayed"), (True, None)])
+def test_a_replayed_partial_update_is_a_conflict_only_where_its_row_is_gone(
+    exists: bool, kind: str | None
+) -> None:
+    """Its row still there (a delete not applied yet), it updates the row as the first time."""
+    assert conflict_kind(state(Op.UPDATE, replayed=True), exists) == kind
 
 
 @pytest.mark.parametrize(("policy", "kind"), list(product(POLICIES, KINDS)))

@@ -10,17 +10,18 @@ for last-writer-wins."""
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
 
 from cdc.applier import ApplyResult
-from cdc.changes import Change
+from cdc.changes import Change, KeyState
 from cdc.events import Op
 from cdc.schemas import Column, TableSchema
 from sinks.collapse import collapse
 from sinks.plan import LAST_WRITER_WINS, newer_keys, plan_table, row_key
+from sinks.replays import Position, ReplayGuard
 
 SCHEMA = TableSchema(
     "postgresql",
@@ -41,10 +42,13 @@ class Target:
         self.rows = {row["id"]: dict(row) for row in rows}
         self.versions: dict[str, tuple[int, int, int]] = {}  # row_key -> (ts_ms, partition, offset)
         self.name = ".".join(target)
+        self.replays = ReplayGuard()  # as a sink worker keeps it across batches
 
     def apply(self, changes: list[Change], policy: str) -> ApplyResult:
         result = ApplyResult()
-        for step in collapse(changes):
+        steps = list(collapse(changes))
+        self.replays.mark(steps, position_of)
+        for step in steps:
             for batch in step:
                 if batch.truncate:
                     self.rows.clear()
@@ -67,10 +71,17 @@ class Target:
                 if policy == LAST_WRITER_WINS:
                     for key, state in plan.applied:
                         self.versions[row_key(key)] = (state.ts_ms, *state.offset)
+        self.replays.record(steps, position_of)
         return result
 
 
 _offsets = itertools.count(100)
+# source positions (LSNs) of the changes given one (`at`), by Kafka offset
+POSITIONS: dict[int, Position] = {}
+
+
+def position_of(state: KeyState) -> Position | None:
+    return POSITIONS.get(state.offset[1])
 
 
 def change(
@@ -356,3 +367,152 @@ def test_last_writer_wins_records_the_version_it_applied() -> None:
     assert target.rows[4]["name"] == "src"
     assert target.versions[row_key((4,))] == (newer.ts_ms, newer.partition, newer.offset)
     assert dict(result.conflicts) == {(SOURCE, "older"): 1}
+
+
+# -- replays: a restarted source publishes again what its server had not confirmed
+
+
+def at(lsn: int, change: Change) -> Change:
+    """`change` at source position `lsn`."""
+    POSITIONS[change.offset] = lsn
+    return change
+
+
+def again(change: Change) -> Change:
+    """`change` published again: a later offset, the same commit time and position."""
+    copy = replace(change, offset=next(_offsets))
+    POSITIONS[copy.offset] = POSITIONS[change.offset]
+    return copy
+
+
+def first_pass(target: Target, policy: str) -> tuple[Change, Change]:
+    """Row 1 inserted, updated leaving its TOASTed `doc` out, deleted, each in a
+    batch of its own; the update and the delete, for a replay."""
+    target.apply([at(100, insert(1, "src", "big toast"))], policy)
+    changed = at(200, update(1, "src2", unchanged=("doc",)))
+    target.apply([changed], policy)
+    deleted = at(300, delete(1))
+    target.apply([deleted], policy)
+    assert target.rows == {}
+    return changed, deleted
+
+
+def outcome(result: ApplyResult) -> tuple[dict[str, list[int]], list[tuple[int, str]]]:
+    """Conflicts (kind -> keys) and dead letters (key, reason) of one apply."""
+    conflicts: dict[str, list[int]] = {}
+    for _, kind, key in result.conflict_keys:
+        conflicts.setdefault(kind, []).append(key[0])
+    assert {kind: len(keys) for kind, keys in conflicts.items()} == {
+        kind: n for (_, kind), n in result.conflicts.items()
+    }
+    return conflicts, [(c.key_values[0], reason) for c, reason in result.dead]
+
+
+MISSING = "update of a missing row without all its columns"
+# a partial update of a row the target lacks, as before replays were told apart
+UPDATE_MISSING = {
+    "source-wins": ({"update_missing": [2]}, [(2, MISSING)]),
+    "target-wins": ({"update_missing": [2]}, []),
+    "last-writer-wins": ({"update_missing": [2]}, [(2, MISSING)]),
+    "error": ({"update_missing": [2]}, [(2, "conflict: update_missing")]),
+}
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_a_replayed_partial_update_of_a_row_deleted_since_is_skipped(policy: str) -> None:
+    target = Target()
+    changed, deleted = first_pass(target, policy)
+
+    replayed = target.apply([again(changed)], policy)
+    replayed_delete = target.apply([again(deleted)], policy)
+
+    assert target.rows == {}
+    # skipped and counted, or a dead letter under `error` as any conflict there
+    dead = [(1, "conflict: replayed")] if policy == "error" else []
+    assert outcome(replayed) == ({"replayed": [1]}, dead)
+    dead = [(1, "conflict: delete_missing")] if policy == "error" else []
+    assert outcome(replayed_delete) == ({"delete_missing": [1]}, dead)
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize(
+    "lsn",
+    [
+        400,  # after everything applied
+        # before the delete applied last: a long transaction, committed after it
+        # (a partition's highest position applied would take it for a replay)
+        150,
+    ],
+)
+def test_a_partial_update_of_a_row_never_there_is_no_replay(policy: str, lsn: int) -> None:
+    target = Target()
+    first_pass(target, policy)
+
+    result = target.apply([at(lsn, update(2, "src", unchanged=("doc",)))], policy)
+
+    assert target.rows == {}
+    assert outcome(result) == UPDATE_MISSING[policy]
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_a_partial_update_after_its_rows_delete_is_no_replay(policy: str) -> None:
+    """The row inserted again after the delete, but the insert never reached the
+    target (dead-lettered, a filter): a missing row, not a replay."""
+    target = Target()
+    first_pass(target, policy)
+
+    result = target.apply([at(500, update(1, "src3", unchanged=("doc",)))], policy)
+
+    assert target.rows == {}
+    wanted = UPDATE_MISSING[policy]
+    assert outcome(result) == (
+        {kind: [1] for kind in wanted[0]},
+        [(1, reason) for _, reason in wanted[1]],
+    )
+
+
+def test_a_replay_with_its_delete_in_one_batch_needs_no_telling() -> None:
+    """The replayed update and delete of one batch are one delete of a missing row."""
+    target = Target()
+    changed, deleted = first_pass(target, "source-wins")
+    result = target.apply([again(changed), again(deleted)], "source-wins")
+    assert target.rows == {}
+    assert outcome(result) == ({"update_missing": [1]}, [])
+
+
+def test_the_delete_of_an_update_and_delete_in_one_batch_is_remembered() -> None:
+    """The key's state names its first change, the update: the delete's later
+    position is the one remembered."""
+    target = Target()
+    target.apply([at(100, insert(1, "src", "big toast"))], "source-wins")
+    changed = at(200, update(1, "src2", unchanged=("doc",)))
+    target.apply([changed, at(300, delete(1))], "source-wins")
+    result = target.apply([again(changed)], "source-wins")
+    assert outcome(result) == ({"replayed": [1]}, [])
+
+
+def test_a_worker_that_forgot_the_delete_dead_letters_the_replay_as_before() -> None:
+    """A new partition assignment (or a sink restart) forgets what it applied."""
+    target = Target()
+    changed, _ = first_pass(target, "source-wins")
+    target.replays.clear()
+    result = target.apply([again(changed)], "source-wins")
+    assert outcome(result) == ({"update_missing": [1]}, [(1, MISSING)])
+
+
+def test_the_oldest_deletes_are_forgotten_past_the_limit() -> None:
+    target = Target()
+    target.replays = ReplayGuard(limit=4)  # two generations of two keys
+    changed = {}
+    for n, key in enumerate(range(1, 6)):
+        lsn = 1000 * (n + 1)
+        target.apply([at(lsn, insert(key, "src"))], "source-wins")
+        changed[key] = at(lsn + 1, update(key, "src2", unchanged=("doc",)))
+        target.apply([changed[key]], "source-wins")
+        target.apply([at(lsn + 2, delete(key))], "source-wins")
+    # keys 1 and 2 went with the first generation; 3 and 4 are the older one, 5 the newer
+    result = target.apply([again(changed[k]) for k in range(1, 6)], "source-wins")
+    assert outcome(result) == (
+        {"update_missing": [1, 2], "replayed": [3, 4, 5]},
+        [(1, MISSING), (2, MISSING)],
+    )
