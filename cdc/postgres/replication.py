@@ -25,8 +25,9 @@ from cdc.postgres.types import SESSION_OPTIONS
 
 
 class ReplicationError(TransientError):
-    """The walsender connection failed or ended: a new one resumes from the
-    slot's confirmed position, so nothing unacknowledged is lost."""
+    """The walsender connection failed or ended: a new one resumes after the
+    last transaction Kafka acknowledged (in a new process: at the slot's
+    confirmed position), so nothing unacknowledged is lost."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +60,15 @@ class ReplicationConnection:
             raise ReplicationError(f"{verb} failed: {self._error()}")
         return result
 
+    def identify(self) -> tuple[str, int]:
+        """The server's system identifier and timeline (IDENTIFY_SYSTEM): a
+        promoted standby or a restored backup has another timeline, whose WAL
+        may differ from what an earlier connection read at the same LSNs."""
+        result = self._execute("IDENTIFY_SYSTEM")
+        system, timeline = result.get_value(0, 0), result.get_value(0, 1)
+        assert system is not None and timeline is not None
+        return system.decode(), int(timeline)
+
     def create_slot(self, slot: str, export_snapshot: bool) -> CreatedSlot:
         """Create a pgoutput slot. With `export_snapshot`, the snapshot stays
         importable (SET TRANSACTION SNAPSHOT) until this connection runs its
@@ -77,7 +87,10 @@ class ReplicationConnection:
         return CreatedSlot(slot, str_to_lsn(point), value(2))
 
     def start(self, slot: str, publication: str, start_lsn: int = 0) -> None:
-        """Start streaming. LSN 0 resumes at the slot's confirmed flush position."""
+        """Start streaming at `start_lsn` or the slot's confirmed flush position,
+        whichever is later (LSN 0: at the latter). The server sends every
+        transaction whose commit record starts at or after it, so a commit's
+        end LSN skips that transaction and sends the next one."""
         options = (
             f"proto_version '2', publication_names '{self._quote(publication)}', "
             "streaming 'on', messages 'true'"

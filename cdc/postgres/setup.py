@@ -114,6 +114,10 @@ def slot_state(conn: psycopg.Connection[Any], slot: str) -> tuple[str | None, bo
     return None if row is None else (row[0], row[1])
 
 
+class SlotInUseError(TerminalError):
+    """Another connection streams from the slot."""
+
+
 def check_slot(conn: psycopg.Connection[Any], slot: str, created_before: bool) -> bool:
     """True when the slot exists and can be read; False when it must be created."""
     state = slot_state(conn, slot)
@@ -138,7 +142,7 @@ def check_slot(conn: psycopg.Connection[Any], slot: str, created_before: bool) -
             f"replication slot {slot!r} lost WAL it still needed (wal_status 'lost')", remedy
         )
     if active:
-        raise TerminalError(
+        raise SlotInUseError(
             f"replication slot {slot!r} is in use by another process",
             "stop the other cdc source of this pipeline; only one may run",
         )

@@ -1,9 +1,12 @@
 """The PostgreSQL source: a consistent snapshot, then the logical replication stream.
 
-Resume contract: the slot's `confirmed_flush_lsn` is the resume point. It is
-moved only by `ack` of a commit or heartbeat checkpoint that Kafka has
-accepted, so a restart replays every transaction not yet acknowledged
-(duplicates are possible and carry the same LSN; losses are not).
+Resume contract: the slot's `confirmed_flush_lsn` is the resume point of a
+new process. It is moved only by `ack` of a commit or heartbeat checkpoint
+that Kafka has accepted, so a restart replays every transaction not yet
+acknowledged (duplicates are possible and carry the same LSN; losses are
+not). A source that reconnects within its process resumes after the last
+commit Kafka acknowledged (`_ACKNOWLEDGED`), which the slot's position trails
+by up to a status interval: a lost connection repeats nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from cdc import metrics
 from cdc.applied_marks import PG_APPLICATION_NAME, PG_READ_WRITE_OPTION
 from cdc.bulk import DirectCopy
 from cdc.captured_tables import add_captured
+from cdc.errors import TransientError
 from cdc.position import Position
 from cdc.postgres import captured_relations, catalog, setup
 from cdc.postgres.captured_relations import TableEventSent
@@ -27,6 +31,7 @@ from cdc.postgres.copy_protocol import (
     WAL_START,
     XLOG_PAYLOAD,
     PrimaryKeepalive,
+    lsn_to_str,
     parse_copy_data,
     standby_status_update,
 )
@@ -66,6 +71,16 @@ READ_LIMIT = 1000  # replication messages per read: the status update and heartb
 _XLOG_DATA, _INSERT = ord("w"), ord("I")
 _RELATION_ID = struct.Struct("!I")
 
+# The end LSN of the last commit Kafka acknowledged, by (system identifier,
+# timeline, slot), for the life of the process: what a source that reconnects
+# (walsender terminated, server restarted, network reset) starts the stream at.
+# The slot's confirmed_flush_lsn trails it by up to STATUS_INTERVAL_S plus what
+# was in flight, and starting there would publish those transactions again: a
+# replayed change can fail on the sink (an update of a row a later delete
+# removed). Another timeline (a promoted standby) may hold other transactions
+# at the same LSNs, so a position is only reused on its own.
+_ACKNOWLEDGED: dict[tuple[str, int, str], int] = {}
+
 
 class PostgresSource:
     def __init__(
@@ -85,6 +100,7 @@ class PostgresSource:
         self._slot = settings.slot_name
         self._publication = settings.publication
         self._flush_lsn = 0
+        self._resume_key: tuple[str, int, str] | None = None
         self._conn: psycopg.Connection[Any] | None = None
         self._repl: ReplicationConnection | None = None
         # tables joining the stream, by name: (oid, name, since) for the record
@@ -99,6 +115,20 @@ class PostgresSource:
             autocommit=True,
         )
 
+    def _check_slot(self, conn: psycopg.Connection[Any], key: tuple[str, int, str]) -> bool:
+        """`setup.check_slot`; a slot still held by this process's previous connection
+        (cut by the network without the server noticing yet: it does within
+        wal_sender_timeout) is waited for, not taken for a second source."""
+        try:
+            return setup.check_slot(conn, self._slot, self._offsets.get(SLOT_KEY) is not None)
+        except setup.SlotInUseError as exc:
+            if key not in _ACKNOWLEDGED:
+                raise
+            raise TransientError(
+                f"replication slot {self._slot!r} is still held by this source's previous"
+                " connection; the server lets it go within wal_sender_timeout"
+            ) from exc
+
     # -- the stream -------------------------------------------------------
     def stream(self, start: Position | None = None) -> Iterator[StreamItem]:
         conn = self._conn = self._connect()
@@ -110,12 +140,18 @@ class PostgresSource:
         setup.ensure_publication(conn, self._publication, tables)
         registry = TypeRegistry(conn)
         repl = self._repl = ReplicationConnection(self._dsn)
+        key = self._resume_key = (*repl.identify(), self._slot)
         created = None
-        if not setup.check_slot(conn, self._slot, self._offsets.get(SLOT_KEY) is not None):
+        if not self._check_slot(conn, key):
             export = self._snapshot.mode != "never"
             created = repl.create_slot(self._slot, export_snapshot=export)
             self._offsets.put(SLOT_KEY, {"slot": self._slot, "lsn": created.consistent_point})
             log.info("slot_created", slot=self._slot, lsn=created.consistent_point)
+            _ACKNOWLEDGED.pop(key, None)  # a dropped slot's: nothing of it applies to this one
+        elif _ACKNOWLEDGED.get(key, 0) > self._confirmed_flush(conn):
+            # a reconnect: Kafka has more than the slot confirmed (a slot moved
+            # past it meanwhile, by pg_replication_slot_advance, keeps its own)
+            self._flush_lsn = _ACKNOWLEDGED[key]
         snapshot = self._snapshot.mode != "never" and self._offsets.get(COMPLETE_KEY) is None
         # A snapshot still to take reads every table; a table added to
         # source.tables since one finished is copied as it joins the stream.
@@ -176,8 +212,18 @@ class PostgresSource:
         """`joining`: tables to copy as they join the stream (`cdc.postgres.table_copy`),
         and any created on the source that `source.tables` selects, found as it
         streams; the same scan finds captured tables dropped (`cdc.postgres.table_events`)."""
-        repl.start(self._slot, self._publication)
-        log.info("streaming_started", slot=self._slot)
+
+        def keep_alive() -> None:
+            repl.send(standby_status_update(self._flush_lsn, self._flush_lsn, self._flush_lsn))
+
+        repl.start(self._slot, self._publication, self._flush_lsn)
+        if self._flush_lsn:
+            # A start past the slot's position leaves the slot where it was:
+            # confirming what Kafka has catches it up at once.
+            keep_alive()
+            log.info("streaming_started", slot=self._slot, after=lsn_to_str(self._flush_lsn))
+        else:
+            log.info("streaming_started", slot=self._slot)
         batch, relations, tracker = state.batch, state.relations, state.tracker
         decoder = Decoder()
         interval = self._settings.heartbeat_interval_s
@@ -185,9 +231,6 @@ class PostgresSource:
         next_status = 0.0
         finder = JoiningTables(conn, self._publication, self._settings.selects, tracker)
         next_scan = time.monotonic() + SCAN_TABLES_EVERY_S
-
-        def keep_alive() -> None:
-            repl.send(standby_status_update(self._flush_lsn, self._flush_lsn, self._flush_lsn))
 
         while True:
             now = time.monotonic()
@@ -269,6 +312,14 @@ class PostgresSource:
                     continue
                 yield from state.control(message, lsn)
 
+    def _confirmed_flush(self, conn: psycopg.Connection[Any]) -> int:
+        row = conn.execute(
+            "SELECT confirmed_flush_lsn - '0/0'::pg_lsn FROM pg_replication_slots"
+            " WHERE slot_name = %s",
+            (self._slot,),
+        ).fetchone()
+        return int(row[0]) if row is not None and row[0] is not None else 0
+
     def _measure_lag(self, conn: psycopg.Connection[Any]) -> None:
         row = conn.execute(
             "SELECT pg_current_wal_lsn() - confirmed_flush_lsn FROM pg_replication_slots"
@@ -283,6 +334,8 @@ class PostgresSource:
         if isinstance(position, PgPosition):
             if position.commit and position.lsn > self._flush_lsn:
                 self._flush_lsn = position.lsn
+                if self._resume_key is not None:
+                    _ACKNOWLEDGED[self._resume_key] = position.lsn
                 if position.ts_ms:
                     metrics.SOURCE_LAG_SECONDS.set(max(0.0, time.time() - position.ts_ms / 1000))
         elif isinstance(position, SnapshotMark):
