@@ -105,6 +105,8 @@ class Toxiproxy:
                 self._process = subprocess.Popen(
                     [str(binary), "-host", host, "-port", str(self.port)],
                     stdin=subprocess.DEVNULL,
+                    # its default logs every byte it forwards: megabytes a minute under load
+                    env={**os.environ, "LOG_LEVEL": "warn"},
                     stdout=log,
                     stderr=subprocess.STDOUT,
                 )
