@@ -69,16 +69,20 @@ def invalidate_slot(admin_dsn: str, source: Database, slot: str) -> None:
 
 
 def _others_follow(admin: psycopg.Connection[Any], slot: str, lsn: int) -> None:
-    """Until every other active slot's restart_lsn passed `lsn` (at most 15 s)."""
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
+    """Until every other active slot's restart_lsn passed `lsn`. Going on without them
+    would invalidate a running source's slot too: the run would then fail on the
+    nemesis's own collateral, not on cdc."""
+    deadline = time.monotonic() + 120
+    while True:
         behind = admin.execute(
-            "SELECT count(*) FROM pg_replication_slots WHERE slot_name <> %s AND active"
-            " AND restart_lsn < %s::pg_lsn",
+            "SELECT string_agg(slot_name, ', ') FROM pg_replication_slots"
+            " WHERE slot_name <> %s AND active AND restart_lsn < %s::pg_lsn",
             (slot, f"{lsn >> 32:X}/{lsn & 0xFFFFFFFF:X}"),
         ).fetchone()
-        if behind is not None and behind[0] == 0:
+        if behind is None or behind[0] is None:
             return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"running slots {behind[0]} did not pass {lsn:X} in 120 s")
         time.sleep(0.2)
 
 
