@@ -137,9 +137,16 @@ def _timestamp(zero: Converter) -> Converter:
     return convert
 
 
+def _selected(spec: ColumnSpec) -> str:
+    """A column in the snapshot's select list. The text protocol prints a FLOAT with six
+    significant digits, which two neighbouring float32 values can share (1.2345678 reads
+    as 1.23457): as a DOUBLE it is exact, the value the binlog carries."""
+    name = quote(spec.name)
+    return f"CAST({name} AS DOUBLE)" if spec.type == FIELD_TYPE.FLOAT else name
+
+
 def _float32(value: Any) -> Any:
-    # the binlog carries the stored float32; the text protocol a rounded
-    # decimal: widen the same float32 on both paths
+    # the snapshot's exact double of the stored float32, as the binlog decoder gives it
     return None if value is None else _FLOAT32.unpack(_FLOAT32.pack(value))[0]
 
 
@@ -220,7 +227,7 @@ def read_table(
     last as (rows, None, False), so a chunk is never held whole."""
     names = [c.name for c in table.columns]
     if select is None:
-        columns = ", ".join(quote(c.name) for c in table.columns)
+        columns = ", ".join(_selected(c) for c in table.columns)
         key_at = [names.index(k) for k in table.primary_key]
     else:
         columns = ", ".join([select, *(quote(k) for k in table.primary_key)])
