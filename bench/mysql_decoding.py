@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bench import datasets
@@ -32,10 +33,15 @@ class BinlogRange:
 
 
 def prepare(ctx: Context) -> BinlogRange:
+    return prepare_range(ctx, lambda: datasets.load_mysql(ctx.servers, ctx.src_db, ctx.rows))
+
+
+def prepare_range(ctx: Context, load: Callable[[], None]) -> BinlogRange:
+    """A fresh source database with the bench table, and the binlog range `load` wrote."""
     db = ctx.src_db
     datasets.recreate_mysql_db(ctx.servers, db)
     start = datasets.mysql_binlog_position(ctx.servers)
-    datasets.load_mysql(ctx.servers, db, ctx.rows)
+    load()
     ctx.loaded.add(MYSQL_SOURCE)
     end = datasets.mysql_binlog_position(ctx.servers)
     files = datasets.mysql_binlog_files(ctx.servers, start[0], end[0])
@@ -43,9 +49,27 @@ def prepare(ctx: Context) -> BinlogRange:
     return BinlogRange(db=db, start=start, end=end, files=files)
 
 
+# how `mariadb-binlog --verbose` prints each kind of row change
+_BINLOG_LINES = {"INSERT": "### INSERT INTO", "UPDATE": "### UPDATE", "DELETE": "### DELETE FROM"}
+
+
 def run_mariadb_binlog(ctx: Context, rng: BinlogRange) -> Measurement:
+    return mariadb_binlog(ctx, rng, REFERENCE.name, ("INSERT",), ctx.rows)
+
+
+def mariadb_binlog(
+    ctx: Context, rng: BinlogRange, runner: str, ops: tuple[str, ...], expected: int
+) -> Measurement:
+    """`mariadb-binlog -v` over the range, its row changes of the bench table (of the
+    kinds `ops`: INSERT, UPDATE, DELETE) counted and checked."""
+    table = f"`{rng.db}`.`{datasets.TABLE}`"
+    counters = [NeedleCounter(f"{_BINLOG_LINES[op]} {table}".encode()) for op in ops]
+
+    def feed(chunk: bytes) -> None:
+        for counter in counters:
+            counter.feed(chunk)
+
     ep = ctx.servers.mysql
-    counter = NeedleCounter(f"### INSERT INTO `{rng.db}`.`{datasets.TABLE}`".encode())
     timed = run_timed(
         [
             [
@@ -63,14 +87,20 @@ def run_mariadb_binlog(ctx: Context, rng: BinlogRange) -> Measurement:
             ]
         ],
         env=ctx.servers.tool_env(),
-        sink=counter.feed,
+        sink=feed,
     )
-    if counter.count != ctx.rows:
-        raise RuntimeError(f"mariadb-binlog decoded {counter.count} rows, expected {ctx.rows}")
-    return Measurement(REFERENCE.name, counter.count, timed.seconds, timed.peak_rss_mb)
+    count = sum(c.count for c in counters)
+    if count != expected:
+        raise RuntimeError(f"mariadb-binlog decoded {count} row changes, expected {expected}")
+    return Measurement(runner, count, timed.seconds, timed.peak_rss_mb)
 
 
-def _run_reader(module: str, name: str, ctx: Context, rng: BinlogRange) -> Measurement:
+def run_reader(
+    module: str, name: str, ctx: Context, rng: BinlogRange, expected: int | None = None
+) -> Measurement:
+    """A reader child process over the range; its row count checked against `expected`
+    (default: the workload's rows)."""
+    expected = ctx.rows if expected is None else expected
     out = Collector()
     timed = run_timed(
         [
@@ -91,17 +121,17 @@ def _run_reader(module: str, name: str, ctx: Context, rng: BinlogRange) -> Measu
         cwd=str(ROOT),
     )
     rows = int(json.loads(out.data)["rows"])
-    if rows != ctx.rows:
-        raise RuntimeError(f"{name} decoded {rows} rows, expected {ctx.rows}")
+    if rows != expected:
+        raise RuntimeError(f"{name} decoded {rows} rows, expected {expected}")
     return Measurement(name, rows, timed.seconds, timed.peak_rss_mb)
 
 
 def run_stock_reader(ctx: Context, rng: BinlogRange) -> Measurement:
-    return _run_reader("bench.mysql_stock_reader", STOCK.name, ctx, rng)
+    return run_reader("bench.mysql_stock_reader", STOCK.name, ctx, rng)
 
 
 def run_fast_reader(ctx: Context, rng: BinlogRange) -> Measurement:
-    return _run_reader("bench.mysql_fast_reader", OURS.name, ctx, rng)
+    return run_reader("bench.mysql_fast_reader", OURS.name, ctx, rng)
 
 
 REFERENCE: Runner[BinlogRange] = Runner(

@@ -10,7 +10,7 @@ below the high watermark is acknowledged. The process is then stopped with
 SIGTERM; its peak RSS comes from GNU time, as for every other runner.
 
 Profile the whole source in one process: ``python -m bench.mysql_source
---rows 200000 --profile /tmp/src.prof`` (loads its own ``bench_prof_src``).
+--rows 200000 --profile /tmp/src.prof [--small]`` (loads its own ``bench_prof_src``).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from bench import datasets, mysql_decoding
 from bench.kafka_topics import PARTITIONS, delete_topics, high_watermarks
 from bench.measure import GNU_TIME, Measurement
 from bench.mysql_decoding import BinlogRange
+from bench.oltp_traffic import Mix, load_mysql
 from bench.servers import ENV_FILE, ROOT, _read_env_file, load_servers
 from bench.workloads import Context, Runner
 from cdc.kafka.offsets import KafkaOffsetStore
@@ -78,6 +79,12 @@ def _start_at(bootstrap: str, name: str, start: tuple[str, int]) -> None:
 
 
 def run(ctx: Context, rng: BinlogRange) -> Measurement:
+    return measure(ctx, rng, ctx.rows)
+
+
+def measure(ctx: Context, rng: BinlogRange, messages: int) -> Measurement:
+    """Our source from the range's start until Kafka holds `messages` messages of the
+    bench table."""
     bootstrap = kafka_bootstrap()
     name = f"{ctx.prefix}_cdc_mysql_{os.getpid()}"[:63]
     topic = f"{name}.{rng.db}.{datasets.TABLE}"
@@ -95,7 +102,7 @@ def run(ctx: Context, rng: BinlogRange) -> Measurement:
             )
             stats, log_path = work / "time", work / "cdc.log"
             count, seconds = _timed(
-                ctx.rows,
+                messages,
                 [str(cdc), "run", "-c", str(config)],
                 env,
                 stats,
@@ -106,8 +113,8 @@ def run(ctx: Context, rng: BinlogRange) -> Measurement:
     finally:
         consumer.close()
         delete_topics(bootstrap, name)
-    if count != ctx.rows:
-        raise RuntimeError(f"Kafka holds {count} messages, expected {ctx.rows}")
+    if count != messages:
+        raise RuntimeError(f"Kafka holds {count} messages, expected {messages}")
     return Measurement(NAME, count, seconds, peak_kb / 1024)
 
 
@@ -163,9 +170,10 @@ RUNNER: Runner[BinlogRange] = Runner(
 )
 
 
-def profile(rows: int, prefix: str, out: Path) -> None:
+def profile(rows: int, prefix: str, out: Path, small: bool) -> None:
     """The whole source in this process under cProfile: load `rows` rows as the
-    workload does, then stream their binlog to Kafka until it has them all."""
+    workload does (with `small`, as `mysql_oltp`'s row changes), then stream their
+    binlog to Kafka until it has them all."""
     from cdc.app.daemon import run_source  # noqa: PLC0415
     from cdc.app.lifecycle import Stopper  # noqa: PLC0415
     from cdc.health import Health  # noqa: PLC0415
@@ -181,7 +189,12 @@ def profile(rows: int, prefix: str, out: Path) -> None:
     stopper = Stopper()
     with tempfile.TemporaryDirectory() as tmp:
         ctx = Context(rows=rows, servers=servers, prefix=prefix, workdir=Path(tmp))
-        rng = mysql_decoding.prepare(ctx)
+        if small:
+            mix = Mix.of(rows)
+            rng = mysql_decoding.prepare_range(ctx, lambda: load_mysql(servers, ctx.src_db, mix))
+            messages = mix.messages
+        else:
+            rng, messages = mysql_decoding.prepare(ctx), rows
         try:
             _start_at(bootstrap, name, rng.start)
             config = Path(tmp) / "cdc.yaml"
@@ -189,7 +202,7 @@ def profile(rows: int, prefix: str, out: Path) -> None:
             config.write_text(yaml.safe_dump(settings))
 
             def stop_when_done() -> None:
-                while high_watermarks(consumer, topic) < rows:
+                while high_watermarks(consumer, topic) < messages:
                     time.sleep(0.05)
                 stopper.event.set()
 
@@ -211,8 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--prefix", default="bench_prof")
     parser.add_argument("--profile", type=Path, required=True, help="cProfile stats file")
+    parser.add_argument("--small", action="store_true", help="mysql_oltp's small transactions")
     args = parser.parse_args(argv)
-    profile(args.rows, args.prefix, args.profile)
+    profile(args.rows, args.prefix, args.profile, args.small)
     return 0
 
 

@@ -13,9 +13,12 @@ import sys
 
 from pymysqlreplication import BinLogStreamReader
 from pymysqlreplication.event import XidEvent
-from pymysqlreplication.row_event import WriteRowsEvent
+from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 
 from bench.servers import load_servers, mysql_settings
+
+# every row change counts: an update's (before, after) pair is one row
+_ROWS = (WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent)
 
 
 def decode(*, start: tuple[str, int], end: tuple[str, int], schema: str, table: str) -> int:
@@ -27,14 +30,14 @@ def decode(*, start: tuple[str, int], end: tuple[str, int], schema: str, table: 
         log_pos=start[1],
         resume_stream=True,
         blocking=False,
-        only_events=[WriteRowsEvent, XidEvent],
+        only_events=[WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent, XidEvent],
         enable_logging=False,
     )
     rows = 0
     try:
         for event in stream:
             if (
-                isinstance(event, WriteRowsEvent)
+                isinstance(event, _ROWS)
                 and event.schema == schema
                 and event.table == table
             ):

@@ -12,6 +12,7 @@ slots and a publication, which is what cdc reads.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from psycopg import sql
@@ -38,26 +39,34 @@ def slot_name(ctx: Context, runner: str) -> str:
 
 
 def prepare(ctx: Context) -> PgDecodingState:
+    return prepare_slots(ctx, WORKLOAD, lambda: datasets.load_pg(ctx.servers, ctx.src_db, ctx.rows))
+
+
+def prepare_slots(
+    ctx: Context, workload: Workload[PgDecodingState], load: Callable[[], None]
+) -> PgDecodingState:
+    """A fresh source database with the bench table, a slot per runner of `workload`
+    created before `load` fills it, and the WAL position right after."""
     db = ctx.src_db
     datasets.recreate_pg_db(ctx.servers, db)
     datasets.create_pg_table(ctx.servers, db)
     publication = f"{ctx.prefix}_pub"
     slots: dict[str, str] = {}
     with pg_connect(ctx.servers, db) as conn:
-        if WORKLOAD.runners:
+        if workload.runners:
             # Only pgoutput readers need it, and it would be one more object for pgcopydb to clone.
             conn.execute(
                 sql.SQL("CREATE PUBLICATION {} FOR TABLE public.{}").format(
                     sql.Identifier(publication), sql.Identifier(datasets.TABLE)
                 )
             )
-        for runner in WORKLOAD.all_runners():
+        for runner in workload.all_runners():
             plugin = "test_decoding" if runner.role == "reference" else "pgoutput"
             slot = slot_name(ctx, runner.name)
             # Creating a slot waits for transactions open elsewhere on the server to finish.
             conn.execute("SELECT pg_create_logical_replication_slot(%s, %s)", (slot, plugin))
             slots[runner.name] = slot
-    datasets.load_pg(ctx.servers, db, ctx.rows)
+    load()
     ctx.loaded.add(PG_SOURCE)
     with pg_connect(ctx.servers, db) as conn:
         row = conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()
@@ -82,7 +91,20 @@ def cleanup(ctx: Context, state: PgDecodingState) -> None:
 
 
 def run_pg_recvlogical(ctx: Context, state: PgDecodingState) -> Measurement:
-    counter = NeedleCounter(f"table public.{datasets.TABLE}: INSERT:".encode())
+    return recvlogical(ctx, state, REFERENCE.name, ("INSERT",), ctx.rows)
+
+
+def recvlogical(
+    ctx: Context, state: PgDecodingState, runner: str, ops: tuple[str, ...], expected: int
+) -> Measurement:
+    """`pg_recvlogical` on `runner`'s slot to the end of the load, its changes of the bench
+    table (of the kinds `ops`: INSERT, UPDATE, DELETE) counted and checked."""
+    counters = [NeedleCounter(f"table public.{datasets.TABLE}: {op}:".encode()) for op in ops]
+
+    def feed(chunk: bytes) -> None:
+        for counter in counters:
+            counter.feed(chunk)
+
     timed = run_timed(
         [
             [
@@ -90,7 +112,7 @@ def run_pg_recvlogical(ctx: Context, state: PgDecodingState) -> Measurement:
                 "--dbname",
                 state.db,
                 "--slot",
-                state.slots[REFERENCE.name],
+                state.slots[runner],
                 "--start",
                 "--endpos",
                 state.end_lsn,
@@ -100,11 +122,12 @@ def run_pg_recvlogical(ctx: Context, state: PgDecodingState) -> Measurement:
             ]
         ],
         env=ctx.servers.tool_env(),
-        sink=counter.feed,
+        sink=feed,
     )
-    if counter.count != ctx.rows:
-        raise RuntimeError(f"pg_recvlogical decoded {counter.count} rows, expected {ctx.rows}")
-    return Measurement(REFERENCE.name, counter.count, timed.seconds, timed.peak_rss_mb)
+    count = sum(c.count for c in counters)
+    if count != expected:
+        raise RuntimeError(f"pg_recvlogical decoded {count} changes, expected {expected}")
+    return Measurement(runner, count, timed.seconds, timed.peak_rss_mb)
 
 
 REFERENCE: Runner[PgDecodingState] = Runner(

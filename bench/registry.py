@@ -14,6 +14,7 @@ from bench import (
     end_to_end,
     mysql_decoding,
     mysql_source,
+    oltp,
     pg_decoding,
     pg_source,
     sink_apply,
@@ -27,6 +28,8 @@ mysql_decoding.WORKLOAD.runners.append(mysql_source.RUNNER)
 WORKLOADS: list[Workload[Any]] = [
     pg_decoding.WORKLOAD,
     mysql_decoding.WORKLOAD,
+    oltp.PG_WORKLOAD,
+    oltp.MYSQL_WORKLOAD,
     bulk_copy.WORKLOAD,
     direct_copy.PG_WORKLOAD,
     direct_copy.MYSQL_WORKLOAD,

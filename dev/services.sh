@@ -41,6 +41,14 @@ die() { printf '[services] error: %s\n' "$*" >&2; exit 1; }
 # two when that is PID 1): `kill -0` still finds it, but it serves nothing any more.
 alive() { kill -0 "$1" 2>/dev/null && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null; }
 
+# After a kill -9: the process is gone (a start right after would find it still
+# holding its port and files, and take it for running). Empty pid: nothing to wait for.
+gone() {
+  [ -n "$1" ] || return 0
+  for _ in $(seq 1 100); do alive "$1" || return 0; sleep 0.1; done
+  die "pid $1 outlived kill -9"
+}
+
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # The service users must reach their data directories. When the checkout sits
@@ -182,7 +190,10 @@ pg_start() {
 }
 
 pg_stop() { pg_running && su -s /bin/sh postgres -c "$PG_BIN/pg_ctl -D '$DEV/pg/data' -m fast -w stop" >/dev/null || true; }
-pg_kill() { [ -f "$DEV/pg/data/postmaster.pid" ] && kill -9 "$(head -1 "$DEV/pg/data/postmaster.pid")" 2>/dev/null || true; }
+pg_kill() {
+  local p; p=$(head -1 "$DEV/pg/data/postmaster.pid" 2>/dev/null || true)
+  [ -n "$p" ] && kill -9 "$p" 2>/dev/null; gone "$p"
+}
 
 # ------------------------------------------------------------------- MariaDB
 my_pid() { cat "$DEV/mysql/mariadbd.pid" 2>/dev/null || true; }
@@ -262,7 +273,7 @@ my_stop() {
   for _ in $(seq 1 120); do alive "$p" || return 0; sleep 0.5; done
   die "MariaDB (pid $p) did not stop"
 }
-my_kill() { local p; p=$(my_pid); [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; }
+my_kill() { local p; p=$(my_pid); [ -n "$p" ] && kill -9 "$p" 2>/dev/null; gone "$p"; }
 
 # --------------------------------------------------------------------- Kafka
 kafka_pid() { cat "$DEV/kafka/kafka.pid" 2>/dev/null || true; }
@@ -345,7 +356,7 @@ kafka_stop() {
   for _ in $(seq 1 120); do alive "$p" || return 0; sleep 0.5; done
   kill -9 "$p" 2>/dev/null || true
 }
-kafka_kill() { local p; p=$(kafka_pid); [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; }
+kafka_kill() { local p; p=$(kafka_pid); [ -n "$p" ] && kill -9 "$p" 2>/dev/null; gone "$p"; }
 
 # ---------------------------------------------------------------------------
 write_env() {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from cdc import values
-from cdc.envelope import ValueTemplate
+from cdc.envelope import TransactionTemplate, ValueTemplate, transaction_template
 from cdc.errors import SetupError
 from cdc.events import EncodedChanges, Op
 from cdc.mysql import catalog, schema
@@ -25,25 +25,56 @@ def schema_of(decoder: RowDecoder, table: catalog.MyTable) -> TableSchema:
     return schema.table_schema(decoder.schema, decoder.table, decoder.columns, key, table.defaults)
 
 
-def row_messages(
+# the source fields one transaction's rows share and the next one's change; their
+# template is built once per table layout (`TransactionTemplate`)
+_TX_FIELDS = ("server_id", "file", "pos", "gtid", "ts_ms")
+
+
+class RowMessages:
+    """Binlog rows events to their messages, with one `TransactionTemplate` per table
+    layout: a transaction of one row pays for its row, not for a new envelope."""
+
+    def __init__(self) -> None:
+        self._templates: dict[tuple[str, str, str], TransactionTemplate] = {}
+
+    def __call__(
+        self,
+        table_schema: TableSchema,
+        fingerprint: str,
+        op: Op,
+        pairs: list[RowPair],
+        first: int,
+        ts_ms: int,
+        position: BinlogPosition,
+        source: dict[str, Any],
+        now_ms: int,
+    ) -> EncodedChanges:
+        """The messages of one rows event from its row `first` on, as the
+        publisher would encode their change events (processing time `now_ms`):
+        the envelope is filled in once per rows event and each row fills in its
+        JSON and its index (`source.row`), with no event object per row."""
+        layout = (table_schema.schema, table_schema.table, fingerprint)
+        transaction = self._templates.get(layout)
+        if transaction is None:
+            transaction = self._templates[layout] = transaction_template(
+                table_schema, fingerprint, position, {**source, "row": 0}, "row", _TX_FIELDS
+            )
+        fields = (source["server_id"], source["file"], source["pos"], source["gtid"], ts_ms)
+        return _messages(
+            table_schema, fingerprint, op, pairs, first, transaction.begin(fields), now_ms
+        )
+
+
+def _messages(
     table_schema: TableSchema,
     fingerprint: str,
     op: Op,
     pairs: list[RowPair],
     first: int,
-    ts_ms: int,
-    position: BinlogPosition,
-    source: dict[str, Any],
+    template: ValueTemplate,
     now_ms: int,
 ) -> EncodedChanges:
-    """The messages of one rows event from its row `first` on, as the
-    publisher would encode their change events (processing time `now_ms`):
-    the envelope is formatted once per rows event and each row fills in its
-    JSON and its index (`source.row`), with no event object per row."""
     key_names = table_schema.key
-    template = ValueTemplate.of_rows(
-        table_schema, fingerprint, ts_ms, position, {**source, "row": 0}, "row"
-    )
     encode, dumps = template.encode, values.dumps
     update = op is Op.UPDATE
     width = len(table_schema.columns)

@@ -49,7 +49,7 @@ from cdc.mysql.position import (
     format_gtids,
     parse_gtids,
 )
-from cdc.mysql.row_events import row_messages
+from cdc.mysql.row_events import RowMessages
 from cdc.mysql.rows import RowDecoders
 from cdc.mysql.snapshot import snapshot_position
 from cdc.mysql.table_events import TableEvents
@@ -181,6 +181,7 @@ class MysqlSource:
             tables, seeded, self._connect, self._offsets, self._settings.selects, decoders
         )
         by_name, schemas = captured.by_name, captured.schemas  # the hot path's lookups
+        row_messages = RowMessages()
         stream = self._stream = BinLogStreamReader(
             connection_settings={
                 "host": args["host"],
@@ -205,6 +206,12 @@ class MysqlSource:
                 HeartbeatLogEvent,
             ],
             only_schemas=captured.watched,
+            # A table map is parsed once per table id, not before every transaction's
+            # rows (half of the cost of a one-row transaction): the server gives a
+            # table a new id on every ALTER, FLUSH TABLES and restart. A restart also
+            # reuses old ids, and the library forgets its maps only at some rotations:
+            # the stream forgets them at every one (see RotateEvent below).
+            freeze_schema=True,
             slave_heartbeat=1,
             # The library's MariaDB mode always connects by GTID and would
             # ignore log_file/log_pos; plain COM_BINLOG_DUMP by file:pos works
@@ -265,6 +272,9 @@ class MysqlSource:
                     gtids[gtid.split("-", 1)[0]] = gtid
                 continue
             if isinstance(event, RotateEvent):
+                # the next file may come from a restarted server, whose table ids name
+                # other tables: every table map is read again
+                stream.table_map.clear()
                 if rows_in_tx == 0:
                     tx_start = BinlogPosition(event.next_binlog, event.position, tx_start.gtid)
                 continue

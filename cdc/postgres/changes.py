@@ -17,7 +17,7 @@ from typing import Any
 
 from cdc import values
 from cdc.ddl.schema_diff import copied_fills, next_version
-from cdc.envelope import ValueTemplate
+from cdc.envelope import TransactionTemplate, ValueTemplate
 from cdc.events import ChangeEvent, EncodedChanges, Op
 from cdc.postgres.catalog import PgColumn, PgTable, table_schema
 from cdc.postgres.current_row import ColumnRef, MovedRows, RowReader
@@ -38,6 +38,7 @@ Message = tuple[Op, bytes, bytes]  # op, key, value, as in EncodedChanges
 _NULL = b"null"
 _CREATE, _READ = Op.CREATE, Op.READ  # globals, not enum attribute lookups per row
 _NEW = ord("N")
+_TX_FIELDS = ("ts_ms", "txId")  # what one transaction's rows share and the next one's change
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +65,9 @@ class RelationState:
     key_of: KeyBuilder = field(init=False)
     _json: JsonBuilder = field(init=False)
     _json_fields: FieldsJsonBuilder = field(init=False)
-    # the envelope template of the transaction `_tx`, and its insert format
+    # the envelope template of the relation (built once), of the transaction `_tx`,
+    # and its insert format
+    _transaction: TransactionTemplate | None = field(default=None, init=False)
     _template: ValueTemplate | None = field(default=None, init=False)
     _tx: Transaction | None = field(default=None, init=False)
     _insert: bytes = field(default=b"", init=False)
@@ -159,7 +162,12 @@ class RelationState:
     def _template_of(self, tx: Transaction) -> ValueTemplate:
         template = self._template
         if self._tx is not tx or template is None:
-            template = self._template = ValueTemplate(_event(self, Op.CREATE, tx, 0), "lsn")
+            transaction = self._transaction
+            if transaction is None:
+                transaction = self._transaction = TransactionTemplate(
+                    _event(self, Op.CREATE, tx, 0), "lsn", _TX_FIELDS
+                )
+            template = self._template = transaction.begin((tx.commit_ms, tx.xid))
             self._insert = template.format(Op.CREATE)
             self._tx = tx
         return template

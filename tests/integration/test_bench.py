@@ -20,6 +20,8 @@ ROWS = 5000
 EXPECTED = {
     "pg_decoding": ["pg_recvlogical (test_decoding)"],
     "mysql_decoding": ["mariadb-binlog -v", "python-mysql-replication (stock)"],
+    "pg_oltp": ["pg_recvlogical (test_decoding)"],
+    "mysql_oltp": ["mariadb-binlog -v", "python-mysql-replication (stock)"],
     "bulk_copy": ["COPY pipe (psql | psql)", "pgcopydb clone", "pgloader"],
     "sink_apply": [
         "COPY pipe (psql | psql), keyed table",

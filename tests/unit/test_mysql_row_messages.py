@@ -1,4 +1,4 @@
-"""The MySQL stream's messages (cdc.mysql.row_events.row_messages) are the
+"""The MySQL stream's messages (cdc.mysql.row_events.RowMessages) are the
 bytes the publisher writes for the equivalent change events: one per row,
 a key change as a delete and a create, rows a resumed transaction already
 published left out."""
@@ -14,7 +14,7 @@ import pytest
 from cdc import envelope
 from cdc.events import ChangeEvent, Op
 from cdc.mysql.position import BinlogPosition
-from cdc.mysql.row_events import row_messages
+from cdc.mysql.row_events import RowMessages
 from cdc.schemas import Column, TableSchema
 
 SCHEMA = TableSchema(
@@ -64,8 +64,10 @@ def expected(op: Op, before: Any, after: Any, index: int) -> tuple[Op, bytes, by
     return op, key, envelope.encode_value(event, now_ms=NOW_MS)
 
 
-def messages(op: Op, pairs: list[Any], first: int = 0) -> list[tuple[Op, bytes, bytes]]:
-    encoded = row_messages(
+def messages(
+    op: Op, pairs: list[Any], first: int = 0, encoder: RowMessages | None = None
+) -> list[tuple[Op, bytes, bytes]]:
+    encoded = (encoder or RowMessages())(
         SCHEMA, SCHEMA.fingerprint, op, pairs, first, 1_700_000_000_000, POSITION, SOURCE, NOW_MS
     )
     assert (encoded.schema, encoded.table, encoded.fingerprint) == (
@@ -97,3 +99,16 @@ def test_an_update_is_one_message_and_a_key_change_a_delete_and_a_create() -> No
 def test_rows_a_resumed_transaction_published_are_left_out() -> None:
     pairs = [(None, row(i)) for i in range(4)]
     assert messages(Op.CREATE, pairs, first=3) == [expected(Op.CREATE, None, row(3), 3)]
+
+
+def test_each_transaction_writes_its_own_position_and_time() -> None:
+    encoder = RowMessages()
+    messages(Op.CREATE, [(None, row(1))], encoder=encoder)
+    later = {**SOURCE, "file": "mariadb-bin.000004", "pos": 99, "gtid": "0-1-78", "server_id": 7}
+    encoded = encoder(
+        SCHEMA, SCHEMA.fingerprint, Op.CREATE, [(None, row(2))], 0, 1_700_000_000_500,
+        BinlogPosition("mariadb-bin.000004", 99, "0-1-78"), later, NOW_MS,
+    )  # fmt: skip
+    value = envelope.decode_value(encoded.messages[0][2])
+    envelope_fields = {"schema": "shop", "table": "orders", "txId": None, "snapshot": "false"}
+    assert value.source == {**later, "row": 0, **envelope_fields, "ts_ms": 1_700_000_000_500}
