@@ -35,6 +35,8 @@ class Measurement:
     rows: int
     seconds: float
     peak_rss_mb: float | None = None
+    # (p50, p99, max) milliseconds from a change at the source to the target, where measured
+    latency_ms: tuple[float, float, float] | None = None
 
     @property
     def rows_per_s(self) -> float:

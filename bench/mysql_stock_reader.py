@@ -36,11 +36,7 @@ def decode(*, start: tuple[str, int], end: tuple[str, int], schema: str, table: 
     rows = 0
     try:
         for event in stream:
-            if (
-                isinstance(event, _ROWS)
-                and event.schema == schema
-                and event.table == table
-            ):
+            if isinstance(event, _ROWS) and event.schema == schema and event.table == table:
                 # .rows is where the library decodes the row images.
                 rows += len(event.rows)
             # Binlog names are zero-padded, so (file, pos) tuples order like the log itself.

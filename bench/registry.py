@@ -12,6 +12,7 @@ from bench import (
     bulk_copy,
     direct_copy,
     end_to_end,
+    latency,
     mysql_decoding,
     mysql_source,
     oltp,
@@ -35,4 +36,5 @@ WORKLOADS: list[Workload[Any]] = [
     direct_copy.MYSQL_WORKLOAD,
     sink_apply.WORKLOAD,
     end_to_end.WORKLOAD,
+    *latency.WORKLOADS,
 ]

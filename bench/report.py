@@ -26,6 +26,9 @@ def _entry_json(result: Result, e: Entry) -> dict[str, Any]:
         "rows_per_s": round(m.rows_per_s, 1) if m else None,
         "peak_rss_mb": round(m.peak_rss_mb, 1) if m and m.peak_rss_mb is not None else None,
         "ratio": _round(result.ratio(m)),
+        "latency_ms": dict(zip(("p50", "p99", "max"), m.latency_ms, strict=True))
+        if m and m.latency_ms
+        else None,
         "error": e.error,
     }
 
@@ -115,6 +118,12 @@ def to_markdown(results: list[Result], meta: dict[str, Any], plot: str | None) -
                 )
             )
         lines.append("")
+        lines += [
+            f"- {e.name}: latency p50 {m.latency_ms[0]:.0f} ms, p99 {m.latency_ms[1]:.0f} ms,"
+            f" max {m.latency_ms[2]:.0f} ms"
+            for e in r.entries
+            if (m := e.measurement) is not None and m.latency_ms is not None
+        ]
         lines += [f"- {e.name}: {e.note}" for e in r.entries if e.note]
     lines += ["", "## Setup", "", f"- {RSS_NOTE}"]
     lines += [f"- {k}: {v}" for k, v in meta["versions"].items()]
