@@ -34,7 +34,7 @@ from confluent_kafka import (
 from cdc import metrics
 from cdc.applier import Applier, ApplyResult
 from cdc.changes import Change
-from cdc.errors import EventError, SetupError, TerminalError, TransientError
+from cdc.errors import EventError, TerminalError, TransientError
 from cdc.events import Op
 from cdc.settings import Settings
 from cdc.topics import table_topics_pattern
@@ -43,6 +43,7 @@ from sinks.change_decoding import decode_change
 from sinks.collapse import collapse
 from sinks.dead_letters import DeadLetters
 from sinks.inserts import DirectInserter
+from sinks.membership import SessionFencedError, fatal_error
 from sinks.replays import ReplayGuard, message_positions
 from sinks.schema_cache import SchemaCache
 from sinks.table_barriers import TableBarriers
@@ -89,13 +90,6 @@ _INFORMATIONAL = {
 }
 
 
-class FencedError(SetupError):
-    """Another consumer joined the group under this sink's group.instance.id: the
-    broker fenced this one. Expected of a sink that is stopping anyway (its daemon
-    is gone and its successor started); otherwise two sink processes share one
-    static member id, and restarting either would fence the other in turn."""
-
-
 # The target refused a value or a constraint: apply the batch change by change
 # and dead-letter the changes it refuses. Two changes of one target row under
 # different Kafka keys (a key spelt 1 and "1") meet in one upsert, which
@@ -135,7 +129,10 @@ class SinkWorker:
         self._consumer = Consumer(config)
         self._barriers = TableBarriers(self._consumer, self._prefix, self._renamed_target)
         self._replays = ReplayGuard()
-        self._consumer.subscribe([table_topics_pattern(self._prefix)], on_assign=self._on_assign)
+        self._lost_at: float | None = None  # when a session timeout last took the partitions
+        self._consumer.subscribe(
+            [table_topics_pattern(self._prefix)], on_assign=self._on_assign, on_lost=self._on_lost
+        )
         self._next_commit = 0.0  # of Kafka's offsets (`_commit_hint`)
 
     # -- assignment -------------------------------------------------------
@@ -153,6 +150,11 @@ class SinkWorker:
         # Partitions another sink process took over are its to report now.
         metrics.SINK_CONSUMER_LAG.clear()
         log.info("partitions_assigned", count=len(partitions))
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # the session timed out (Kafka unreachable): a fencing may follow (`membership`)
+        self._lost_at = time.monotonic()
+        log.warning("partitions_lost", count=len(partitions))
 
     def _rewind(self) -> None:
         """After a failed batch: back to what the target has committed."""
@@ -203,22 +205,11 @@ class SinkWorker:
             return []
         return [first, *self._consumer.consume(BATCH_MESSAGES - 1, 0)]
 
-    def _fatal(self, error: KafkaError) -> TerminalError:
+    def _fatal(self, error: KafkaError) -> TerminalError | SessionFencedError:
         """A fatal consumer error: this consumer can no longer be used. The one
         librdkafka raises for a consumer of cdc's settings is fencing."""
-        if self._instance_id is None or "group.instance.id" not in error.str():
-            return TerminalError(
-                f"the Kafka consumer failed: {error.str()}",
-                "a restart starts a new consumer; if it happens again, check the broker's log",
-            )
-        return FencedError(
-            f"another sink process joined consumer group {self._group} as static member"
-            f" {self._instance_id} (this sink's group.instance.id), and Kafka fenced this"
-            " one: two sink daemons of the pipeline run under one sink.instance_id (by"
-            " default the host name)",
-            "give each sink daemon of this pipeline on one host its own sink.instance_id,"
-            " or stop the other one (one daemon with more sink.workers does the same work)",
-        )
+        lost = None if self._lost_at is None else time.monotonic() - self._lost_at
+        return fatal_error(error, self._group, self._instance_id, lost)
 
     def _insert_directly(self, messages: list[Message]) -> ApplyResult | None:
         """An insert-only batch straight to the target (`sinks.inserts`); None

@@ -9,6 +9,7 @@ import socket
 from typing import TYPE_CHECKING
 
 import structlog
+from confluent_kafka import KafkaException
 
 from cdc import metrics
 from cdc.app.lifecycle import Stopper
@@ -48,7 +49,8 @@ def run_sink(settings: Settings, stopper: Stopper, health: Health, worker: int =
     sink processes (`cdc.app.sink_workers`)."""
     # not for source-only runs
     from cdc.app.appliers import build_applier  # noqa: PLC0415
-    from sinks.worker import FencedError, SinkWorker  # noqa: PLC0415
+    from sinks.membership import FencedError, SessionFencedError  # noqa: PLC0415
+    from sinks.worker import SinkWorker  # noqa: PLC0415
 
     if settings.target is None:
         raise TerminalError("the pipeline has no target", "add a target: section to run a sink")
@@ -65,6 +67,11 @@ def run_sink(settings: Settings, stopper: Stopper, health: Health, worker: int =
             gc.set_threshold(*SINK_GC_THRESHOLD)
         try:
             sink.run_once()
+        except SessionFencedError:
+            # the consumer is unusable: the next attempt starts a new one
+            _close_quietly(sink)
+            sink = None
+            raise
         except FencedError:
             if not stopper.event.is_set():
                 raise
@@ -92,6 +99,13 @@ def run_sink(settings: Settings, stopper: Stopper, health: Health, worker: int =
         if sink is not None:
             sink.close()
     log.info("sink_stopped")
+
+
+def _close_quietly(worker: SinkWorker) -> None:
+    try:
+        worker.close()
+    except (*TRANSIENT, KafkaException) as exc:  # a fenced consumer refuses its goodbyes
+        log.warning("sink_close_failed", error=str(exc))
 
 
 def _reconnect_quietly(worker: SinkWorker) -> None:
