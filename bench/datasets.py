@@ -107,12 +107,13 @@ def load_pg(servers: Servers, db: str, rows: int) -> None:
     log(f"pg {db}.{TABLE}: {rows} rows loaded")
 
 
-def recreate_mysql_db(servers: Servers, name: str) -> None:
+def recreate_mysql_db(servers: Servers, name: str, ddl: str = MYSQL_DDL) -> None:
+    """An empty database `name` with the table `ddl` creates (the bench table's)."""
     with mysql_connect(servers) as conn, conn.cursor() as cur:
         cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
         cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
         cur.execute(f"USE `{name}`")
-        cur.execute(MYSQL_DDL)
+        cur.execute(ddl)
 
 
 def drop_mysql_db(servers: Servers, name: str) -> None:

@@ -36,7 +36,7 @@ from bench.latency_load import (
     write_pg,
 )
 from bench.measure import Measurement
-from bench.servers import Servers, mysql_connect, pg_connect
+from bench.servers import Servers, pg_connect
 from bench.workloads import Context, Runner, Workload
 
 WINDOW_S = 15
@@ -70,14 +70,6 @@ def _fresh_pg_source(servers: Servers, db: str) -> None:
     datasets.recreate_pg_db(servers, db)
     with pg_connect(servers, db) as conn:
         conn.execute(PG_SOURCE_DDL)
-
-
-def _fresh_mysql_source(servers: Servers, db: str) -> None:
-    with mysql_connect(servers) as conn, conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS `{db}`")
-        cur.execute(f"CREATE DATABASE `{db}` CHARACTER SET utf8mb4")
-        cur.execute(f"USE `{db}`")
-        cur.execute(MYSQL_SOURCE_DDL)
 
 
 def _reference(rate: int) -> Callable[[Context, LatencyState], Measurement]:
@@ -125,7 +117,7 @@ def _ours(engine: str, rate: int, rows_per_tx: int) -> Runner[LatencyState]:
         pipeline = f"{ctx.prefix}_lat_{engine}_{os.getpid()}"[:63]
         from_mysql = engine == "mysql"
         if from_mysql:
-            _fresh_mysql_source(ctx.servers, state.src_db)
+            datasets.recreate_mysql_db(ctx.servers, state.src_db, MYSQL_SOURCE_DDL)
             source_dsn = sink_apply.mysql_dsn(ctx.servers, state.src_db)
             schema = state.src_db  # a MariaDB database is the target's schema
         else:
