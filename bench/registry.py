@@ -19,6 +19,7 @@ from bench import (
     pg_decoding,
     pg_source,
     sink_apply,
+    sink_mixed,
 )
 from bench.workloads import Workload
 
@@ -35,6 +36,7 @@ WORKLOADS: list[Workload[Any]] = [
     direct_copy.PG_WORKLOAD,
     direct_copy.MYSQL_WORKLOAD,
     sink_apply.WORKLOAD,
+    sink_mixed.WORKLOAD,
     end_to_end.WORKLOAD,
     *latency.WORKLOADS,
 ]

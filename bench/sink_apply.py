@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import quote
 
 import psycopg
+import pymysql
 import yaml
 from confluent_kafka import Consumer
 from psycopg import sql
@@ -170,6 +171,22 @@ def applied_offsets(conn: psycopg.Connection[Any], group: str) -> int:
             (group,),
         ).fetchone()
     except psycopg.errors.UndefinedTable:
+        return 0
+    return int(row[0]) if row else 0
+
+
+def mysql_applied_offsets(conn: Any, db: str, group: str) -> int:
+    """`applied_offsets` of a MySQL/MariaDB target, whose `cdc_offsets` is in the DSN's
+    database `db` (0 before the sink's first batch)."""
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                f"SELECT COALESCE(SUM(next_offset), 0) FROM `{db}`.cdc_offsets"
+                " WHERE consumer_group = %s",
+                (group,),
+            )
+            row = cur.fetchone()
+    except pymysql.err.ProgrammingError:  # no cdc_offsets yet
         return 0
     return int(row[0]) if row else 0
 

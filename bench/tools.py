@@ -15,6 +15,7 @@ PACKAGES = {
     "pg_recvlogical": "postgresql-client-15",
     "psql": "postgresql-client-15",
     "mariadb-binlog": "mariadb-client",
+    "mariadb": "mariadb-client",
     "pgcopydb": "pgcopydb",
     "pgloader": "pgloader",
 }

@@ -25,6 +25,10 @@ EXPECTED = {
     "mysql_decoding": ["mariadb-binlog -v", "python-mysql-replication (stock)"],
     "pg_oltp": ["pg_recvlogical (test_decoding)"],
     "mysql_oltp": ["mariadb-binlog -v", "python-mysql-replication (stock)"],
+    "sink_mixed": [
+        "psql replay, a transaction per change",
+        "mariadb client replay, a transaction per change",
+    ],
     "latency_5k": [
         "paced writer alone, 5,000/s",
         "cdc PG -> PG, 1-row tx",
