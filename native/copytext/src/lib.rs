@@ -310,10 +310,22 @@ fn fingerprint<'py>(
     Ok(found.and_then(|value| value.cast_into::<PyBytes>().ok()))
 }
 
+/// Whether an envelope's `op` makes a new row (`c`, `r`): the envelope's own is
+/// its last `,"op":"` (it follows before, after and source, where a column
+/// named op may hold the same text).
+fn makes_a_row(value: &[u8]) -> bool {
+    const OP: &[u8] = b",\"op\":\"";
+    value
+        .windows(OP.len())
+        .rposition(|w| w == OP)
+        .is_some_and(|at| matches!(value.get(at + OP.len()), Some(b'c' | b'r')))
+}
+
 /// The values of a batch of consumed messages by topic, with each topic's
 /// schema fingerprint, and the next offset per (topic, partition); None when
-/// any message lacks a key, a value or a fingerprint, or a topic's
-/// fingerprint changes inside the batch.
+/// any message lacks a key, a value or a fingerprint, is not an insert or a
+/// snapshot read (an update or delete: no COPY is begun only to be rolled
+/// back), or a topic's fingerprint changes inside the batch.
 #[pyfunction]
 fn group_by_topic<'py>(
     py: Python<'py>,
@@ -325,6 +337,12 @@ fn group_by_topic<'py>(
     for msg in messages.iter() {
         let value = msg.call_method0(intern!(py, "value"))?;
         if value.is_none() || msg.call_method0(intern!(py, "key"))?.is_none() {
+            return Ok(None);
+        }
+        if !value
+            .cast::<PyBytes>()
+            .is_ok_and(|v| makes_a_row(v.as_bytes()))
+        {
             return Ok(None);
         }
         let Some(print) = fingerprint(&msg.call_method0(intern!(py, "headers"))?, header)? else {
@@ -392,4 +410,23 @@ fn cdc_copytext(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("BINARY_TRAILER", PyBytes::new(module.py(), binary::TRAILER))?;
     module.add_function(wrap_pyfunction!(group_by_topic, module)?)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::makes_a_row;
+
+    #[test]
+    fn only_inserts_and_reads_make_a_row_whatever_a_column_named_op_holds() {
+        let value = |op: &str| {
+            format!(
+                r#"{{"before":null,"after":{{"id":1,"op":"c"}},"source":{{"op":"c"}},"op":"{op}","ts_ms":1}}"#
+            )
+        };
+        assert!(makes_a_row(value("c").as_bytes()));
+        assert!(makes_a_row(value("r").as_bytes()));
+        assert!(!makes_a_row(value("u").as_bytes()));
+        assert!(!makes_a_row(value("d").as_bytes()));
+        assert!(!makes_a_row(b"{}"));
+    }
 }
