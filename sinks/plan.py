@@ -25,7 +25,9 @@ LAST_WRITER_WINS = "last-writer-wins"
 @dataclass
 class TablePlan:
     deletes: list[KeyValues] = field(default_factory=list)
-    upserts: list[dict[str, Any]] = field(default_factory=list)
+    # whole rows of keys the target does not hold (an applier may COPY them in)
+    creates: list[dict[str, Any]] = field(default_factory=list)
+    upserts: list[dict[str, Any]] = field(default_factory=list)  # whole rows of keys it holds
     # rows without their unchanged columns, by column set (one statement each)
     partial: dict[tuple[str, ...], list[dict[str, Any]]] = field(default_factory=dict)
     # what was applied, for the last-writer-wins versions
@@ -66,7 +68,7 @@ def plan_table(
                 plan.deletes.append(key)
                 result.rows[(target_name, "d")] += 1
         elif state.complete:
-            plan.upserts.append(state.row)
+            (plan.upserts if exists else plan.creates).append(state.row)
             result.rows[(target_name, "u" if exists else "c")] += 1
         elif exists:
             plan.partial.setdefault(tuple(state.row), []).append(state.row)

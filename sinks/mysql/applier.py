@@ -197,7 +197,7 @@ class MysqlApplier:
         for sql in statements.deletes(table.ident, names, deletes, self._budget):
             cur.execute(sql)
         groups: dict[tuple[str, ...], list[str]] = {}
-        for row in plan.upserts:  # a column added mid-batch gives rows of two shapes
+        for row in [*plan.creates, *plan.upserts]:  # a column added mid-batch: two shapes
             groups.setdefault(tuple(row), []).append("(" + ", ".join(row.values()) + ")")
         for columns, values in groups.items():
             others = [c for c in columns if c not in table.key] or [table.key[0]]

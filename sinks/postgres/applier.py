@@ -35,7 +35,7 @@ from sinks.inserts import InsertBatch, Offsets
 from sinks.plan import LAST_WRITER_WINS, plan_table
 from sinks.postgres import table_ddl
 from sinks.postgres.copy_progress import PgCopyProgress
-from sinks.postgres.direct_inserts import NotDirectError, copy_messages, copy_new_rows
+from sinks.postgres.direct_inserts import NotDirectError, copy_messages, copy_new_rows, copy_rows
 from sinks.postgres.keyless import PgKeyless
 from sinks.postgres.offsets import OFFSETS_DDL, OFFSETS_TABLE, write_offsets
 from sinks.postgres.schema_changes import RECORDS_DDL
@@ -180,6 +180,10 @@ class PostgresApplier:
             else set()
         )
         plan = plan_table(keys, found, newer, policy, table.qualified, result)
+        # new rows go straight in, not through the staging table (where a TOASTed
+        # value would be written twice); a key that appeared meanwhile is staged
+        if plan.creates and not copy_rows(self._conn, table, plan.creates):
+            plan.upserts += plan.creates
         stage_and_apply(self._conn, table, plan)
         if policy == LAST_WRITER_WINS:
             record_versions(self._conn, table.qualified, plan.applied)

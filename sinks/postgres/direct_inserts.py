@@ -77,16 +77,24 @@ def copy_new_rows(
     rows = [
         s.row for _, s in keys if s.complete and s.first_op in _NEW_ROW_OPS and s.row is not None
     ]
+    if len(rows) < len(keys) or not copy_rows(conn, table, rows):
+        return False
+    result.rows[(table.qualified, "c")] += len(keys)
+    result.last_ts_ms = max(result.last_ts_ms, *(s.ts_ms for _, s in keys))
+    return True
+
+
+def copy_rows(
+    conn: psycopg.Connection[Any], table: TargetTable, rows: list[dict[str, Any]]
+) -> bool:
+    """COPY whole new rows into the table under a savepoint; False, with nothing
+    written, when a key exists already."""
 
     def write(copy: psycopg.Copy) -> None:
         for text in table.lines.chunks(rows):
             copy.write(text)
 
-    if len(rows) < len(keys) or not _copy_rows(conn, table, write):
-        return False
-    result.rows[(table.qualified, "c")] += len(keys)
-    result.last_ts_ms = max(result.last_ts_ms, *(s.ts_ms for _, s in keys))
-    return True
+    return _copy_rows(conn, table, write)
 
 
 def _copy_rows(

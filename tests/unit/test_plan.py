@@ -63,7 +63,9 @@ class Target:
                 plan = plan_table(keys, existing, newer, policy, self.name, result)
                 for key in plan.deletes:
                     del self.rows[key[0]]
-                for row in plan.upserts:  # every column: one the row lacks is NULL
+                assert not any(row["id"] in self.rows for row in plan.creates)
+                assert all(row["id"] in self.rows for row in plan.upserts)
+                for row in [*plan.creates, *plan.upserts]:  # a column it lacks is NULL
                     self.rows[row["id"]] = {c: row.get(c) for c in SCHEMA.column_names}
                 for rows in plan.partial.values():
                     for row in rows:
