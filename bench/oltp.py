@@ -7,15 +7,27 @@ so these are the figures production traffic gets.
 
 - `pg_oltp`: reference `pg_recvlogical` (test_decoding) on a slot created before the
   load; ours, `cdc run --role source` on its own pgoutput slot, until Kafka holds
-  every change and each delete's tombstone.
+  every change and each delete's tombstone; peer, Debezium's PostgreSQL connector.
 - `mysql_oltp`: reference `mariadb-binlog -v` over the load's binlog range; peer,
-  stock python-mysql-replication decoding every rows event; ours, `cdc run --role
-  source` from the range's start until Kafka holds every change and tombstone.
+  stock python-mysql-replication decoding every rows event, and Debezium's MySQL
+  connector (its MariaDB one is not on Maven Central; 3.6 refuses MariaDB, 3.5 reads
+  it); ours, `cdc run --role source` from the range's start until Kafka holds every
+  change and tombstone.
 """
 
 from __future__ import annotations
 
-from bench import mysql_decoding, mysql_source, oltp_traffic, pg_decoding, pg_source
+import os
+
+from bench import (
+    datasets,
+    debezium,
+    mysql_decoding,
+    mysql_source,
+    oltp_traffic,
+    pg_decoding,
+    pg_source,
+)
 from bench.measure import Measurement
 from bench.mysql_decoding import BinlogRange
 from bench.oltp_traffic import OPS, Mix
@@ -41,6 +53,18 @@ def _pg_ours(ctx: Context, state: PgDecodingState) -> Measurement:
     return Measurement(measured.name, mix.events, measured.seconds, measured.peak_rss_mb)
 
 
+def _pg_debezium(ctx: Context, state: PgDecodingState) -> Measurement:
+    return debezium.run_postgres(
+        ctx,
+        db=state.db,
+        table=datasets.TABLE,
+        slot=state.slots[debezium.PG_NAME],
+        publication=state.publication,
+        expected=Mix.of(ctx.rows).events,
+        name=f"{ctx.prefix}_dbz_pg_{os.getpid()}",
+    )
+
+
 def _prepare_mysql(ctx: Context) -> BinlogRange:
     mix = Mix.of(ctx.rows)
     return mysql_decoding.prepare_range(
@@ -64,6 +88,23 @@ def _mysql_ours(ctx: Context, rng: BinlogRange) -> Measurement:
     return Measurement(measured.name, mix.events, measured.seconds, measured.peak_rss_mb)
 
 
+def _mysql_debezium(ctx: Context, rng: BinlogRange) -> Measurement:
+    return debezium.run_mysql(
+        ctx,
+        db=rng.db,
+        table=datasets.TABLE,
+        start=rng.start,
+        expected=Mix.of(ctx.rows).events,
+        name=f"{ctx.prefix}_dbz_my_{os.getpid()}",
+    )
+
+
+# Debezium's figures include Kafka Connect's start-up (JVM, plugins, REST server), as
+# ours include the interpreter's; its tombstones are off, so a message is a change
+DEBEZIUM_NOTE = (
+    "Kafka Connect standalone, from the load's start; spawn until Kafka holds every change"
+)
+
 PG_REFERENCE: Runner[PgDecodingState] = Runner(
     "pg_recvlogical (test_decoding)",
     "reference",
@@ -83,7 +124,8 @@ PG_WORKLOAD: Workload[PgDecodingState] = Workload(
             _pg_ours,
             note="cdc run --role source, own pgoutput slot; spawn until Kafka acknowledged"
             " every change and tombstone",
-        )
+        ),
+        Runner(debezium.PG_NAME, "peer", _pg_debezium, note=DEBEZIUM_NOTE + ", own slot"),
     ],
     cleanup=pg_decoding.cleanup,
     tools=("pg_recvlogical",),
@@ -111,6 +153,7 @@ MYSQL_WORKLOAD: Workload[BinlogRange] = Workload(
             " acknowledged every change and tombstone",
         ),
         Runner(STOCK_NAME, "peer", _stock, note="BinLogStreamReader, every rows event's .rows"),
+        Runner(debezium.MYSQL_NAME, "peer", _mysql_debezium, note=DEBEZIUM_NOTE),
     ],
     tools=("mariadb-binlog",),
 )

@@ -48,6 +48,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="name prefix of the bench databases and slots (<prefix>_src, <prefix>_dst)",
     )
     p.add_argument("--keep", action="store_true", help="keep the bench databases afterwards")
+    p.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="leave out the runners whose name holds TEXT (repeatable), e.g. --skip Debezium",
+    )
     args = p.parse_args(argv)
     if args.rows < 1:
         p.error("--rows must be positive")
@@ -121,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     servers = load_servers()
     workloads = [w for w in WORKLOADS if not args.only or w.name in args.only]
+    for workload in workloads:  # before prepare, which makes each runner's slot
+        workload.runners = [r for r in workload.runners if not any(t in r.name for t in args.skip)]
     tools.ensure(sorted({GNU_TIME, *(t for w in workloads for t in w.tools)}))
     meta: dict[str, Any] = {
         "rows": args.rows,
