@@ -32,9 +32,7 @@ EXPECTED = {
     "latency_5k": [
         "paced writer alone, 5,000/s",
         "cdc PG -> PG, 1-row tx",
-        "cdc PG -> PG, 10-row tx",
         "cdc MariaDB -> PG, 1-row tx",
-        "cdc MariaDB -> PG, 10-row tx",
     ],
     "bulk_copy": ["COPY pipe (psql | psql)", "pgcopydb clone", "pgloader"],
     "sink_apply": [
@@ -72,6 +70,8 @@ def test_bench_measures_every_reference(tmp_path: Path) -> None:
             # Debezium's runners start Kafka Connect, a minute each here: `make test-chaos`
             # runs them (tests/integration/test_debezium_bench.py)
             "--skip=Debezium",
+            # the 10-row transactions run the 1-row ones' code with another writer
+            "--skip=10-row",
             # latency_20k is latency_5k's code at another rate: one of them is enough here
             *(f"--only={w.name}" for w in WORKLOADS if w.name != "latency_20k"),
         ],
