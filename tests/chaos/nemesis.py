@@ -42,6 +42,8 @@ class Outcome:
     kind: str
     pipeline: str  # the pipeline drawn for it
     recovery: dict[str, float | None]  # seconds from the fault's end to the probe on the target
+    number: int = 0  # in the run (0: the start and end probes)
+    at: str = ""  # when the fault began, UTC, as the run's progress lines and logs say it
 
 
 @dataclass
@@ -99,11 +101,16 @@ class Nemesis:
                 f"[chaos] {now} {number}/{self.faults} {fault.kind} on {pipeline.label}", flush=True
             )
             touched = fault.run(self, pipeline)
-            self._probe(fault.kind, pipeline, touched)
+            self._probe(fault.kind, pipeline, touched, number, now)
             self._check_health()
 
     def _probe(
-        self, kind: str, drawn: Pipeline | None = None, touched: list[Pipeline] | None = None
+        self,
+        kind: str,
+        drawn: Pipeline | None = None,
+        touched: list[Pipeline] | None = None,
+        number: int = 0,
+        at: str = "",
     ) -> None:
         ended = time.monotonic()
         pairs = [
@@ -111,7 +118,7 @@ class Nemesis:
             for p in (touched if touched is not None else self.pipelines)
         ]
         recovery = time_probes(pairs, ended, self._check_health)
-        self.outcomes.append(Outcome(kind, drawn.label if drawn else "-", recovery))
+        self.outcomes.append(Outcome(kind, drawn.label if drawn else "-", recovery, number, at))
         for label, seconds in recovery.items():
             if seconds is None:
                 self.problems.append(f"after {kind}: {label} did not deliver a probe row")

@@ -10,6 +10,7 @@ from tests.chaos.compare import Difference
 from tests.chaos.nemesis import Nemesis
 
 GOAL_S = 5.0
+SLOWEST_SHOWN = 12
 
 
 @dataclass
@@ -73,6 +74,23 @@ def report(nemesis: Nemesis, found: dict[str, tuple[Difference, Difference]]) ->
         # the first probe waits for the start-up and the snapshot; the last for the backlog
         mark = "" if longest <= GOAL_S or kind in ("start", "end") else "  over the goal"
         lines.append(f"  {kind:28s} {median:6.2f} s {longest:6.2f} s  {probes:5d}{mark}")
+    slow = sorted(
+        (
+            (seconds, o, label)
+            for o in nemesis.outcomes
+            if o.number
+            for label, seconds in o.recovery.items()
+            if seconds is not None and seconds > GOAL_S
+        ),
+        key=lambda found: -found[0],
+    )
+    if slow:
+        # to take apart in the logs: a pipeline taking a new snapshot, a busy machine
+        lines += ["", f"slowest recoveries ({len(slow)} over the goal):"]
+        lines += [
+            f"  fault {o.number} at {o.at}, {o.kind} (drawn: {o.pipeline}): {label} {s:.1f} s"
+            for s, o, label in slow[:SLOWEST_SHOWN]
+        ]
     if failures:
         lines += ["", "FAILED:", *(f"  - {f}" for f in failures), "", f"reproduce: {command}"]
     return Verdict("\n".join(lines), failures)
