@@ -39,7 +39,11 @@ def slot_name(ctx: Context, runner: str) -> str:
 
 
 def prepare(ctx: Context) -> PgDecodingState:
-    return prepare_slots(ctx, WORKLOAD, lambda: datasets.load_pg(ctx.servers, ctx.src_db, ctx.rows))
+    state = prepare_slots(
+        ctx, WORKLOAD, lambda: datasets.load_pg(ctx.servers, ctx.src_db, ctx.rows)
+    )
+    ctx.loaded.add(PG_SOURCE)  # the bench table's rows: later workloads read them too
+    return state
 
 
 def prepare_slots(
@@ -49,6 +53,7 @@ def prepare_slots(
     created before `load` fills it, and the WAL position right after."""
     db = ctx.src_db
     datasets.recreate_pg_db(ctx.servers, db)
+    ctx.loaded.discard(PG_SOURCE)  # what `load` writes is its own
     datasets.create_pg_table(ctx.servers, db)
     publication = f"{ctx.prefix}_pub"
     slots: dict[str, str] = {}
@@ -67,7 +72,6 @@ def prepare_slots(
             conn.execute("SELECT pg_create_logical_replication_slot(%s, %s)", (slot, plugin))
             slots[runner.name] = slot
     load()
-    ctx.loaded.add(PG_SOURCE)
     with pg_connect(ctx.servers, db) as conn:
         row = conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()
         assert row is not None
