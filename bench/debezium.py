@@ -32,25 +32,23 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import struct
 import subprocess
 import tempfile
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 from confluent_kafka import Consumer
 
+from bench.kafka_timing import time_until_in_kafka
 from bench.kafka_topics import PARTITIONS, delete_topics, high_watermarks
-from bench.measure import GNU_TIME, Measurement
+from bench.measure import Measurement
 from bench.mysql_source import kafka_bootstrap
 from bench.servers import ROOT
 from bench.workloads import Context
 
 PG_NAME = "Debezium 3.6 PostgreSQL connector (Connect standalone)"
 MYSQL_NAME = "Debezium 3.5 MySQL connector (Connect standalone)"
-TIMEOUT_S = 900.0
 CONNECT = ROOT / ".dev" / "connect"
 INSTALL = ROOT / "dev" / "connect.sh"
 LOG_CONFIG = ROOT / "dev" / "connect" / "log4j2.properties"
@@ -203,21 +201,15 @@ def _run(
                 str(connector_file),
             ]
             env = dict(os.environ) | {PASSWORD_VAR: password}
-            stats = work / "time"
-            count, seconds = _timed(
-                expected,
-                [GNU_TIME, "--format=%M", f"--output={stats}", *argv],
-                env,
-                work / "connect.log",
-                lambda: high_watermarks(consumer, topic),
+            count, seconds, rss = time_until_in_kafka(
+                argv, env, work, expected, lambda: high_watermarks(consumer, topic), title
             )
-            peak_kb = int(stats.read_text().split()[-1])
     finally:
         consumer.close()
         delete_topics(bootstrap, name)
     if count != expected:
         raise RuntimeError(f"Kafka holds {count} messages of {topic}, expected {expected}")
-    return Measurement(title, count, seconds, peak_kb / 1024)
+    return Measurement(title, count, seconds, rss)
 
 
 def _worker(bootstrap: str, offsets: Path) -> dict[str, str]:
@@ -245,52 +237,6 @@ def _worker(bootstrap: str, offsets: Path) -> dict[str, str]:
 def _properties(values: Mapping[str, str]) -> str:
     # Values here hold no backslash, newline or leading blank a properties file would alter.
     return "".join(f"{key}={value}\n" for key, value in values.items())
-
-
-def _timed(
-    expected: int,
-    argv: list[str],
-    env: dict[str, str],
-    log_path: Path,
-    acknowledged: Callable[[], int],
-) -> tuple[int, float]:
-    """Spawn `argv`; (messages in Kafka, seconds from the spawn until `expected` were)."""
-    with log_path.open("wb") as log_file:
-        start = time.perf_counter()
-        proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, env=env
-        )
-        try:
-            count = 0
-            while count < expected:
-                if proc.poll() is not None:
-                    raise RuntimeError(
-                        f"Kafka Connect exited with {proc.returncode} after {count} messages:\n"
-                        + log_path.read_text(errors="replace")[-4000:]
-                    )
-                if time.perf_counter() - start > TIMEOUT_S:
-                    raise RuntimeError(
-                        f"Debezium moved {count} of {expected} messages in {TIMEOUT_S}s:\n"
-                        + log_path.read_text(errors="replace")[-4000:]
-                    )
-                time.sleep(0.02)
-                count = acknowledged()
-            return count, time.perf_counter() - start
-        finally:
-            _stop(proc)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    # GNU time forwards no signal: SIGTERM the JVM itself, its only child, which stops the
-    # connector and exits.
-    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
-    for pid in children.read_text().split() if children.exists() else []:
-        os.kill(int(pid), signal.SIGTERM)
-    try:
-        proc.wait(120)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 # ------------------------------------------------- Connect's standalone offsets file

@@ -18,12 +18,9 @@ from __future__ import annotations
 import argparse
 import cProfile
 import os
-import signal
-import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -31,8 +28,9 @@ import yaml
 from confluent_kafka import Consumer
 
 from bench import datasets, mysql_decoding
+from bench.kafka_timing import time_until_in_kafka
 from bench.kafka_topics import PARTITIONS, delete_topics, high_watermarks
-from bench.measure import GNU_TIME, Measurement
+from bench.measure import Measurement
 from bench.mysql_decoding import BinlogRange
 from bench.oltp_traffic import Mix, load_mysql
 from bench.servers import ENV_FILE, ROOT, _read_env_file, load_servers
@@ -42,7 +40,6 @@ from cdc.mysql.position import BinlogPosition
 from cdc.mysql.source import POSITION_KEY
 
 NAME = "cdc source (binlog -> Kafka)"
-TIMEOUT_S = 900.0
 PASSWORD_VAR = "CDC_BENCH_MYSQL_PASSWORD"
 
 
@@ -100,65 +97,20 @@ def measure(ctx: Context, rng: BinlogRange, messages: int) -> Measurement:
             config.write_text(
                 yaml.safe_dump(_config(ep.host, ep.port, ep.user, rng.db, name, bootstrap))
             )
-            stats, log_path = work / "time", work / "cdc.log"
-            count, seconds = _timed(
-                messages,
+            count, seconds, rss = time_until_in_kafka(
                 [str(cdc), "run", "-c", str(config)],
                 env,
-                stats,
-                log_path,
+                work,
+                messages,
                 lambda: high_watermarks(consumer, topic),
+                "cdc",
             )
-            peak_kb = int(stats.read_text().split()[-1])
     finally:
         consumer.close()
         delete_topics(bootstrap, name)
     if count != messages:
         raise RuntimeError(f"Kafka holds {count} messages, expected {messages}")
-    return Measurement(NAME, count, seconds, peak_kb / 1024)
-
-
-def _timed(
-    rows: int,
-    argv: list[str],
-    env: dict[str, str],
-    stats: Path,
-    log_path: Path,
-    acknowledged: Callable[[], int],
-) -> tuple[int, float]:
-    """Spawn `argv` under GNU time; (messages in Kafka, seconds until all `rows` were)."""
-    with log_path.open("wb") as log_file:
-        start = time.perf_counter()
-        proc = subprocess.Popen(
-            [GNU_TIME, "--format=%M", f"--output={stats}", *argv],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=log_file,
-            env=env,
-        )
-        try:
-            count = 0
-            while count < rows:
-                if proc.poll() is not None:
-                    raise RuntimeError(
-                        f"cdc exited with {proc.returncode} after {count} rows:\n"
-                        + log_path.read_text(errors="replace")[-4000:]
-                    )
-                if time.perf_counter() - start > TIMEOUT_S:
-                    raise RuntimeError(f"cdc moved {count} of {rows} rows in {TIMEOUT_S}s")
-                time.sleep(0.02)
-                count = acknowledged()
-            return count, time.perf_counter() - start
-        finally:
-            # GNU time forwards nothing: signal cdc itself, its only child
-            children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
-            for pid in children.read_text().split() if children.exists() else []:
-                os.kill(int(pid), signal.SIGTERM)
-            try:
-                proc.wait(120)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    return Measurement(NAME, count, seconds, rss)
 
 
 RUNNER: Runner[BinlogRange] = Runner(

@@ -13,8 +13,6 @@ comes from GNU time, as for every other runner.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -24,8 +22,9 @@ import yaml
 from confluent_kafka import Consumer, TopicPartition
 
 from bench import datasets
+from bench.kafka_timing import time_until_in_kafka
 from bench.kafka_topics import PARTITIONS, delete_topics, high_watermarks
-from bench.measure import GNU_TIME, Measurement
+from bench.measure import Measurement
 from bench.pg_decoding import PgDecodingState
 from bench.servers import ENV_FILE, ROOT, _read_env_file
 from bench.workloads import Context, Runner
@@ -90,46 +89,6 @@ def _distinct_rows(bootstrap: str, topic: str, group: str) -> int:
         consumer.close()
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    # GNU time forwards no signal: SIGTERM cdc itself, its only child, which drains and exits
-    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
-    for pid in children.read_text().split() if children.exists() else []:
-        os.kill(int(pid), signal.SIGTERM)
-    try:
-        proc.wait(120)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-def _time_until_in_kafka(
-    expected: int, argv: list[str], env: dict[str, str], log_path: Path, topic: str, group: str
-) -> float:
-    """Seconds from the spawn until Kafka holds `expected` messages of the topic."""
-    consumer = Consumer({"bootstrap.servers": kafka_bootstrap(), "group.id": group})
-    with log_path.open("wb") as log_file:
-        start = time.perf_counter()
-        proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_file, env=env
-        )
-        try:
-            count = 0
-            while count < expected:
-                if proc.poll() is not None:
-                    tail = log_path.read_text(errors="replace")[-4000:]
-                    raise RuntimeError(
-                        f"cdc exited with {proc.returncode} after {count} rows:\n{tail}"
-                    )
-                if time.perf_counter() - start > TIMEOUT_S:
-                    raise RuntimeError(f"cdc moved {count} of {expected} messages in {TIMEOUT_S}s")
-                time.sleep(0.02)
-                count = high_watermarks(consumer, topic)
-            return time.perf_counter() - start
-        finally:
-            _stop(proc)
-            consumer.close()
-
-
 def run(ctx: Context, state: PgDecodingState) -> Measurement:
     return measure(ctx, state, ctx.rows, distinct=True)
 
@@ -142,23 +101,24 @@ def measure(ctx: Context, state: PgDecodingState, messages: int, *, distinct: bo
     topic = f"{name}.public.{datasets.TABLE}"
     cdc = ROOT / ".venv" / "bin" / "cdc"
     env = ctx.servers.tool_env() | {PASSWORD_VAR: quote(ctx.servers.pg.password, safe="")}
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"{name}_watch"})
     with tempfile.TemporaryDirectory(prefix="cdc-bench-ours-", dir=ctx.workdir) as tmp:
         work = Path(tmp)
-        config, stats = work / "cdc.yaml", work / "time"
+        config = work / "cdc.yaml"
         config.write_text(yaml.safe_dump(_config(ctx, state, name, bootstrap)))
-        argv = [GNU_TIME, "--format=%M", f"--output={stats}", str(cdc), "run", "-c", str(config)]
+        argv = [str(cdc), "run", "-c", str(config)]
         try:
-            seconds = _time_until_in_kafka(
-                messages, argv, env, work / "cdc.log", topic, f"{name}_watch"
+            _, seconds, rss = time_until_in_kafka(
+                argv, env, work, messages, lambda: high_watermarks(consumer, topic), "cdc"
             )
             if distinct:
                 rows = _distinct_rows(bootstrap, topic, f"{name}_check")
                 if rows != messages:
                     raise RuntimeError(f"Kafka holds {rows} distinct rows, expected {messages}")
         finally:
+            consumer.close()
             delete_topics(bootstrap, name)
-        peak_kb = int(stats.read_text().split()[-1])
-    return Measurement(NAME, messages, seconds, peak_kb / 1024)
+    return Measurement(NAME, messages, seconds, rss)
 
 
 RUNNER: Runner[PgDecodingState] = Runner(

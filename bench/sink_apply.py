@@ -19,7 +19,6 @@ with an initial snapshot reads the bench table into ``<name>.public.bench_rows``
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import tempfile
 import time
@@ -36,6 +35,7 @@ from confluent_kafka import Consumer
 from psycopg import sql
 
 from bench import bulk_copy, datasets
+from bench.kafka_timing import stop_timed
 from bench.kafka_topics import PARTITIONS, delete_topics, high_watermarks
 from bench.measure import GNU_TIME, Measurement
 from bench.pg_decoding import PG_SOURCE
@@ -149,14 +149,7 @@ class CdcProcess:
 
     def stop(self) -> float:
         """SIGTERM cdc (GNU time forwards no signal) and wait; its peak RSS in MB."""
-        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
-        for pid in children.read_text().split() if children.exists() else []:
-            os.kill(int(pid), signal.SIGTERM)
-        try:
-            self.proc.wait(120)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_timed(self.proc)
         self._log.close()
         text = self._stats.read_text().split() if self._stats.exists() else []
         return int(text[-1]) / 1024 if text else 0.0
