@@ -131,7 +131,10 @@ class SinkWorker:
         self._replays = ReplayGuard()
         self._lost_at: float | None = None  # when a session timeout last took the partitions
         self._consumer.subscribe(
-            [table_topics_pattern(self._prefix)], on_assign=self._on_assign, on_lost=self._on_lost
+            [table_topics_pattern(self._prefix)],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
         )
         self._next_commit = 0.0  # of Kafka's offsets (`_commit_hint`)
 
@@ -151,9 +154,17 @@ class SinkWorker:
         metrics.SINK_CONSUMER_LAG.clear()
         log.info("partitions_assigned", count=len(partitions))
 
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # a partition held at a table-wide event may not come back: none is sought or
+        # resumed while unassigned (librdkafka refuses it); the next assignment reads
+        # each from the target's offsets again
+        self._barriers.clear()
+        self._replays.clear()
+
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # the session timed out (Kafka unreachable): a fencing may follow (`membership`)
         self._lost_at = time.monotonic()
+        self._on_revoke(consumer, partitions)
         log.warning("partitions_lost", count=len(partitions))
 
     def _rewind(self) -> None:
