@@ -32,9 +32,10 @@ import yaml
 
 from bench import bulk_copy, datasets
 from bench.bulk_copy import CopyDbs
+from bench.kafka_timing import stop_timed
 from bench.kafka_topics import delete_topics
 from bench.measure import GNU_TIME, Measurement
-from bench.pg_source import _stop, kafka_bootstrap
+from bench.pg_source import kafka_bootstrap
 from bench.servers import ROOT, pg_connect
 from bench.workloads import Context, Runner, Workload
 
@@ -125,7 +126,7 @@ def _time_until_copied(argv: list[str], env: dict[str, str], log_path: Path) -> 
                 time.sleep(0.02)
             return time.perf_counter() - start
         finally:
-            _stop(proc)
+            stop_timed(proc)
 
 
 def _drop_slot(ctx: Context, slot: str) -> None:
