@@ -67,8 +67,8 @@ def test_bench_measures_every_reference(tmp_path: Path) -> None:
             f"--out={tmp_path}",
             # Own database names, so a `make bench` running at the same time is not clobbered.
             "--prefix=bench_test",
-            # Debezium's runners start Kafka Connect, a minute each here: `make test-chaos`
-            # runs them (tests/integration/test_debezium_bench.py)
+            # Debezium's runners: tests/integration/test_debezium_bench.py, on a small change
+            # log of each engine
             "--skip=Debezium",
             # the 10-row transactions run the 1-row ones' code with another writer
             "--skip=10-row",

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 
-from bench import debezium
+from bench import debezium, kafka_timing
 from bench.servers import load_servers
 from bench.workloads import Context
 from tests.integration.conftest import mysql_connect
@@ -27,10 +27,6 @@ CHANGES = INSERTS + UPDATES + DELETES
 # A connector that misses the range would otherwise wait the bench's full quarter hour.
 TIMEOUT_S = 120.0
 
-# Each test starts a Kafka Connect JVM, about 11 CPU-seconds before the first change is
-# read: the module takes one and a half to two minutes on a busy 2-core machine.
-pytestmark = pytest.mark.chaos
-
 
 @pytest.fixture(scope="module", autouse=True)
 def connect_installed() -> None:
@@ -39,7 +35,7 @@ def connect_installed() -> None:
 
 @pytest.fixture
 def ctx(tmp_path: Path, unique_name: str, monkeypatch: pytest.MonkeyPatch) -> Context:
-    monkeypatch.setattr(debezium, "TIMEOUT_S", TIMEOUT_S)
+    monkeypatch.setattr(kafka_timing, "TIMEOUT_S", TIMEOUT_S)
     return Context(rows=CHANGES, servers=load_servers(), prefix=unique_name, workdir=tmp_path)
 
 
